@@ -1,0 +1,53 @@
+# Millrace: `make dev` runs the platform, `make test` runs the tests; both install first.
+PYTHON ?= python3
+UV := .tools/bin/uv
+RUN := $(UV) run --frozen
+
+.PHONY: install dev test test-unit test-integration test-e2e lint format schemas bench bench-mlserver compose-check clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+install: $(UV)
+	$(UV) sync --all-packages --frozen
+
+dev: install
+	$(RUN) millrace dev
+
+test: install
+	$(RUN) pytest
+
+test-unit: install
+	$(RUN) pytest tests/unit
+
+test-integration: install
+	$(RUN) pytest tests/integration
+
+test-e2e: install
+	$(RUN) pytest tests/e2e
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy libs/common/src services/*/src cli/src
+
+format: install
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+schemas: install
+	$(RUN) python -m millrace_common.contracts libs/common/schemas
+
+bench: install .bench-venv/bin/mlserver
+	$(RUN) python -m bench
+
+# MLServer, the comparison in bench/serving.py, lives in a venv of its own (never in
+# the lock); if it cannot be installed the benchmark says so and goes on
+bench-mlserver: .bench-venv/bin/mlserver
+
+.bench-venv/bin/mlserver:
+	-$(PYTHON) -m venv .bench-venv && .bench-venv/bin/pip install --quiet mlserver mlserver-sklearn
+
+clean:
+	rm -rf .millrace .venv .tools

@@ -1,0 +1,209 @@
+"""Edge agent: idle memory, start-up time to first prediction, forwarding throughput.
+
+The agent runs as a real process (``millrace-edge-agent run``) on a local-directory
+object store holding one real ONNX model. Forwarding is measured by filling the queue
+while the centre is away, then starting a minimal centre that acknowledges every batch
+(202), and timing the drain: the agent's side of store and forward (SQLite reads,
+batching, HTTP, acks), not ingest's or Kafka's. The same drain is timed once more with
+local pre-aggregation on (60 s windows), counting records and bytes in and out.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
+from millrace_common.contracts import SiteManifest
+from millrace_common.objectstore import LocalStore
+
+from tests.support_models import build_model, instance
+
+SITE = "bench-site"
+MODEL = "machine-failure"
+RECORDS = 20_000
+BATCH = 500
+T0 = 1767225600  # 2026-01-01T00:00:00Z
+FACTORY = Path(__file__).resolve().parents[1] / "examples" / "factory"
+
+
+class _Ack(BaseHTTPRequestHandler):
+    received_bytes = 0  # request bodies taken, over the whole run
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        _Ack.received_bytes += len(self.rfile.read(int(self.headers.get("content-length", 0))))
+        self.send_response(202)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_args: object) -> None:
+        return None
+
+
+def _publish(root: Path) -> None:
+    store = LocalStore(root)
+    artifact = build_model(seed=1)
+    store.put(artifact.key(MODEL, 1), artifact.data)
+    manifest = SiteManifest(
+        site=SITE,
+        updated_at=datetime.now(UTC),
+        models=[artifact.target(store, name=MODEL, version=1)],
+    )
+    store.put(f"sites/{SITE}/manifest.json", manifest.model_dump_json(by_alias=True).encode())
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def _first_prediction(base: str) -> bool:
+    try:
+        response = httpx.post(
+            f"{base}/v1/models/{MODEL}/predict", json={"instances": [instance()]}, timeout=2
+        )
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def _fill(base: str) -> float:
+    """RECORDS readings of 50 machines, one a second each (400 s of event time)."""
+    started = time.perf_counter()
+    with httpx.Client(timeout=30) as client:
+        for first in range(0, RECORDS, BATCH):
+            records = [
+                {
+                    "entity_id": f"m-{i % 50}",
+                    "ts": T0 + i // 50,
+                    "temperature": 70.0 + i % 7,
+                    "vibration": 0.2,
+                    "pressure": 3.0,
+                    "speed": 1500.0,
+                }
+                for i in range(first, first + BATCH)
+            ]
+            client.post(
+                f"{base}/v1/datasets/machines/records", json={"records": records}
+            ).raise_for_status()
+    return RECORDS / (time.perf_counter() - started)
+
+
+def _depth(base: str) -> int:
+    return int(httpx.get(f"{base}/v1/status", timeout=5).json()["queue_depth"])
+
+
+def _drain(base: str, centre_port: int) -> tuple[float, int]:
+    """Start an acknowledging centre, time the queue's drain: records/s and bytes sent."""
+    _Ack.received_bytes = 0
+    centre = ThreadingHTTPServer(("127.0.0.1", centre_port), _Ack)
+    threading.Thread(target=centre.serve_forever, daemon=True).start()
+    started = time.perf_counter()
+    try:
+        wait_until(lambda: _depth(base) == 0, timeout=300, what="the queue to drain", interval=0.05)
+        return RECORDS / (time.perf_counter() - started), _Ack.received_bytes
+    finally:
+        centre.shutdown()
+        centre.server_close()
+
+
+def _aggregated(root: Path, env: dict[str, str]) -> tuple[float, dict[str, int], int]:
+    """The drain with pre-aggregation on: records/s in, the agent's in/out, bytes out."""
+    port, centre_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    supervisor = Supervisor(root / "logs-aggregate")
+    supervisor.start(
+        ProcessSpec(
+            name="edge-aggregate",
+            argv=[script("millrace-edge-agent"), "run", "--site", SITE],
+            env={
+                **env,
+                "MILLRACE_EDGE_AGENT_PORT": str(port),
+                "MILLRACE_EDGE_AGENT_CACHE_DIR": str(root / "site-aggregate"),
+                "MILLRACE_EDGE_AGENT_FORWARD_URL": f"http://127.0.0.1:{centre_port}",
+                "MILLRACE_PROJECT": str(FACTORY),
+                "MILLRACE_EDGE_AGENT_FORWARD_MODE": "aggregate",
+                "MILLRACE_EDGE_AGENT_AGGREGATE_WINDOW": "60s",
+                "MILLRACE_EDGE_AGENT_AGGREGATE_GRACE": "0s",
+            },
+            ready_url=f"{base}/healthz",
+        )
+    )
+    try:
+        _fill(base)
+        rate, sent = _drain(base, centre_port)
+        state = httpx.get(f"{base}/v1/status", timeout=5).json()
+    finally:
+        supervisor.stop_all()
+    return rate, {"in": state["records_in"], "out": state["records_out"]}, sent
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _publish(root / "objects")
+        port, centre_port = free_port(), free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {
+            "MILLRACE_OBJECT_STORE": f"file://{root / 'objects'}",
+            "MILLRACE_BROKER": "",
+            "MILLRACE_EDGE_AGENT_PORT": str(port),
+            "MILLRACE_EDGE_AGENT_CACHE_DIR": str(root / "site"),
+            "MILLRACE_EDGE_AGENT_FORWARD_URL": f"http://127.0.0.1:{centre_port}",
+            "MILLRACE_EDGE_AGENT_FORWARD_RETRY_CAP": "0.2",
+            "MILLRACE_LOG_LEVEL": "warning",
+            "MILLRACE_PROJECT": "",
+        }
+        supervisor = Supervisor(root / "logs")
+        spec = ProcessSpec(
+            name="edge", argv=[script("millrace-edge-agent"), "run", "--site", SITE], env=env
+        )
+        try:
+            started = time.perf_counter()
+            running = supervisor.start(spec)
+            wait_until(
+                lambda: _first_prediction(base),
+                timeout=60,
+                what="a first prediction",
+                interval=0.02,
+            )
+            startup = time.perf_counter() - started
+            time.sleep(2.0)  # idle: the poller and the forwarder waiting
+            rss = _rss_mib(running.popen.pid)
+            accept_rate = _fill(base)
+            drain_rate, raw_bytes = _drain(base, centre_port)
+        finally:
+            supervisor.stop_all()
+        agg_rate, agg_counts, agg_bytes = _aggregated(root, env)
+    print(f"edge agent idle RSS:                 {rss:8.1f} MiB")
+    print(f"edge agent start to first prediction:{startup:8.2f} s")
+    print(
+        f"edge agent accept into disk queue:   {accept_rate:8.0f} records/s "
+        f"({BATCH}-record POSTs, fsynced)"
+    )
+    print(
+        f"edge agent forwarding throughput:    {drain_rate:8.0f} records/s "
+        f"({RECORDS} queued records, batches of 500, to an acknowledging centre)"
+    )
+    print(
+        f"edge agent aggregate-mode forwarding:{agg_rate:8.0f} records/s in, "
+        f"{agg_counts['in']} records in -> {agg_counts['out']} out "
+        f"({agg_counts['in'] / max(agg_counts['out'], 1):.0f}x fewer), "
+        f"{raw_bytes / 1024:.0f} KiB raw -> {agg_bytes / 1024:.0f} KiB "
+        f"(50 machines at 1 reading/s, 60 s windows)"
+    )
+    print(f"(cpus: {os.cpu_count()})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+"""Serving benchmarks, measured side by side in one run on this machine: predict vs a
+no-op route (same server, payload and load generator), predict vs calling
+InferenceSession.run directly, adaptive batching on vs off at concurrency 32, p99 during
+hot swaps vs steady state, and Millrace vs Seldon's MLServer serving the same fitted model
+over the same protocol (when MLServer is installed: ``make bench-mlserver``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench._load import Stats, load, request_bytes
+from bench._model import FEATURES, fitted
+from bench._server import BATCHED, PLAIN
+
+TITLE = "serving: ratios measured in one run (raw-socket keep-alive load, 1-row requests)"
+ROOT = Path(__file__).resolve().parent.parent
+MLSERVER = Path(os.environ.get("MILLRACE_BENCH_MLSERVER", ROOT / ".bench-venv/bin/mlserver"))
+SECONDS = float(os.environ.get("MILLRACE_BENCH_SECONDS", "3"))
+CONCURRENCY = 16
+ROW = [0.5, 0.9, -0.2, 0.1, 1.3, -0.7, 0.05]
+V1_BODY = json.dumps({"instances": [dict(zip(FEATURES, ROW, strict=True))]}).encode()
+V2_BODY = json.dumps(
+    {"inputs": [{"name": "input", "shape": [1, 7], "datatype": "FP32", "data": ROW}]}
+).encode()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], *, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+@contextlib.contextmanager
+def process(argv: list[str], ready_url: str, **kwargs: Any) -> Iterator[None]:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+    try:
+        wait_ready(ready_url, proc)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def measure(port: int, path: str, body: bytes, concurrency: int = CONCURRENCY) -> Stats:
+    return load(port, request_bytes(path, body), concurrency=concurrency, seconds=SECONDS)
+
+
+def row(
+    comparison: str,
+    a: str,
+    sa: Stats,
+    b: str,
+    sb: Stats | None,
+    *,
+    ratio: float,
+    target: str,
+    met: bool,
+) -> dict[str, Any]:
+    return {
+        "comparison": comparison,
+        "A": a,
+        "A req/s": sa.rps,
+        "A p99 ms": sa.p99_ms,
+        "A errors": sa.errors,
+        "B": b,
+        "B req/s": sb.rps if sb else "",
+        "B p99 ms": sb.p99_ms if sb else "",
+        "ratio A/B": ratio,
+        "target": target,
+        "met": "yes" if met else "MISSED",
+    }
+
+
+def direct_floor() -> Stats:
+    """InferenceSession.run on the same 1-row input, back to back, in this process."""
+    from millrace_common.scoring import open_session
+
+    session = open_session(fitted(seed=1).onnx)
+    x = np.asarray([ROW], dtype=np.float32)
+    latencies = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < SECONDS:
+        t = time.perf_counter()
+        session.run(None, {"input": x})
+        latencies.append(time.perf_counter() - t)
+    ms = np.asarray(latencies) * 1000
+    return Stats(
+        requests=len(latencies),
+        errors=0,
+        seconds=time.perf_counter() - started,
+        p50_ms=float(np.percentile(ms, 50)),
+        p99_ms=float(np.percentile(ms, 99)),
+    )
+
+
+def during_swaps(port: int) -> tuple[Stats, int]:
+    """Load on production while it is hot-swapped between versions every 250 ms."""
+    stop = threading.Event()
+    swaps: list[str] = []
+
+    def swapper() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            while not stop.wait(0.25):
+                swaps.append(client.post(f"/bench/swap/{PLAIN}").json()["outcome"])
+
+    thread = threading.Thread(target=swapper, daemon=True)
+    thread.start()
+    try:
+        stats = measure(port, f"/v1/models/{PLAIN}/predict", V1_BODY)
+    finally:
+        stop.set()
+        thread.join()
+    return stats, swaps.count("swapped")
+
+
+def millrace_rows(port: int) -> list[dict[str, Any]]:
+    predict = f"/v1/models/{PLAIN}/predict"
+    noop = measure(port, "/bench/noop", V1_BODY)
+    v1 = measure(port, predict, V1_BODY)
+    v2 = measure(port, f"/v2/models/{PLAIN}/infer", V2_BODY)
+    floor = direct_floor()
+    unbatched = measure(port, predict, V1_BODY, concurrency=32)
+    batched = measure(port, f"/v1/models/{BATCHED}/predict", V1_BODY, concurrency=32)
+    steady = measure(port, predict, V1_BODY)
+    swapping, swaps = during_swaps(port)
+    return [
+        row(
+            "predict vs no-op route",
+            "v1 predict",
+            v1,
+            "no-op",
+            noop,
+            ratio=v1.rps / noop.rps,
+            target=">= 0.65",
+            met=v1.rps / noop.rps >= 0.65,
+        ),
+        row(
+            "V2 infer vs no-op route",
+            "v2 infer",
+            v2,
+            "no-op",
+            noop,
+            ratio=v2.rps / noop.rps,
+            target=">= 0.65",
+            met=v2.rps / noop.rps >= 0.65,
+        ),
+        row(
+            "predict vs InferenceSession.run",
+            "v1 predict",
+            v1,
+            "session.run (1 thread)",
+            floor,
+            ratio=v1.rps / floor.rps,
+            target="(the floor)",
+            met=True,
+        ),
+        row(
+            "batching on vs off, c=32",
+            "batched 2ms:64",
+            batched,
+            "unbatched",
+            unbatched,
+            ratio=batched.rps / unbatched.rps,
+            target=">= 2",
+            met=batched.rps >= 2 * unbatched.rps,
+        ),
+        row(
+            f"p99 during {swaps} hot swaps vs steady",
+            "during swaps",
+            swapping,
+            "steady",
+            steady,
+            ratio=swapping.p99_ms / steady.p99_ms,
+            target="p99 <= 2x, 0 errors",
+            met=swapping.p99_ms <= 2 * steady.p99_ms and swapping.errors == 0,
+        ),
+    ]
+
+
+def mlserver_rows(millrace_port: int) -> list[dict[str, Any]]:
+    if not MLSERVER.exists():
+        return [
+            {
+                "comparison": "Millrace vs MLServer",
+                "A": "not run",
+                "note": f"{MLSERVER} missing: `make bench-mlserver` installs mlserver "
+                f"and mlserver-sklearn into .bench-venv",
+            }
+        ]
+    import joblib
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-mlserver-"))
+    port = free_port()
+    try:
+        model_dir = folder / PLAIN
+        model_dir.mkdir()
+        joblib.dump(fitted(seed=1).estimator, model_dir / "model.joblib")
+        (model_dir / "model-settings.json").write_text(
+            json.dumps(
+                {
+                    "name": PLAIN,
+                    "implementation": "mlserver_sklearn.SKLearnModel",
+                    "parameters": {"uri": "./model.joblib", "version": "1"},
+                }
+            )
+        )
+        (folder / "settings.json").write_text(
+            json.dumps(
+                # parallel_workers 0: mlserver 1.7.1's worker pool dies under uvloop 0.23
+                # ("no current event loop", mlserver/parallel/worker.py:81); inference then
+                # runs in the server process itself
+                {
+                    "http_port": port,
+                    "grpc_port": free_port(),
+                    "metrics_port": free_port(),
+                    "parallel_workers": 0,
+                }
+            )
+        )
+        argv = [str(MLSERVER), "start", str(folder)]
+        with process(argv, f"http://127.0.0.1:{port}/v2/models/{PLAIN}/ready", cwd=folder):
+            theirs = measure(port, f"/v2/models/{PLAIN}/infer", V2_BODY)
+        ours = measure(millrace_port, f"/v2/models/{PLAIN}/infer", V2_BODY)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    ratio = ours.rps / theirs.rps
+    return [
+        row(
+            "Millrace vs MLServer (V2 infer)",
+            "millrace",
+            ours,
+            "mlserver 1.7 sklearn",
+            theirs,
+            ratio=ratio,
+            target=">= 2, p99 <=",
+            met=ratio >= 2 and ours.p99_ms <= theirs.p99_ms,
+        )
+    ]
+
+
+def run() -> list[dict[str, Any]]:
+    port = free_port()
+    argv = [sys.executable, "-m", "bench._server", str(port)]
+    with process(argv, f"http://127.0.0.1:{port}/healthz", cwd=ROOT):
+        rows = millrace_rows(port)
+        try:
+            rows += mlserver_rows(port)
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            rows.append(
+                {
+                    "comparison": "Millrace vs MLServer",
+                    "A": "not run",
+                    "note": f"MLServer failed to start: {exc}",
+                }
+            )
+    return rows

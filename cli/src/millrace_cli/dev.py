@@ -1,0 +1,127 @@
+"""``millrace dev``: the embedded platform on one machine, no Docker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from millrace_cli.platform import DEFAULT_PORTS, PlatformConfig, edge_agent_spec, start_platform
+from millrace_cli.processes import Supervisor, port_open
+from millrace_cli.simulator import factory_records, take
+
+MODEL = "machine-failure"
+SITE = "dev-site"
+
+
+def dev_config(workdir: Path, project: Path) -> PlatformConfig:
+    database = os.environ.get("MILLRACE_DATABASE_URL") or f"sqlite:///{workdir / 'millrace.db'}"
+    return PlatformConfig(
+        database_url=database,
+        object_store=f"file://{workdir / 'objects'}",
+        project=project,
+        workdir=workdir,
+    )
+
+
+def run_dev(*, workdir: Path, project: Path, batch: int, interval: float, console: Console) -> None:
+    busy = [f"{n} ({p})" for n, p in DEFAULT_PORTS.items() if port_open(p)]
+    if busy:
+        raise SystemExit(f"millrace dev: ports already in use: {', '.join(busy)}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C when a manager asks
+    config = dev_config(workdir, project)
+    supervisor = Supervisor(workdir / "logs")
+    try:
+        with console.status("starting Tansu and the services…"):
+            start_platform(supervisor, config)
+        console.print(f"[green]platform up[/] — logs in {supervisor.log_dir}")
+        _simulate(config, batch=batch, interval=interval, console=console, supervisor=supervisor)
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        # a second Ctrl-C (or the signal uv forwards) must not cut the clean-up short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        supervisor.stop_all()
+        console.print("stopped")
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _start_edge_site(config: PlatformConfig, supervisor: Supervisor) -> None:
+    """Once the model exists: the demo site follows its production alias."""
+    response = httpx.put(
+        f"{config.url('registry')}/v1/sites/{SITE}/deployments/{MODEL}",
+        json={"alias": "production"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    supervisor.start(edge_agent_spec(config, site=SITE))
+
+
+def _simulate(
+    config: PlatformConfig, *, batch: int, interval: float, console: Console, supervisor: Supervisor
+) -> None:
+    stream = factory_records()
+    announced: int | None = None
+    sent = 0
+    with httpx.Client(base_url=config.url("ingest"), timeout=30) as ingest:
+        while True:
+            response = ingest.post(
+                "/v1/datasets/machines/records", json={"records": take(stream, batch)}
+            )
+            response.raise_for_status()
+            sent += batch
+            version = _production_version(config)
+            if version is not None and version != announced:
+                if announced is None:
+                    _start_edge_site(config, supervisor)
+                    _announce(console, config, version, sent)
+                else:
+                    console.print(f"{MODEL} v{version} is in production ({sent} records)")
+                announced = version
+            if failed := supervisor.failed():
+                raise SystemExit(
+                    f"millrace dev: {', '.join(failed)} exited; see {supervisor.log_dir}"
+                )
+            time.sleep(interval)
+
+
+def _production_version(config: PlatformConfig) -> int | None:
+    try:
+        response = httpx.get(
+            f"{config.url('registry')}/v1/models/{MODEL}/aliases/production", timeout=5
+        )
+    except httpx.HTTPError:
+        return None
+    return int(response.json()["version"]) if response.status_code == 200 else None
+
+
+def _announce(console: Console, config: PlatformConfig, version: int, sent: int) -> None:
+    console.print(
+        f"\n[bold green]{MODEL} v{version} is in production[/] "
+        f"({sent} records ingested). Ask for a prediction:\n"
+    )
+    console.print(
+        f"  curl -s -X POST {config.url('serving')}/v1/models/{MODEL}/predict "
+        "-H 'content-type: application/json' -d '{\"entity_ids\": [\"m-003\"]}'",
+        soft_wrap=True,
+        markup=False,
+    )
+    console.print(
+        f"  curl -s {config.url('registry')}/v1/models/{MODEL}/aliases/production", soft_wrap=True
+    )
+    console.print(
+        f"  edge agent ({SITE}): curl -s -X POST "
+        f"{config.url('edge-agent')}/v1/models/{MODEL}/predict "
+        "-H 'content-type: application/json' -d '{\"instances\": [...]}'\n",
+        soft_wrap=True,
+        markup=False,
+    )
+    console.print("Ctrl-C stops everything.")

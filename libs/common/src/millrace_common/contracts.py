@@ -1,0 +1,191 @@
+"""Event contracts: one pydantic model per topic, each with ``schema_version``.
+
+The JSON Schema of every contract is committed under ``libs/common/schemas`` and a
+test fails when the models drift from it (``make schemas`` regenerates them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RAW = "raw"
+FEATURES = "features"
+TRAIN_REQUESTS = "train-requests"
+MODEL_PUBLISHED = "model-published"
+PREDICTIONS = "predictions"
+DLQ = "dlq"
+ALL_TOPICS = (RAW, FEATURES, TRAIN_REQUESTS, MODEL_PUBLISHED, PREDICTIONS, DLQ)
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class RawRecord(BaseModel):
+    """A record on ``raw``: plain JSON from any client; dataset fields are top-level."""
+
+    model_config = ConfigDict(extra="allow")
+    schema_version: int = 1
+    dataset: str
+    entity_id: str
+    ts: datetime
+    event_id: str | None = None
+
+
+class FeatureRowComputed(Contract):
+    schema_version: Literal[1] = 1
+    event_id: str
+    feature_set: str
+    feature_set_version: int
+    entity_id: str
+    event_time: datetime
+    features: dict[str, float]
+    label: float | None = None
+
+
+class SnapshotRef(Contract):
+    uri: str
+    sha256: str
+    rows: int
+    cutoff: datetime
+    feature_set: str
+    feature_set_version: int
+
+
+class TrainRequest(Contract):
+    schema_version: Literal[1] = 1
+    request_id: str
+    model: str
+    snapshot: SnapshotRef
+    reason: str
+    requested_by: str
+    requested_at: datetime
+
+
+class TensorSpec(Contract):
+    name: str
+    dtype: str
+    shape: list[int | None]
+
+
+class ModelSchema(Contract):
+    """What a model takes and gives: named features in order, and its output tensors."""
+
+    features: list[str]
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    task: Literal["classification", "regression"]
+
+
+class ModelPublished(Contract):
+    schema_version: Literal[1] = 1
+    event_id: str
+    name: str
+    version: int
+    alias: str
+    artifact_uri: str
+    sha256: str
+    size: int
+    model_schema: ModelSchema = Field(alias="schema")
+    lineage_id: str
+    published_at: datetime
+    reason: str = ""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
+
+
+class PredictionLogged(Contract):
+    schema_version: Literal[1] = 1
+    request_id: str
+    model: str
+    version: int
+    alias: str | None
+    inputs_sha256: str
+    outputs: list[dict[str, Any]]
+    latency_ms: float
+    at: datetime
+
+
+class DeadLetter(Contract):
+    schema_version: Literal[1] = 1
+    original: str = Field(description="the original value, base64")
+    original_key: str | None = None
+    error: str
+    source_topic: str
+    partition: int
+    offset: int
+    consumer: str
+    at: datetime
+
+
+TOPIC_CONTRACTS: dict[str, type[BaseModel]] = {
+    RAW: RawRecord,
+    FEATURES: FeatureRowComputed,
+    TRAIN_REQUESTS: TrainRequest,
+    MODEL_PUBLISHED: ModelPublished,
+    PREDICTIONS: PredictionLogged,
+    DLQ: DeadLetter,
+}
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of each topic's contract, keyed by topic."""
+    return {
+        topic: model.model_json_schema(by_alias=True) for topic, model in TOPIC_CONTRACTS.items()
+    }
+
+
+class AliasTarget(Contract):
+    """What an alias points at (registry REST): everything a server needs to load it."""
+
+    name: str
+    version: int
+    alias: str
+    artifact_uri: str
+    sha256: str
+    size: int
+    model_schema: ModelSchema = Field(alias="schema")
+    signature: str | None = None
+    """Ed25519 over (name, version, sha256, size), when the registry signs
+    (``millrace_common.signing``)."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=(), populate_by_name=True)
+
+    @classmethod
+    def from_event(cls, event: ModelPublished) -> AliasTarget:
+        return cls.model_validate(event.model_dump(by_alias=True))
+
+
+class SiteManifest(Contract):
+    """``sites/<site-id>/manifest.json``: what a site should run, written by the registry."""
+
+    schema_version: Literal[1] = 1
+    site: str
+    models: list[AliasTarget]
+    updated_at: datetime
+    signature: str | None = None
+    """Ed25519 over the site, the time and every entry, when the registry signs."""
+
+
+def schema_files() -> dict[str, bytes]:
+    """The committed JSON Schema files: ``<topic>.schema.json`` → content."""
+    import json
+
+    return {
+        f"{topic}.schema.json": (json.dumps(schema, indent=2, sort_keys=True) + "\n").encode()
+        for topic, schema in json_schemas().items()
+    }
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "libs/common/schemas")
+    target.mkdir(parents=True, exist_ok=True)
+    for name, content in schema_files().items():
+        (target / name).write_bytes(content)
+        print(f"wrote {target / name}")

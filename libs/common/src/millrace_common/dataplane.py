@@ -1,0 +1,225 @@
+"""The data plane every transport calls (the v1 JSON route, the Open Inference Protocol
+routes, the edge agent): pick the model a request names, enforce the batch limit and
+the timeout, run the session, log the prediction, mirror to a shadow. Transports only
+turn their wire format into a feature matrix and the output tensors back.
+
+Which model answers is a ``Selector``'s decision (serving plugs its traffic policies in
+here); how a matrix is run is a ``Runner``'s (serving plugs adaptive batching in here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import structlog
+from prometheus_client import Counter, Histogram
+
+from millrace_common.contracts import PredictionLogged
+from millrace_common.errors import InvalidInput, MillraceError, NotFound, TimedOut
+from millrace_common.scoring import LoadedModel, ModelSlots, format_outputs
+
+log = structlog.get_logger(__name__)
+
+PredictionSink = Callable[[PredictionLogged], None]
+"""Receives each prediction log; must not block (serving queues it for Kafka)."""
+
+Runner = Callable[[LoadedModel, np.ndarray], Awaitable[list[np.ndarray]]]
+"""Runs a feature matrix through a model; returns its raw output tensors."""
+
+REQUESTS = Counter(
+    "millrace_predict_requests_total", "Predict requests", ["model", "version", "status"]
+)
+LATENCY = Histogram(
+    "millrace_predict_latency_seconds",
+    "Predict latency, parse to response",
+    ["model"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+SHADOW_FAILURES = Counter(
+    "millrace_shadow_failures_total", "Shadow (mirrored) predictions that failed", ["model"]
+)
+# onnxruntime releases the GIL; small batches are faster inline than through a thread hop
+INLINE_ROWS = 64
+DEFAULT_ALIAS = "production"
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a request asks for: a model by name, and an alias or a pinned version."""
+
+    name: str
+    alias: str | None = None
+    version: int | None = None
+    key: str | None = None
+    """A routing key (user, machine…): the same key always gets the same version."""
+    entity: str | None = None
+    """The request's first entity id, a routing key for policies keyed by entity."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    model: LoadedModel
+    alias: str | None
+    """The alias that answers, or None for a version pinned by the request."""
+    shadow: LoadedModel | None = None
+    shadow_alias: str | None = None
+
+
+Selector = Callable[[Route], Choice]
+
+Recover = Callable[[Choice, Exception], Choice | None]
+"""Given a choice whose model failed to score, another to try once (the edge agent's
+last-known-good model), or None to let the failure stand."""
+
+
+def slot_selector(slots: ModelSlots) -> Selector:
+    """No traffic policy: the pinned version if the request names one, else its alias."""
+
+    def select(route: Route) -> Choice:
+        if route.version is not None:
+            model = slots.find_version(route.name, route.version)
+            if model is None:
+                raise NotFound(
+                    f"model '{route.name}' has no loaded version {route.version}", field="version"
+                )
+            alias = next((a for a, m in slots.aliases_of(route.name).items() if m is model), None)
+            return Choice(model=model, alias=alias)
+        alias = route.alias or DEFAULT_ALIAS
+        return Choice(model=slots.get(route.name, alias), alias=alias)
+
+    return select
+
+
+async def run_inline(model: LoadedModel, matrix: np.ndarray) -> list[np.ndarray]:
+    if len(matrix) <= INLINE_ROWS:
+        return model.run(matrix)
+    return await asyncio.to_thread(model.run, matrix)
+
+
+@dataclass
+class DataPlane:
+    slots: ModelSlots
+    select: Selector | None = None
+    run: Runner = run_inline
+    sink: PredictionSink | None = None
+    max_rows: int | None = None
+    timeout: float | None = None
+    recover: Recover | None = None
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def choose(self, route: Route) -> Choice:
+        try:
+            return (self.select or slot_selector(self.slots))(route)
+        except NotFound:
+            REQUESTS.labels("unknown", "", NotFound.code).inc()
+            raise
+
+    def check_rows(self, rows: int, *, field: str) -> None:
+        if self.max_rows is not None and rows > self.max_rows:
+            raise InvalidInput(
+                f"{rows} rows is more than the maximum batch of {self.max_rows}", field=field
+            )
+
+    async def infer(
+        self, choice: Choice, matrix: np.ndarray, *, started: float
+    ) -> list[np.ndarray]:
+        """Score ``matrix`` on the chosen model; counts, times and logs the request."""
+        _answered, outputs = await self.answer(choice, matrix, started=started)
+        return outputs
+
+    async def answer(
+        self, choice: Choice, matrix: np.ndarray, *, started: float
+    ) -> tuple[Choice, list[np.ndarray]]:
+        """Like ``infer``, and also says which choice answered: with ``recover`` set, a
+        model that fails to score is replaced, for this request, by the one it names."""
+        try:
+            self.check_rows(len(matrix), field="instances")
+            outputs = await self._run_bounded(choice.model, matrix)
+        except MillraceError as exc:
+            REQUESTS.labels(choice.model.name, str(choice.model.version), exc.code).inc()
+            raise
+        except Exception as exc:
+            retry = self.recover(choice, exc) if self.recover is not None else None
+            if retry is None:
+                raise
+            REQUESTS.labels(choice.model.name, str(choice.model.version), "recovered").inc()
+            choice = retry
+            outputs = await self._run_bounded(choice.model, matrix)
+        model = choice.model
+        elapsed = time.perf_counter() - started
+        REQUESTS.labels(model.name, str(model.version), "ok").inc()
+        LATENCY.labels(model.name).observe(elapsed)
+        if self.sink is not None:
+            self.sink(prediction_log(model, choice.alias, matrix, outputs, elapsed))
+        if choice.shadow is not None:
+            self._mirror(choice.shadow, choice.shadow_alias, matrix)
+        return choice, outputs
+
+    def failed(self, choice: Choice, exc: MillraceError) -> None:
+        """Count a request that failed in its transport (bad tensors, bad features)."""
+        REQUESTS.labels(choice.model.name, str(choice.model.version), exc.code).inc()
+
+    async def _run_bounded(self, model: LoadedModel, matrix: np.ndarray) -> list[np.ndarray]:
+        if self.timeout is None:
+            return await self.run(model, matrix)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self.run(model, matrix)
+        except TimeoutError:
+            raise TimedOut(f"scoring took longer than {self.timeout}s") from None
+
+    def _mirror(self, shadow: LoadedModel, alias: str | None, matrix: np.ndarray) -> None:
+        """Score the shadow after the answer has gone, off the request's path."""
+        task = asyncio.get_running_loop().create_task(self._shadow(shadow, alias, matrix))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _shadow(self, shadow: LoadedModel, alias: str | None, matrix: np.ndarray) -> None:
+        started = time.perf_counter()
+        try:
+            outputs = await self.run(shadow, matrix)
+        except Exception as exc:  # noqa: BLE001 - a shadow never affects the caller
+            SHADOW_FAILURES.labels(shadow.name).inc()
+            log.warning("shadow_failed", model=shadow.name, version=shadow.version, error=repr(exc))
+            return
+        if self.sink is not None:
+            self.sink(prediction_log(shadow, alias, matrix, outputs, time.perf_counter() - started))
+
+
+def prediction_log(
+    model: LoadedModel,
+    alias: str | None,
+    matrix: np.ndarray,
+    outputs: list[np.ndarray],
+    elapsed: float,
+) -> PredictionLogged:
+    return PredictionLogged(
+        request_id=str(uuid.uuid4()),
+        model=model.name,
+        version=model.version,
+        alias=alias,
+        inputs_sha256=hashlib.sha256(matrix.tobytes()).hexdigest(),
+        outputs=format_outputs(model.schema.task, outputs),
+        latency_ms=round(elapsed * 1000, 3),
+        at=datetime.now(UTC),
+    )
+
+
+def describe_loaded(model: LoadedModel, alias: str | None) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "alias": alias,
+        "version": model.version,
+        "sha256": model.sha256,
+        "task": model.schema.task,
+        "features": model.schema.features,
+        "loaded_at": datetime.fromtimestamp(model.loaded_at, UTC).isoformat(),
+    }

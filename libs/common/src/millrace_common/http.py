@@ -1,0 +1,85 @@
+"""What every HTTP service shares: health, readiness, metrics and error bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from millrace_common.errors import (
+    Conflict,
+    Forbidden,
+    IntegrityError,
+    InvalidInput,
+    MillraceError,
+    NotFound,
+    TimedOut,
+    TooLarge,
+    Unauthorized,
+)
+
+ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
+_STATUS = {
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+    IntegrityError: 422,
+    Unauthorized: 401,
+    Forbidden: 403,
+    TooLarge: 413,
+    TimedOut: 504,
+}
+
+
+def status_of(exc: MillraceError) -> int:
+    """The HTTP status a platform error maps to (400 when no subclass matches)."""
+    return next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
+
+
+def health_router(ready: ReadyCheck) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ok, detail = await ready()
+        return JSONResponse({"ready": ok, "detail": detail}, status_code=200 if ok else 503)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map platform errors and request validation to clear 4xx bodies naming the field."""
+
+    @app.exception_handler(MillraceError)
+    async def _platform_error(_request: Request, exc: MillraceError) -> JSONResponse:
+        status = status_of(exc)
+        body = {"error": exc.code, "message": exc.message}
+        if exc.field:
+            body["field"] = exc.field
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
+            for err in exc.errors()
+        ]
+        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return JSONResponse(
+            {"error": "invalid_input", "message": message, "errors": errors}, status_code=422
+        )
+
+
+async def always_ready() -> tuple[bool, str]:
+    return True, "ok"

@@ -1,0 +1,200 @@
+"""The project folder: datasets, feature sets and model specs (``millrace.yaml``)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from millrace_common.errors import InvalidInput
+
+FieldType = Literal["float", "int", "str", "bool"]
+Aggregation = Literal["mean", "max", "min", "sum", "std", "count", "last"]
+_PY_TYPES: dict[str, type] = {"float": float, "int": int, "str": str, "bool": bool}
+_WINDOW = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def window_seconds(text: str) -> int:
+    """``30s``, ``10m``, ``2h``, ``1d`` in seconds; ValueError for anything else."""
+    match = _WINDOW.match(text)
+    if match is None:
+        raise ValueError("window must look like 30s, 10m, 2h or 1d")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class Dataset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    entity: str = "entity_id"
+    time: str = "ts"
+    fields: dict[str, FieldType]
+    labels: dict[str, FieldType] = Field(default_factory=dict)
+
+    def all_fields(self) -> dict[str, FieldType]:
+        return {**self.fields, **self.labels}
+
+
+class FeatureSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    field: str
+    agg: Aggregation
+    window: str = "10m"
+
+    @field_validator("window")
+    @classmethod
+    def _window_format(cls, value: str) -> str:
+        if not _WINDOW.match(value):
+            raise ValueError("window must look like 30s, 10m, 2h or 1d")
+        return value
+
+    @property
+    def window_seconds(self) -> int:
+        return window_seconds(self.window)
+
+
+class FeatureSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    version: int = 1
+    dataset: str
+    label: str | None = None
+    features: list[FeatureSpec]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def max_window_seconds(self) -> int:
+        return max(f.window_seconds for f in self.features)
+
+
+class RetrainPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    every_n_labelled_rows: int | None = 1000
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    name: str = ""
+    feature_set: str
+    task: Literal["classification", "regression"] = "classification"
+    estimator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    metric: str = "f1"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    promotion_margin: float = 0.0
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
+
+
+class Project(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    project: str = "default"
+    datasets: dict[str, Dataset]
+    feature_sets: dict[str, FeatureSet] = Field(default_factory=dict)
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    source_sha256: str = ""
+    root: str = ""
+
+    def model_post_init(self, __context: Any) -> None:
+        for collection in (self.datasets, self.feature_sets, self.models):
+            for name, item in collection.items():
+                item.name = name
+
+    def dataset(self, name: str) -> Dataset:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise InvalidInput(f"unknown dataset '{name}'", field="dataset") from None
+
+    def feature_set(self, name: str) -> FeatureSet:
+        try:
+            return self.feature_sets[name]
+        except KeyError:
+            raise InvalidInput(f"unknown feature set '{name}'", field="feature_set") from None
+
+    def model(self, name: str) -> ModelSpec:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise InvalidInput(f"unknown model '{name}'", field="model") from None
+
+    def feature_sets_of(self, dataset: str) -> list[FeatureSet]:
+        return [fs for fs in self.feature_sets.values() if fs.dataset == dataset]
+
+    def models_of(self, feature_set: str) -> list[ModelSpec]:
+        return [m for m in self.models.values() if m.feature_set == feature_set]
+
+
+def load_project(folder: str | Path) -> Project:
+    """Read ``millrace.yaml`` from a project folder; raise InvalidInput naming the problem."""
+    path = Path(folder) / "millrace.yaml"
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read project file {path}: {exc.strerror}") from None
+    try:
+        project = Project.model_validate(yaml.safe_load(text))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"{path}: {where}: {first['msg']}", field=where) from None
+    project.source_sha256 = hashlib.sha256(text).hexdigest()
+    project.root = str(Path(folder).resolve())
+    for fs in project.feature_sets.values():
+        _check_feature_set(project, fs)
+    return project
+
+
+def _check_feature_set(project: Project, fs: FeatureSet) -> None:
+    dataset = project.dataset(fs.dataset)
+    for feature in fs.features:
+        if feature.field not in dataset.fields:
+            raise InvalidInput(
+                f"feature '{feature.name}' of '{fs.name}' reads unknown field '{feature.field}'",
+                field=f"feature_sets.{fs.name}.features",
+            )
+    if fs.label is not None and fs.label not in dataset.labels:
+        raise InvalidInput(f"label '{fs.label}' is not a label of '{dataset.name}'")
+
+
+def coerce_value(value: Any, kind: FieldType) -> Any:
+    """Check one field value against its declared type (ints are accepted as floats)."""
+    if value is None:
+        return None
+    if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "str" and isinstance(value, str):
+        return value
+    raise ValueError(f"expected {kind}, got {type(value).__name__}")
+
+
+def parse_timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        from datetime import UTC
+
+        return datetime.fromtimestamp(value, tz=UTC)
+    else:
+        raise ValueError("expected an ISO-8601 timestamp")
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed

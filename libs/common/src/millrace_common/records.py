@@ -1,0 +1,80 @@
+"""Validation of raw records against their dataset: shared by ingest and features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from millrace_common.project import Dataset, coerce_value, parse_timestamp
+
+RESERVED = {"dataset", "event_id"}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ValidRecord:
+    dataset: str
+    entity_id: str
+    ts: datetime
+    values: dict[str, Any]
+    labels: dict[str, Any]
+    event_id: str | None
+
+
+class RecordInvalid(ValueError):
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+def validate_record(dataset: Dataset, data: dict[str, Any]) -> ValidRecord:
+    """Return the typed record or raise RecordInvalid naming every bad field."""
+    errors: list[FieldError] = []
+    entity = data.get(dataset.entity)
+    if not isinstance(entity, str) or not entity:
+        errors.append(FieldError(dataset.entity, "required, a non-empty string"))
+    ts = _timestamp(data, dataset.time, errors)
+    values = _typed(data, dataset.fields, errors, required=True)
+    labels = _typed(data, dataset.labels, errors, required=False)
+    known = set(dataset.all_fields()) | {dataset.entity, dataset.time} | RESERVED
+    errors.extend(FieldError(key, "unknown field") for key in data if key not in known)
+    event_id = data.get("event_id")
+    if event_id is not None and not isinstance(event_id, str):
+        errors.append(FieldError("event_id", "must be a string"))
+    if errors:
+        raise RecordInvalid(errors)
+    assert ts is not None and isinstance(entity, str)
+    return ValidRecord(dataset.name, entity, ts, values, labels, event_id)
+
+
+def _timestamp(data: dict[str, Any], name: str, errors: list[FieldError]) -> datetime | None:
+    if name not in data:
+        errors.append(FieldError(name, "required"))
+        return None
+    try:
+        return parse_timestamp(data[name])
+    except (ValueError, OverflowError, OSError):
+        errors.append(FieldError(name, "expected an ISO-8601 timestamp"))
+        return None
+
+
+def _typed(
+    data: dict[str, Any], spec: dict[str, Any], errors: list[FieldError], *, required: bool
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, kind in spec.items():
+        if data.get(name) is None:
+            if required:
+                errors.append(FieldError(name, f"required ({kind})"))
+            continue
+        try:
+            out[name] = coerce_value(data[name], kind)
+        except ValueError as exc:
+            errors.append(FieldError(name, str(exc)))
+    return out

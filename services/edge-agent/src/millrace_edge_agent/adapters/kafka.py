@@ -1,0 +1,99 @@
+"""``model-published`` as the agent sees it: a nudge to read the site manifest now.
+
+The event is never trusted for what to load: the registry writes the site manifest
+before it publishes a move, so the agent reads (and verifies) the manifest, the same
+path as a poll. That is why offsets need no care here: the group starts at the latest
+event, commits automatically, and anything missed while away is caught by polling.
+A broker that cannot be reached is retried with backoff in the background; serving
+and polling never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished
+from pydantic import ValidationError
+
+from millrace_edge_agent.metrics import MODEL_EVENTS
+from millrace_edge_agent.sync import next_delay
+
+log = structlog.get_logger(__name__)
+
+
+def group_id_of(site: str) -> str:
+    return f"millrace-edge-agent.{site}"
+
+
+class ModelEvents:
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        site: str,
+        on_event: Callable[[ModelPublished], None],
+        retry_cap: float = 30.0,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.group_id = group_id_of(site)
+        self.on_event = on_event
+        self.retry_cap = retry_cap
+        self.following = asyncio.Event()
+        """Set while the consumer has its partitions (events will reach the agent)."""
+        self.failures = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._follow()
+            except Exception as exc:  # noqa: BLE001 - the broker may be away for days
+                self.following.clear()
+                self.failures += 1
+                if self.failures in (1, 10) or self.failures % 100 == 0:
+                    log.warning(
+                        "model_events_unavailable",
+                        broker=self.bootstrap,
+                        error=repr(exc),
+                        consecutive=self.failures,
+                    )
+                await asyncio.sleep(
+                    next_delay(interval=1.0, failures=self.failures, cap=self.retry_cap)
+                )
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(
+            MODEL_PUBLISHED,
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group_id,
+            auto_offset_reset="latest",
+            enable_auto_commit=True,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=1000,
+        )
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=100)
+                if consumer.assignment() and not self.following.is_set():
+                    self.following.set()
+                    self.failures = 0
+                    log.info("model_events_following", group=self.group_id)
+                for records in batches.values():
+                    for record in records:
+                        self._handle(record)
+        finally:
+            self.following.clear()
+            await consumer.stop()
+
+    def _handle(self, record: ConsumerRecord) -> None:  # type: ignore[type-arg]
+        try:
+            event = ModelPublished.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            MODEL_EVENTS.labels("invalid").inc()
+            log.warning("model_event_invalid", offset=record.offset, error=str(exc)[:200])
+            return
+        self.on_event(event)

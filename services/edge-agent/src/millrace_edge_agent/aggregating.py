@@ -1,0 +1,122 @@
+"""Forwarding with local pre-aggregation (``forward_mode: aggregate``).
+
+Records are queued on disk exactly as in raw mode, so a crash loses nothing. Each
+round, the forwarder asks the queue which windows it holds, keeps the closed ones
+(``aggregate.closed_windows``), turns each into one record and sends them in one batch;
+only once the centre acknowledged that batch are the source rows deleted, in the same
+transaction that records how far each entity's windows were sent. After a crash the
+same rows give the same aggregates with the same event ids, so the centre drops the
+repeat. A record that arrives for a window already sent is dropped and counted
+(``late_for_window``): its aggregate left without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+from millrace_common.project import Project
+
+from millrace_edge_agent.adapters.centre import Refused
+from millrace_edge_agent.adapters.queue import Queued
+from millrace_edge_agent.aggregate import WindowSummary, closed_windows, summarise
+from millrace_edge_agent.forwarder import Forwarder
+from millrace_edge_agent.metrics import DROPPED, QUEUE_DEPTH
+
+log = structlog.get_logger(__name__)
+
+Window = tuple[WindowSummary, list[Queued]]
+
+
+@dataclass(kw_only=True)
+class AggregatingForwarder(Forwarder):
+    project: Project
+    site: str
+    width: int
+    grace: float
+    clock: Callable[[], float] = field(default=time.time)
+
+    async def forward_once(self) -> int:
+        """Send the closed windows' aggregates; return how many queued records left."""
+        await self._expire()
+        await self._drop_late()
+        unplaced = await asyncio.to_thread(
+            self.queue.peek, self.batch_size, without_event_time=True
+        )
+        if unplaced:  # queued before aggregation was on: they go as they are
+            return await self._forward_raw(unplaced)
+        windows = await asyncio.to_thread(self._closed_windows)
+        if not windows:
+            QUEUE_DEPTH.set(self.queue.depth())
+            return 0
+        aggregates = [self._summarise(summary, rows) for summary, rows in windows]
+        try:
+            await self.sink.send(windows[0][0].dataset, aggregates)
+        except Refused as exc:
+            return await self._refused_windows(windows, exc)
+        except Exception as exc:  # noqa: BLE001 - the link may be down for days
+            self._failed(exc)
+            return 0
+        return await self._acknowledged(windows)
+
+    async def _drop_late(self) -> None:
+        late = await asyncio.to_thread(self.queue.drop_late)
+        if late:
+            DROPPED.labels("late_for_window").inc(late)
+            log.warning("records_late_for_window", count=late, window=self.width)
+
+    def _closed_windows(self) -> list[Window]:
+        """Up to ``batch_size`` closed windows of one dataset, oldest first, with rows."""
+        closed = closed_windows(
+            self.queue.windows(width=self.width),
+            width=self.width,
+            grace=self.grace,
+            now=self.clock(),
+        )
+        chosen = (
+            [w for w in closed if w.dataset == closed[0].dataset][: self.batch_size]
+            if closed
+            else []
+        )
+        return [(w, self.queue.window_rows(w, width=self.width)) for w in chosen]
+
+    def _summarise(self, summary: WindowSummary, rows: list[Queued]) -> dict:  # type: ignore[type-arg]
+        return summarise(
+            dataset=self.project.dataset(summary.dataset),
+            site=self.site,
+            entity_id=summary.entity_id,
+            start=summary.start,
+            width=self.width,
+            records=[q.record for q in rows],
+        )
+
+    async def _acknowledged(self, windows: list[Window]) -> int:
+        seqs = [q.seq for _summary, rows in windows for q in rows]
+        closed_until: dict[tuple[str, str], float] = {}
+        for summary, _rows in windows:
+            key = (summary.dataset, summary.entity_id)
+            closed_until[key] = max(closed_until.get(key, 0.0), summary.start + self.width)
+        await asyncio.to_thread(self.queue.ack_windows, seqs, closed_until=closed_until)
+        self._succeeded(len(windows), records_in=len(seqs))
+        log.debug("aggregates_forwarded", aggregates=len(windows), records=len(seqs))
+        return len(seqs)
+
+    async def _refused_windows(self, windows: list[Window], exc: Refused) -> int:
+        refused = [rows for i, (_summary, rows) in enumerate(windows) if i in exc.indices]
+        seqs = [q.seq for rows in refused for q in rows]
+        await asyncio.to_thread(self.queue.reject, seqs, reason="refused_by_centre")
+        DROPPED.labels("refused_by_centre").inc(len(seqs))
+        self.status.last_error = (
+            f"centre refused {len(refused)} aggregate(s) of {len(seqs)} record(s): {exc}"
+        )
+        log.error(
+            "aggregates_refused_by_centre",
+            aggregates=len(refused),
+            records=len(seqs),
+            dataset=windows[0][0].dataset,
+            error=str(exc),
+        )
+        return len(seqs)

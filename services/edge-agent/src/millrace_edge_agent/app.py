@@ -1,0 +1,239 @@
+"""The edge agent's entrypoint: ``millrace-edge-agent run --site SITE [--config FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from millrace_common.dataplane import DataPlane
+from millrace_common.errors import InvalidInput
+from millrace_common.http import health_router, install_error_handlers
+from millrace_common.logs import configure_logging
+from millrace_common.objectstore import ObjectStore, open_store
+from millrace_common.predict_api import predict_router
+from millrace_common.project import Project
+from millrace_common.scoring import ModelSlots
+from millrace_common.signing import Verifier
+from pydantic import BaseModel, Field
+
+from millrace_edge_agent.adapters.cache import ModelCache
+from millrace_edge_agent.adapters.centre import (
+    HeartbeatSink,
+    IngestSink,
+    RecordSink,
+    RegistryHeartbeats,
+)
+from millrace_edge_agent.adapters.kafka import ModelEvents
+from millrace_edge_agent.adapters.queue import DiskQueue, QueueFull
+from millrace_edge_agent.aggregating import AggregatingForwarder
+from millrace_edge_agent.config import Settings, load_settings
+from millrace_edge_agent.forwarder import Forwarder
+from millrace_edge_agent.health import HealthGuard
+from millrace_edge_agent.heartbeat import Heartbeats
+from millrace_edge_agent.intake import RecordsInvalid, open_project
+from millrace_edge_agent.runtime import EdgeRuntime
+from millrace_edge_agent.sync import Syncer
+
+
+class RecordBatch(BaseModel):
+    """The body ingest takes: ``{"records": [...]}``."""
+
+    records: list[Any] = Field(min_length=1)
+
+
+NO_ONLINE_STORE = (
+    "the edge agent has no online feature store, so it cannot look up "
+    "entity_ids: send 'instances' with the features"
+)
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    store: ObjectStore | None = None,
+    sink: RecordSink | None = None,
+    heartbeat_sink: HeartbeatSink | None = None,
+) -> EdgeRuntime:
+    # no bucket check here: the agent must start, and serve from disk, with the store down
+    store = store or open_store(settings.object_store, create_bucket=False)
+    slots = ModelSlots()
+    verifier = (
+        Verifier.from_pem_file(settings.trusted_key_file) if settings.trusted_key_file else None
+    )
+    syncer = Syncer(
+        site=settings.site,
+        store=store,
+        cache=ModelCache(settings.cache_path),
+        slots=slots,
+        verifier=verifier,
+    )
+    syncer.guard = HealthGuard(
+        on_rollback=syncer.rollback,
+        window=settings.health_window,
+        window_seconds=settings.health_window_seconds,
+        max_error_rate=settings.health_max_error_rate,
+    )
+    queue = DiskQueue(
+        settings.queue_path,
+        max_rows=settings.queue_max_rows,
+        max_age=settings.queue_max_age,
+        policy=settings.queue_policy,
+    )
+    runtime = EdgeRuntime(
+        settings=settings,
+        slots=slots,
+        syncer=syncer,
+        queue=queue,
+        project=open_project(settings.project),
+    )
+    if sink is None and settings.forward_url:
+        sink = IngestSink(settings.forward_url)
+        runtime.closers.append(sink)
+    if sink is not None:
+        runtime.forwarder = make_forwarder(
+            settings, queue=queue, sink=sink, project=runtime.project
+        )
+    if settings.broker and settings.follow_kafka:
+        runtime.events = ModelEvents(
+            bootstrap=settings.broker, site=settings.site, on_event=runtime.model_event
+        )
+    if heartbeat_sink is None and settings.registry_url:
+        heartbeat_sink = RegistryHeartbeats(settings.registry_url)
+        runtime.closers.append(heartbeat_sink)
+    if heartbeat_sink is not None:
+        runtime.heartbeats = Heartbeats(
+            site=settings.site,
+            queue=queue,
+            sink=heartbeat_sink,
+            state=runtime.heartbeat,
+            interval=settings.heartbeat_interval,
+        )
+    return runtime
+
+
+def make_forwarder(
+    settings: Settings, *, queue: DiskQueue, sink: RecordSink, project: Project | None
+) -> Forwarder:
+    if settings.forward_mode == "raw":
+        return Forwarder(
+            queue=queue,
+            sink=sink,
+            batch_size=settings.forward_batch,
+            retry_cap=settings.forward_retry_cap,
+        )
+    if project is None:
+        raise InvalidInput(
+            "forward_mode aggregate needs the project folder, to know the "
+            f"datasets' fields (MILLRACE_PROJECT={settings.project!r} has no "
+            "millrace.yaml)",
+            field="forward_mode",
+        )
+    return AggregatingForwarder(
+        queue=queue,
+        sink=sink,
+        batch_size=settings.forward_batch,
+        retry_cap=settings.forward_retry_cap,
+        project=project,
+        site=settings.site,
+        width=settings.aggregate_window_seconds,
+        grace=settings.aggregate_grace_seconds,
+    )
+
+
+def create_app(runtime: EdgeRuntime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title="millrace-edge-agent", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health_router(runtime.ready))
+    guard = runtime.syncer.guard
+    plane = (
+        DataPlane(slots=runtime.slots, run=guard.run, recover=guard.recover)
+        if guard is not None
+        else None
+    )
+    app.include_router(
+        predict_router(runtime.slots, no_lookup_message=NO_ONLINE_STORE, plane=plane)
+    )
+
+    @app.exception_handler(RecordsInvalid)
+    async def _records_invalid(_request: Request, exc: RecordsInvalid) -> JSONResponse:
+        errors = [{"field": f, "message": m} for f, m in exc.errors]
+        return JSONResponse(
+            {"error": exc.code, "message": exc.message, "field": exc.field, "errors": errors},
+            status_code=422,
+        )
+
+    @app.exception_handler(QueueFull)
+    async def _queue_full(_request: Request, exc: QueueFull) -> JSONResponse:
+        return JSONResponse(
+            {"error": "queue_full", "message": str(exc), "refused": exc.refused}, status_code=507
+        )
+
+    @app.post("/v1/datasets/{name}/records", status_code=202)
+    async def post_records(name: str, batch: RecordBatch) -> dict[str, Any]:
+        if len(batch.records) > runtime.settings.max_records_per_request:
+            raise InvalidInput(
+                f"at most {runtime.settings.max_records_per_request} records per request",
+                field="records",
+            )
+        event_ids = await runtime.enqueue(dataset=name, records=batch.records)
+        return {
+            "accepted": len(event_ids),
+            "event_ids": event_ids,
+            "queue_depth": runtime.queue.depth() if runtime.queue else 0,
+        }
+
+    @app.get("/v1/status")
+    async def status() -> dict[str, Any]:
+        return runtime.describe()
+
+    return app
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="millrace-edge-agent", description="Keep a site's models and score locally."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the agent for one site")
+    run.add_argument("--site", help="the site id (or MILLRACE_EDGE_AGENT_SITE)")
+    run.add_argument("--config", help="a YAML/JSON file of settings")
+    run.add_argument("--port", type=int, help="HTTP port (default 8060)")
+    run.add_argument("--cache-dir", help="default ./.millrace/edge/<site>")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        settings = load_settings(
+            config_file=args.config,
+            overrides={"site": args.site, "port": args.port, "cache_dir": args.cache_dir},
+        )
+        runtime = bootstrap(settings)
+    except InvalidInput as exc:
+        raise SystemExit(f"millrace-edge-agent: {exc.message}") from None
+    configure_logging("edge-agent", settings.log_level)
+    # the minio client's retries would log five lines per failed poll; sync_failed says it once
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # model_events_unavailable says it
+    uvicorn.run(
+        create_app(runtime),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+    )

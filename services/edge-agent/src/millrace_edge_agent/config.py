@@ -1,0 +1,113 @@
+"""Edge-agent settings: ``MILLRACE_EDGE_AGENT_*`` (and ``MILLRACE_OBJECT_STORE``), an
+optional YAML/JSON config file, and the command line, weakest first: file < env < CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from millrace_common.errors import InvalidInput
+from millrace_common.project import window_seconds
+from millrace_common.settings import CommonSettings, service_config
+from pydantic import ValidationError, field_validator
+
+
+class Settings(CommonSettings):
+    model_config = service_config("edge-agent")
+
+    port: int = 8060
+    site: str = ""
+    cache_dir: str = ""
+    """Where models and ``current.json`` live; default ``./.millrace/edge/<site>``."""
+    poll_interval: float = 5.0
+    """Seconds between manifest polls when all is well."""
+    max_backoff: float = 60.0
+    """Upper bound of the delay between polls after failures."""
+
+    forward_url: str = ""
+    """The centre's ingest (``http://ingest:8010``); queued records go there. Empty: they
+    stay queued."""
+    forward_batch: int = 500
+    forward_retry_cap: float = 30.0
+    """Upper bound of the delay between forwarding attempts while the centre is away."""
+    queue_max_rows: int = 1_000_000
+    queue_max_age: float = 7 * 86400.0
+    """Seconds a record may wait for the centre before it is dropped (and counted)."""
+    queue_policy: Literal["reject-new", "drop-oldest"] = "reject-new"
+    forward_mode: Literal["raw", "aggregate"] = "raw"
+    """``aggregate``: send one record per entity and closed window of event time (field
+    means, label maxima) instead of every record; needs the project folder."""
+    aggregate_window: str = "60s"
+    """The tumbling window of pre-aggregation: ``30s``, ``10m``, ``1h``…"""
+    aggregate_grace: str = "10s"
+    """How long past a window's end (by the site's clock), and since its last record
+    arrived, a window waits for stragglers before it is sent."""
+    max_records_per_request: int = 5000
+    registry_url: str = ""
+    """Where heartbeats go. Empty: no heartbeats."""
+    heartbeat_interval: float = 30.0
+
+    trusted_key_file: str = ""
+    """The registry's Ed25519 public key (PEM). Set: only manifests and models signed
+    with its private key are used. Empty: sha256 checks only."""
+    health_window: int = 200
+    """A new model is on probation for its first this-many predictions…"""
+    health_window_seconds: float = 300.0
+    """…or this many seconds, whichever ends first."""
+    health_max_error_rate: float = 0.05
+    """Over its probation, a model that fails more than this share of its predictions
+    is rolled back to the last-known-good one (and refused from then on)."""
+    follow_kafka: bool = True
+    """Follow ``model-published`` on ``MILLRACE_BROKER`` (when non-empty) to swap within
+    seconds; polling the manifest goes on regardless."""
+
+    @field_validator("aggregate_window", "aggregate_grace")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        window_seconds(value)  # raises ValueError naming the format
+        return value
+
+    @property
+    def aggregate_window_seconds(self) -> int:
+        return window_seconds(self.aggregate_window)
+
+    @property
+    def aggregate_grace_seconds(self) -> int:
+        return window_seconds(self.aggregate_grace)
+
+    @property
+    def queue_path(self) -> Path:
+        return self.cache_path / "queue.sqlite3"
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir or f"./.millrace/edge/{self.site}")
+
+
+def load_settings(
+    *, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    try:
+        from_env = Settings()
+        merged = _read_config(config_file) if config_file else {}
+        merged.update({name: getattr(from_env, name) for name in from_env.model_fields_set})
+        merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        settings = Settings(**merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"setting {where}: {first['msg']}", field=where) from None
+    if not settings.site:
+        raise InvalidInput("a site is required (--site or MILLRACE_EDGE_AGENT_SITE)", field="site")
+    return settings
+
+
+def _read_config(path: str | Path) -> dict[str, Any]:
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise InvalidInput(f"config file {path} must hold a mapping", field="config")
+    unknown = set(data) - set(Settings.model_fields)
+    if unknown:
+        raise InvalidInput(f"unknown settings in {path}: {sorted(unknown)}", field="config")
+    return data

@@ -1,0 +1,61 @@
+"""The edge agent's Prometheus metrics (predict request metrics live in the shared router)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+SYNC_FAILURES = Counter(
+    "millrace_edge_sync_failures_total", "Manifest polls or model fetches that failed", ["reason"]
+)
+SWAPS = Counter("millrace_edge_swaps_total", "Models swapped in", ["model", "alias"])
+SWAP_FAILURES = Counter(
+    "millrace_edge_swap_failures_total",
+    "Models that failed verification and were not swapped in",
+    ["model", "reason"],
+)
+LOADED_VERSION = Gauge(
+    "millrace_edge_loaded_version", "Version loaded per alias", ["model", "alias"]
+)
+LAST_SYNC = Gauge(
+    "millrace_edge_last_sync_timestamp_seconds", "When the manifest was last read successfully"
+)
+QUEUE_DEPTH = Gauge("millrace_edge_queue_depth", "Records waiting on disk for the centre")
+QUEUED = Counter("millrace_edge_records_queued_total", "Records accepted from local producers")
+FORWARDED = Counter("millrace_edge_records_forwarded_total", "Records the centre acknowledged")
+FORWARD_RECORDS_IN = Counter(
+    "millrace_edge_forward_records_in_total",
+    "Queued records the centre now has, as themselves or inside an acknowledged aggregate",
+)
+FORWARD_RECORDS_OUT = Counter(
+    "millrace_edge_forward_records_out_total",
+    "Records sent to the centre and acknowledged (aggregates count "
+    "once): in/out is the bandwidth saved",
+)
+FORWARD_FAILURES = Counter(
+    "millrace_edge_forward_failures_total", "Batches the centre did not acknowledge (retried later)"
+)
+DROPPED = Counter(
+    "millrace_edge_records_dropped_total", "Records that will never reach the centre", ["reason"]
+)
+HEARTBEAT_FAILURES = Counter(
+    "millrace_edge_heartbeat_failures_total",
+    "Heartbeats not delivered yet (kept on disk, sent later)",
+)
+ROLLBACKS = Counter(
+    "millrace_edge_rollbacks_total",
+    "Models rolled back to the last-known-good one after failing their health check",
+    ["model"],
+)
+PROBATION_FAILURES = Counter(
+    "millrace_edge_probation_failures_total",
+    "Predictions that failed on a model still on probation",
+    ["model"],
+)
+RETRIED_ON_FALLBACK = Counter(
+    "millrace_edge_predictions_retried_total",
+    "Failed predictions answered by the last-known-good model instead",
+    ["model"],
+)
+MODEL_EVENTS = Counter(
+    "millrace_edge_model_events_total", "model-published events received from Kafka", ["outcome"]
+)

@@ -1,0 +1,214 @@
+"""The agent's lifecycle: serve the cached models first, then poll the manifest (sooner
+when ``model-published`` says a listed model moved), forward the queue to the centre
+and report heartbeats, each in its own task."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from millrace_common.contracts import ModelPublished
+from millrace_common.predict_api import describe
+from millrace_common.project import Project
+from millrace_common.scoring import ModelSlots
+
+from millrace_edge_agent.adapters.kafka import ModelEvents
+from millrace_edge_agent.adapters.queue import DiskQueue, QueueFull
+from millrace_edge_agent.config import Settings
+from millrace_edge_agent.forwarder import Forwarder
+from millrace_edge_agent.heartbeat import Heartbeats
+from millrace_edge_agent.intake import prepare
+from millrace_edge_agent.metrics import (
+    DROPPED,
+    MODEL_EVENTS,
+    QUEUE_DEPTH,
+    QUEUED,
+    SYNC_FAILURES,
+)
+from millrace_edge_agent.sync import Syncer, failure_reason, next_delay
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class EdgeRuntime:
+    settings: Settings
+    slots: ModelSlots
+    syncer: Syncer
+    queue: DiskQueue | None = None
+    forwarder: Forwarder | None = None
+    heartbeats: Heartbeats | None = None
+    project: Project | None = None
+    events: ModelEvents | None = None
+    closers: list[Any] = field(default_factory=list)
+    """Async ``close()`` of the adapters, called at shutdown."""
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    poll_now: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set to read the manifest now instead of at the next poll."""
+
+    async def start(self) -> None:
+        restored = await asyncio.to_thread(self.syncer.restore)
+        log.info(
+            "edge_agent_started",
+            site=self.settings.site,
+            restored_from_disk=restored,
+            cache_dir=str(self.settings.cache_path),
+            queued=self.queue.depth() if self.queue else None,
+        )
+        self._spawn(self.poll_forever(), "manifest-poll")
+        if self.forwarder is not None:
+            self._spawn(self.forwarder.run(), "forwarder")
+        if self.heartbeats is not None:
+            self._spawn(self.heartbeats.run(), "heartbeats")
+        if self.events is not None:
+            self._spawn(self.events.run(), "model-events")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for closer in self.closers:
+            await closer.close()
+        if self.queue is not None:
+            self.queue.close()
+        log.info("edge_agent_stopped", site=self.settings.site)
+
+    async def enqueue(self, *, dataset: str, records: list[Any]) -> list[str]:
+        """Validate and store ``records`` durably; return their event ids.
+
+        Raises RecordsInvalid, or QueueFull when full under ``reject-new``."""
+        if self.queue is None:
+            raise RuntimeError("this agent has no queue")
+        prepared = prepare(dataset=dataset, records=records, project=self.project)
+        try:
+            dropped = await asyncio.to_thread(self.queue.append, prepared)
+        except QueueFull:
+            DROPPED.labels("queue_full_rejected").inc(len(prepared))
+            raise
+        for reason, count in dropped.items():
+            DROPPED.labels(reason).inc(count)
+            log.warning("records_dropped", reason=reason, count=count)
+        QUEUED.inc(len(prepared))
+        QUEUE_DEPTH.set(self.queue.depth())
+        if self.forwarder is not None:
+            self.forwarder.wakeup.set()
+        return [r.event_id for r in prepared]
+
+    async def poll_forever(self) -> None:
+        """Never stops serving: a failed poll is logged, counted and retried later."""
+        while True:
+            self.poll_now.clear()  # an event during the poll below means "poll again"
+            failures = await self.poll_once()
+            delay = next_delay(
+                interval=self.settings.poll_interval,
+                failures=failures,
+                cap=self.settings.max_backoff,
+            )
+            try:
+                await asyncio.wait_for(self.poll_now.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    def model_event(self, event: ModelPublished) -> None:
+        """A model moved: if this site may run it, read the manifest now."""
+        listed = self.syncer.listed
+        known = {name for name, _alias in self.syncer.targets}
+        if listed is not None and event.name not in listed | known:
+            MODEL_EVENTS.labels("ignored").inc()
+            return
+        MODEL_EVENTS.labels("followed").inc()
+        log.info("model_event", model=event.name, alias=event.alias, version=event.version)
+        self.poll_now.set()
+
+    async def poll_once(self) -> int:
+        """One poll; return the number of consecutive failures so far."""
+        status = self.syncer.status
+        try:
+            await asyncio.to_thread(self.syncer.sync_once)
+        except Exception as exc:  # noqa: BLE001 - the store may be down for hours
+            reason = failure_reason(exc)
+            status.consecutive_failures += 1
+            status.failed(f"{reason}: {exc}")
+            SYNC_FAILURES.labels(reason).inc()
+            log.warning(
+                "sync_failed",
+                reason=reason,
+                error=str(exc),
+                consecutive=status.consecutive_failures,
+            )
+        return status.consecutive_failures
+
+    async def ready(self) -> tuple[bool, str]:
+        if len(self.slots) == 0:
+            return False, "no model loaded yet"
+        return True, f"{len(self.slots)} model(s) loaded"
+
+    def describe(self) -> dict[str, Any]:
+        status = self.syncer.status
+        return {
+            "site": self.settings.site,
+            "models": [describe(model, alias) for (_n, alias), model in self.slots.items()],
+            "last_sync": status.last_sync.isoformat() if status.last_sync else None,
+            "last_error": self.last_error(),
+            "last_error_at": status.last_error_at.isoformat() if status.last_error_at else None,
+            "consecutive_failures": status.consecutive_failures,
+            "model_events": self.describe_events(),
+            **self.describe_queue(),
+        }
+
+    def last_error(self) -> str | None:
+        forward = self.forwarder.status if self.forwarder else None
+        if forward is not None and forward.consecutive_failures:
+            return forward.last_error
+        return self.syncer.status.last_error
+
+    def describe_events(self) -> str:
+        if self.events is None:
+            return "off"
+        return "following" if self.events.following.is_set() else "connecting"
+
+    def describe_queue(self) -> dict[str, Any]:
+        if self.queue is None:
+            return {}
+        forward = self.forwarder.status if self.forwarder else None
+        age = self.queue.oldest_age()
+        return {
+            "queue_depth": self.queue.depth(),
+            "queue_oldest_age_seconds": round(age, 3) if age is not None else None,
+            "queue_policy": self.queue.policy,
+            "drops": self.queue.drops(),
+            "forwarded": forward.forwarded if forward else 0,
+            "forward_mode": self.settings.forward_mode,
+            **(
+                {"aggregate_window_seconds": self.settings.aggregate_window_seconds}
+                if self.settings.forward_mode == "aggregate"
+                else {}
+            ),
+            "records_in": forward.records_in if forward else 0,
+            "records_out": forward.forwarded if forward else 0,
+            "last_forward": forward.last_forward.isoformat()
+            if forward and forward.last_forward
+            else None,
+            "forward_failures": forward.consecutive_failures if forward else 0,
+        }
+
+    def heartbeat(self) -> dict[str, Any]:
+        """What the registry keeps per site."""
+        state = self.describe()
+        return {
+            "site": state["site"],
+            "models": [
+                {"name": m["name"], "alias": m["alias"], "version": m["version"]}
+                for m in state["models"]
+            ],
+            "last_sync": state["last_sync"],
+            "queue_depth": state.get("queue_depth", 0),
+            "drops": sum(state.get("drops", {}).values()),
+            "last_error": state["last_error"],
+        }

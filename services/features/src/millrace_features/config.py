@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from millrace_common.settings import CommonSettings, service_config
+
+
+class Settings(CommonSettings):
+    model_config = service_config("features")
+
+    port: int = 8040
+    app_id: str = "millrace-features"
+    data_dir: str = "./.millrace/features-state"
+    partitions: int = 4
+    batch_size: int = 500
+    batch_within_seconds: float = 0.3
+    retrain_check_seconds: float = 2.0
+    session_timeout_seconds: float = 4.0

@@ -1,0 +1,1 @@
+"""registry: registered models, versions, aliases, audit log and site deployments."""

@@ -1,0 +1,262 @@
+"""Queries on the registry's tables; every function works inside the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.orm import Session
+
+from millrace_registry.adapters import site_groups
+from millrace_registry.adapters.tables import (
+    aliases,
+    audit_log,
+    model_versions,
+    models,
+    runs,
+    site_deployments,
+)
+
+
+def _insert(session: Session, table: sa.Table) -> Any:
+    """An INSERT that knows ON CONFLICT on both Postgres and SQLite."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def lock_model(session: Session, *, name: str, description: str = "") -> RowMapping:
+    """Create the model if needed and lock its row: version numbers and alias moves of one
+    model are serialised (``FOR UPDATE`` on Postgres; SQLite's ``BEGIN IMMEDIATE``)."""
+    session.execute(
+        _insert(session, models)
+        .values(
+            name=name,
+            description=description,
+            created_at=datetime.now(UTC),
+        )
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    return (
+        session.execute(sa.select(models).where(models.c.name == name).with_for_update())
+        .mappings()
+        .one()
+    )
+
+
+def lock_existing_model(session: Session, *, name: str) -> RowMapping | None:
+    return (
+        session.execute(sa.select(models).where(models.c.name == name).with_for_update())
+        .mappings()
+        .one_or_none()
+    )
+
+
+def get_model(session: Session, *, name: str) -> RowMapping | None:
+    return session.execute(sa.select(models).where(models.c.name == name)).mappings().one_or_none()
+
+
+def list_models(session: Session) -> list[RowMapping]:
+    return list(session.execute(sa.select(models).order_by(models.c.name)).mappings())
+
+
+def latest_versions(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        sa.select(model_versions.c.model, sa.func.max(model_versions.c.version)).group_by(
+            model_versions.c.model
+        )
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def next_version(session: Session, *, name: str) -> int:
+    current = session.execute(
+        sa.select(sa.func.max(model_versions.c.version)).where(model_versions.c.model == name)
+    ).scalar_one()
+    return (current or 0) + 1
+
+
+def insert_version(session: Session, values: dict[str, Any]) -> None:
+    session.execute(model_versions.insert().values(**values))
+
+
+def version_by_request(session: Session, *, name: str, request_id: str) -> RowMapping | None:
+    return (
+        session.execute(
+            sa.select(model_versions).where(
+                model_versions.c.model == name,
+                model_versions.c.request_id == request_id,
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+
+
+def get_version(session: Session, *, name: str, version: int) -> RowMapping | None:
+    return (
+        session.execute(
+            sa.select(model_versions).where(
+                model_versions.c.model == name,
+                model_versions.c.version == version,
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+
+
+def list_versions(session: Session, *, name: str) -> list[RowMapping]:
+    return list(
+        session.execute(
+            sa.select(model_versions)
+            .where(model_versions.c.model == name)
+            .order_by(model_versions.c.version)
+        ).mappings()
+    )
+
+
+def aliases_of(session: Session, *, name: str) -> dict[str, int]:
+    rows = session.execute(
+        sa.select(aliases.c.alias, aliases.c.version)
+        .where(aliases.c.model == name)
+        .order_by(aliases.c.alias)
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def all_aliases(session: Session) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {}
+    for model, alias, version in session.execute(
+        sa.select(aliases.c.model, aliases.c.alias, aliases.c.version).order_by(
+            aliases.c.model, aliases.c.alias
+        )
+    ):
+        found.setdefault(model, {})[alias] = version
+    return found
+
+
+def alias_version(session: Session, *, name: str, alias: str) -> int | None:
+    return session.execute(
+        sa.select(aliases.c.version).where(aliases.c.model == name, aliases.c.alias == alias)
+    ).scalar_one_or_none()
+
+
+def set_alias(session: Session, *, name: str, alias: str, version: int) -> None:
+    now = datetime.now(UTC)
+    session.execute(
+        _insert(session, aliases)
+        .values(
+            model=name,
+            alias=alias,
+            version=version,
+            updated_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["model", "alias"], set_={"version": version, "updated_at": now}
+        )
+    )
+
+
+def add_audit(
+    session: Session,
+    *,
+    model: str,
+    action: str,
+    actor: str,
+    reason: str,
+    alias: str | None = None,
+    from_version: int | None = None,
+    to_version: int | None = None,
+) -> None:
+    session.execute(
+        audit_log.insert().values(
+            model=model,
+            action=action,
+            alias=alias,
+            from_version=from_version,
+            to_version=to_version,
+            actor=actor,
+            reason=reason,
+            at=datetime.now(UTC),
+        )
+    )
+
+
+def list_audit(session: Session, *, name: str, limit: int) -> list[RowMapping]:
+    return list(
+        session.execute(
+            sa.select(audit_log)
+            .where(audit_log.c.model == name)
+            .order_by(audit_log.c.id.desc())
+            .limit(limit)
+        ).mappings()
+    )
+
+
+def set_deployment(session: Session, *, site_id: str, model: str, alias: str) -> None:
+    now = datetime.now(UTC)
+    session.execute(
+        _insert(session, site_deployments)
+        .values(
+            site_id=site_id,
+            model=model,
+            alias=alias,
+            updated_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["site_id", "model"], set_={"alias": alias, "updated_at": now}
+        )
+    )
+
+
+def deployments_of(session: Session, *, site_id: str) -> list[dict[str, Any]]:
+    """What the site follows, directly or through its groups (``via`` says which)."""
+    return site_groups.effective_deployments(session, site_id=site_id)
+
+
+def sites_following(session: Session, *, model: str, alias: str) -> list[str]:
+    return site_groups.sites_following(session, model=model, alias=alias)
+
+
+def update_model(session: Session, *, name: str, values: dict[str, Any]) -> None:
+    session.execute(models.update().where(models.c.name == name).values(**values))
+
+
+def update_version(session: Session, *, name: str, version: int, values: dict[str, Any]) -> None:
+    session.execute(
+        model_versions.update()
+        .where(model_versions.c.model == name, model_versions.c.version == version)
+        .values(**values)
+    )
+
+
+def delete_alias(session: Session, *, name: str, alias: str) -> None:
+    session.execute(aliases.delete().where(aliases.c.model == name, aliases.c.alias == alias))
+
+
+def upsert_run(session: Session, *, values: dict[str, Any]) -> None:
+    """A run is reported when it starts and again when it ends: the last report wins."""
+    changing = {k: v for k, v in values.items() if k not in ("model", "run_id", "started_at")}
+    session.execute(
+        _insert(session, runs)
+        .values(**values)
+        .on_conflict_do_update(index_elements=["model", "run_id"], set_=changing)
+    )
+
+
+def get_run(session: Session, *, name: str, run_id: str) -> RowMapping | None:
+    return (
+        session.execute(sa.select(runs).where(runs.c.model == name, runs.c.run_id == run_id))
+        .mappings()
+        .one_or_none()
+    )
+
+
+def list_runs(session: Session, *, name: str, status: str | None = None) -> list[RowMapping]:
+    query = sa.select(runs).where(runs.c.model == name)
+    if status is not None:
+        query = query.where(runs.c.status == status)
+    return list(session.execute(query.order_by(runs.c.id.desc())).mappings())

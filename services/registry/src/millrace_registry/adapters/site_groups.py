@@ -1,0 +1,154 @@
+"""Queries on site groups, and what a site runs once its groups are taken into account.
+
+A site follows a model's alias directly (``site_deployments``) or through a group it
+belongs to (``site_group_deployments``). A direct assignment wins over a group's for the
+same model; between two groups, the one whose name sorts first wins, so the answer is
+always the same."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from millrace_registry.adapters.tables import (
+    site_deployments,
+    site_group_deployments,
+    site_group_members,
+    site_groups,
+)
+
+
+def get_group(session: Session, *, name: str, lock: bool = False) -> dict[str, Any] | None:
+    query = sa.select(site_groups).where(site_groups.c.name == name)
+    row = session.execute(query.with_for_update() if lock else query).mappings().one_or_none()
+    return None if row is None else dict(row)
+
+
+def list_groups(session: Session) -> list[str]:
+    return list(
+        session.execute(sa.select(site_groups.c.name).order_by(site_groups.c.name)).scalars()
+    )
+
+
+def put_group(session: Session, *, name: str, description: str) -> bool:
+    """Create or update the group (locked for the rest of the transaction); True if new."""
+    exists = get_group(session, name=name, lock=True) is not None
+    now = datetime.now(UTC)
+    if exists:
+        session.execute(
+            site_groups.update()
+            .where(site_groups.c.name == name)
+            .values(description=description, updated_at=now)
+        )
+    else:
+        session.execute(
+            site_groups.insert().values(name=name, description=description, updated_at=now)
+        )
+    return not exists
+
+
+def members(session: Session, *, group: str) -> list[str]:
+    return list(
+        session.execute(
+            sa.select(site_group_members.c.site_id)
+            .where(site_group_members.c.group_name == group)
+            .order_by(site_group_members.c.site_id)
+        ).scalars()
+    )
+
+
+def set_members(session: Session, *, group: str, sites: list[str]) -> None:
+    session.execute(site_group_members.delete().where(site_group_members.c.group_name == group))
+    if sites:
+        session.execute(
+            site_group_members.insert(),
+            [{"group_name": group, "site_id": site} for site in sorted(set(sites))],
+        )
+
+
+def groups_of(session: Session, *, site_id: str) -> list[str]:
+    return list(
+        session.execute(
+            sa.select(site_group_members.c.group_name)
+            .where(site_group_members.c.site_id == site_id)
+            .order_by(site_group_members.c.group_name)
+        ).scalars()
+    )
+
+
+def group_deployments(session: Session, *, group: str) -> list[dict[str, Any]]:
+    return [
+        dict(row)
+        for row in session.execute(
+            sa.select(site_group_deployments)
+            .where(site_group_deployments.c.group_name == group)
+            .order_by(site_group_deployments.c.model)
+        ).mappings()
+    ]
+
+
+def set_group_deployment(session: Session, *, group: str, model: str, alias: str) -> None:
+    now = datetime.now(UTC)
+    table = site_group_deployments
+    found = session.execute(
+        sa.select(table.c.model).where(table.c.group_name == group, table.c.model == model)
+    ).scalar_one_or_none()
+    if found is None:
+        session.execute(
+            table.insert().values(group_name=group, model=model, alias=alias, updated_at=now)
+        )
+    else:
+        session.execute(
+            table.update()
+            .where(table.c.group_name == group, table.c.model == model)
+            .values(alias=alias, updated_at=now)
+        )
+
+
+def effective_deployments(session: Session, *, site_id: str) -> list[dict[str, Any]]:
+    """What ``site_id`` follows, one entry per model, with ``via`` saying where from."""
+    found: dict[str, dict[str, Any]] = {}
+    for direct in session.execute(
+        sa.select(site_deployments).where(site_deployments.c.site_id == site_id)
+    ).mappings():
+        found[direct["model"]] = dict(direct) | {"via": "site"}
+    for group in groups_of(session, site_id=site_id):
+        for row in group_deployments(session, group=group):
+            found.setdefault(
+                row["model"],
+                {
+                    "site_id": site_id,
+                    "model": row["model"],
+                    "alias": row["alias"],
+                    "updated_at": row["updated_at"],
+                    "via": f"group:{group}",
+                },
+            )
+    return [found[model] for model in sorted(found)]
+
+
+def sites_following(session: Session, *, model: str, alias: str) -> list[str]:
+    """Every site whose effective deployment of ``model`` is ``alias``."""
+    direct = session.execute(
+        sa.select(site_deployments.c.site_id).where(site_deployments.c.model == model)
+    ).scalars()
+    grouped = session.execute(
+        sa.select(site_group_members.c.site_id)
+        .join(
+            site_group_deployments,
+            site_group_deployments.c.group_name == site_group_members.c.group_name,
+        )
+        .where(site_group_deployments.c.model == model)
+    ).scalars()
+    candidates = sorted(set(direct) | set(grouped))
+    return [
+        site
+        for site in candidates
+        if any(
+            d["model"] == model and d["alias"] == alias
+            for d in effective_deployments(session, site_id=site)
+        )
+    ]

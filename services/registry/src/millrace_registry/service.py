@@ -1,0 +1,435 @@
+"""The registry's use cases: each runs in one transaction and stages its events in the
+outbox of that same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from millrace_common.contracts import MODEL_PUBLISHED, AliasTarget
+from millrace_common.db import transaction
+from millrace_common.errors import Conflict, InvalidInput, NotFound
+from millrace_common.outbox import add_event
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.orm import Session, sessionmaker
+
+from millrace_registry import views
+from millrace_registry.adapters import repository as repo
+from millrace_registry.adapters.manifests import ManifestWriter
+from millrace_registry.adapters.tables import outbox
+from millrace_registry.domain import (
+    CHALLENGER,
+    CHAMPION,
+    PENDING,
+    PRODUCTION,
+    READY,
+    REJECTED,
+    Champion,
+    Decision,
+    PromotionRule,
+    check_alias,
+    check_name,
+    decide,
+)
+from millrace_registry.schemas import ChecksReport, Registration
+from millrace_registry.sites import site_view
+
+log = structlog.get_logger(__name__)
+
+
+class Registry:
+    """Synchronous use cases (the HTTP layer runs them in worker threads)."""
+
+    def __init__(
+        self,
+        *,
+        factory: sessionmaker[Session],
+        manifests: ManifestWriter,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._factory = factory
+        self._manifests = manifests
+        self._on_commit = on_commit
+
+    # -- versions --------------------------------------------------------------------
+
+    def register(self, *, name: str, registration: Registration) -> tuple[dict[str, Any], bool]:
+        """Add a version and apply the promotion rule; ``False`` when it was a re-send."""
+        check_name(name, field="name")
+        _check_registration(registration)
+        with transaction(self._factory) as session:
+            repo.lock_model(session, name=name, description=registration.description)
+            existing = repo.version_by_request(
+                session, name=name, request_id=registration.request_id
+            )
+            if existing is not None:
+                return self._version_doc(session, existing), False
+            row = self._add_version(session, name=name, registration=registration)
+            doc = self._version_doc(session, row)
+        self._on_commit()
+        log.info(
+            "version_registered",
+            model=name,
+            version=doc["version"],
+            status=doc["status"],
+            promoted=doc["promoted"],
+            reason=doc["reason"],
+        )
+        return doc, True
+
+    def _add_version(
+        self, session: Session, *, name: str, registration: Registration
+    ) -> RowMapping:
+        version = repo.next_version(session, name=name)
+        decision = self._decide(session, name=name, registration=registration)
+        repo.insert_version(session, _version_values(name, version, registration, decision))
+        row = repo.get_version(session, name=name, version=version)
+        assert row is not None
+        actor = registration.actor
+        if registration.status == PENDING:
+            repo.add_audit(
+                session,
+                model=name,
+                action="registered_pending",
+                actor=actor,
+                reason=decision.reason,
+                to_version=version,
+            )
+        elif registration.status == REJECTED:
+            repo.add_audit(
+                session,
+                model=name,
+                action="rejected",
+                actor=actor,
+                reason=decision.reason,
+                to_version=version,
+            )
+        else:
+            self._apply(session, row=row, decision=decision, actor=actor)
+        return row
+
+    def _apply(self, session: Session, *, row: RowMapping, decision: Decision, actor: str) -> None:
+        """A ready version takes production and champion, or becomes the challenger."""
+        if decision.promote:
+            for alias in (PRODUCTION, CHAMPION):
+                self._move(
+                    session,
+                    row=row,
+                    alias=alias,
+                    reason=decision.reason,
+                    actor=actor,
+                    action="promoted",
+                )
+        else:
+            self._move(
+                session,
+                row=row,
+                alias=CHALLENGER,
+                reason=decision.reason,
+                actor=actor,
+                action="not_promoted",
+            )
+
+    def _decide(self, session: Session, *, name: str, registration: Registration) -> Decision:
+        if registration.status == REJECTED:
+            return Decision(False, f"rejected: {registration.rejection_reason}")
+        if registration.status == PENDING:
+            return Decision(False, "pending: its checks are not recorded yet")
+        return _rule_decision(
+            session,
+            name=name,
+            rule=registration.promotion.rule(),
+            metrics=registration.metrics,
+            champion_metrics=registration.champion_metrics,
+            champion_version=registration.champion_version,
+        )
+
+    def record_checks(self, *, name: str, version: int, report: ChecksReport) -> dict[str, Any]:
+        """A pending version's checks: rejected with the reason, or ready and then judged by
+        the promotion rule it was registered with (against production now)."""
+        if not report.passed and not (report.reason or "").strip():
+            raise InvalidInput("failed checks need a reason", field="reason")
+        with transaction(self._factory) as session:
+            if repo.lock_existing_model(session, name=name) is None:
+                raise NotFound(f"no model '{name}'")
+            row = self._version_row(session, name, version)
+            if row["status"] != PENDING:
+                raise Conflict(
+                    f"v{version} of '{name}' is {row['status']}; checks are "
+                    "recorded once, on a pending version",
+                    field="status",
+                )
+            decision = self._checked(session, row=row, report=report)
+            row = self._version_row(session, name, version)
+            if report.passed:
+                self._apply(session, row=row, decision=decision, actor=report.actor)
+            else:
+                repo.add_audit(
+                    session,
+                    model=name,
+                    action="rejected",
+                    actor=report.actor,
+                    reason=decision.reason,
+                    to_version=version,
+                )
+            doc = self._version_doc(session, row)
+        self._on_commit()
+        log.info(
+            "checks_recorded",
+            model=name,
+            version=version,
+            status=doc["status"],
+            promoted=doc["promoted"],
+            reason=doc["reason"],
+        )
+        return doc
+
+    @staticmethod
+    def _checked(session: Session, *, row: RowMapping, report: ChecksReport) -> Decision:
+        """Write the outcome of the checks on the version row; the decision it leads to."""
+        if report.passed:
+            rule = PromotionRule(**(row["promotion"] or {"metric": ""}))
+            decision = _rule_decision(
+                session,
+                name=row["model"],
+                rule=rule,
+                metrics=row["metrics"],
+                champion_metrics=row["champion_metrics"],
+                champion_version=row["champion_version"],
+            )
+        else:
+            decision = Decision(False, f"rejected: {report.reason}")
+        checks = (row["lineage"] or {}).get("checks") or {}
+        repo.update_version(
+            session,
+            name=row["model"],
+            version=row["version"],
+            values={
+                "status": READY if report.passed else REJECTED,
+                "rejection_reason": None if report.passed else report.reason,
+                "promoted": decision.promote,
+                "decision": decision.reason,
+                "lineage": (row["lineage"] or {})
+                | {"checks": checks | report.details | {"passed": report.passed}},
+            },
+        )
+        return decision
+
+    def _move(
+        self, session: Session, *, row: RowMapping, alias: str, reason: str, actor: str, action: str
+    ) -> int | None:
+        """Point ``alias`` at ``row``: alias row, audit row and outbox event, one transaction."""
+        name, version = row["model"], row["version"]
+        previous = repo.alias_version(session, name=name, alias=alias)
+        repo.set_alias(session, name=name, alias=alias, version=version)
+        repo.add_audit(
+            session,
+            model=name,
+            action=action,
+            alias=alias,
+            from_version=previous,
+            to_version=version,
+            actor=actor,
+            reason=reason,
+        )
+        event = views.published(row, alias=alias, reason=reason)
+        add_event(
+            session,
+            outbox,
+            topic=MODEL_PUBLISHED,
+            key=f"{name}:{alias}",
+            event_id=event.event_id,
+            value=event,
+            ce_type="millrace.model.published",
+        )
+        return previous
+
+    def _version_doc(self, session: Session, row: RowMapping) -> dict[str, Any]:
+        return views.version_doc(row, aliases=repo.aliases_of(session, name=row["model"]))
+
+    def versions(self, *, name: str, request_id: str | None = None) -> list[dict[str, Any]]:
+        with self._factory() as session:
+            self._model_row(session, name)
+            if request_id is None:
+                rows = repo.list_versions(session, name=name)
+            else:
+                found = repo.version_by_request(session, name=name, request_id=request_id)
+                rows = [] if found is None else [found]
+            # one read of the aliases for the whole list, so a reader racing an alias move
+            # never sees an alias on two versions (or on none)
+            aliases = repo.aliases_of(session, name=name)
+            return [views.version_doc(row, aliases=aliases) for row in rows]
+
+    def version(self, *, name: str, version: int) -> dict[str, Any]:
+        with self._factory() as session:
+            return self._version_doc(session, self._version_row(session, name, version))
+
+    # -- models and aliases ----------------------------------------------------------
+
+    def models(self) -> list[dict[str, Any]]:
+        with self._factory() as session:
+            aliases, latest = repo.all_aliases(session), repo.latest_versions(session)
+            return [
+                views.model_doc(
+                    row, aliases=aliases.get(row["name"], {}), latest=latest.get(row["name"])
+                )
+                for row in repo.list_models(session)
+            ]
+
+    def model(self, *, name: str) -> dict[str, Any]:
+        with self._factory() as session:
+            row = self._model_row(session, name)
+            latest = repo.latest_versions(session).get(name)
+            return views.model_doc(row, aliases=repo.aliases_of(session, name=name), latest=latest)
+
+    def alias(self, *, name: str, alias: str) -> AliasTarget:
+        check_alias(alias)
+        with self._factory() as session:
+            self._model_row(session, name)
+            version = repo.alias_version(session, name=name, alias=alias)
+            if version is None:
+                raise NotFound(f"model '{name}' has no alias '{alias}'")
+            return views.alias_target(self._version_row(session, name, version), alias=alias)
+
+    def move_alias(
+        self, *, name: str, alias: str, version: int, reason: str, actor: str
+    ) -> dict[str, Any]:
+        """A manual, audited alias move (promotion, rollback, staging …)."""
+        check_alias(alias)
+        if not reason.strip():
+            raise InvalidInput("a reason is required", field="reason")
+        with transaction(self._factory) as session:
+            if repo.lock_existing_model(session, name=name) is None:
+                raise NotFound(f"no model '{name}'")
+            row = self._version_row(session, name, version)
+            if row["status"] != READY:
+                raise Conflict(f"version {version} of '{name}' is {row['status']}", field="version")
+            previous = repo.alias_version(session, name=name, alias=alias)
+            # champion mirrors production, so the next candidate faces what runs
+            for moved in (alias, CHAMPION) if alias == PRODUCTION else (alias,):
+                if repo.alias_version(session, name=name, alias=moved) != version:
+                    self._move(
+                        session,
+                        row=row,
+                        alias=moved,
+                        reason=reason,
+                        actor=actor,
+                        action="alias_moved",
+                    )
+            target = views.alias_target(row, alias=alias)
+        if previous != version:
+            self._on_commit()
+            log.info(
+                "alias_moved",
+                model=name,
+                alias=alias,
+                version=version,
+                previous=previous,
+                actor=actor,
+            )
+        return target.model_dump(mode="json", by_alias=True) | {
+            "previous_version": previous,
+            "moved": previous != version,
+            "reason": reason,
+        }
+
+    def audit(self, *, name: str, limit: int = 200) -> list[dict[str, Any]]:
+        with self._factory() as session:
+            self._model_row(session, name)
+            return [
+                views.audit_doc(row) for row in repo.list_audit(session, name=name, limit=limit)
+            ]
+
+    # -- sites -----------------------------------------------------------------------
+
+    def assign_site(self, *, site_id: str, model: str, alias: str) -> dict[str, Any]:
+        """A site follows ``model``'s ``alias``; its manifest is rewritten now."""
+        check_name(site_id, field="site_id")
+        check_alias(alias)
+        with transaction(self._factory) as session:
+            self._model_row(session, model)
+            repo.set_deployment(session, site_id=site_id, model=model, alias=alias)
+        self._manifests.write_site(site_id=site_id)
+        log.info("site_assigned", site=site_id, model=model, alias=alias)
+        return self.site(site_id=site_id)
+
+    def site(self, *, site_id: str) -> dict[str, Any]:
+        """What the site should run (directly or through its groups) and last reported."""
+        return site_view(self._factory, site_id=site_id)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    @staticmethod
+    def _model_row(session: Session, name: str) -> RowMapping:
+        row = repo.get_model(session, name=name)
+        if row is None:
+            raise NotFound(f"no model '{name}'")
+        return row
+
+    @staticmethod
+    def _version_row(session: Session, name: str, version: int) -> RowMapping:
+        row = repo.get_version(session, name=name, version=version)
+        if row is None:
+            if repo.get_model(session, name=name) is None:
+                raise NotFound(f"no model '{name}'")
+            raise NotFound(f"model '{name}' has no version {version}")
+        return row
+
+
+def _rule_decision(
+    session: Session,
+    *,
+    name: str,
+    rule: PromotionRule,
+    metrics: dict[str, float],
+    champion_metrics: dict[str, float] | None,
+    champion_version: int | None,
+) -> Decision:
+    """The promotion rule against what holds production now."""
+    current = repo.alias_version(session, name=name, alias=PRODUCTION)
+    champion = (
+        None
+        if current is None
+        else Champion(version=current, metrics=champion_metrics, evaluated_version=champion_version)
+    )
+    return decide(rule=rule, candidate=metrics, champion=champion)
+
+
+def _check_registration(registration: Registration) -> None:
+    if registration.status == REJECTED and not (registration.rejection_reason or "").strip():
+        raise InvalidInput("a rejected version needs a rejection_reason", field="rejection_reason")
+    metric = registration.promotion.metric
+    if registration.status == READY and metric not in registration.metrics:
+        raise InvalidInput(
+            f"metrics lack the promotion metric '{metric}'", field=f"metrics.{metric}"
+        )
+
+
+def _version_values(
+    name: str, version: int, registration: Registration, decision: Decision
+) -> dict[str, Any]:
+    data = registration.model_dump(mode="json", by_alias=True)
+    return {
+        "model": name,
+        "version": version,
+        "request_id": registration.request_id,
+        "status": registration.status,
+        "rejection_reason": registration.rejection_reason,
+        "artifact_uri": registration.artifact_uri,
+        "sha256": registration.sha256,
+        "size": registration.size,
+        "model_schema": data["schema"],
+        "metrics": registration.metrics,
+        "champion_metrics": registration.champion_metrics,
+        "champion_version": registration.champion_version,
+        "params": data["params"],
+        "lineage": data["lineage"],
+        "promoted": decision.promote,
+        "decision": decision.reason,
+        "created_at": datetime.now(UTC),
+        "description": registration.description,
+        "tags": registration.tags,
+        "promotion": data["promotion"],
+    }

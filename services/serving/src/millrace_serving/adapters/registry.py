@@ -1,0 +1,118 @@
+"""The registry as serving sees it: which models exist and what an alias points at."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import httpx
+from millrace_common.contracts import AliasTarget
+
+from millrace_serving.swap import pinned_alias
+
+
+class Registry(Protocol):
+    async def model_names(self) -> list[str]: ...
+
+    async def alias_target(self, name: str, alias: str) -> AliasTarget | None: ...
+
+    async def version_target(self, name: str, version: int) -> AliasTarget | None: ...
+
+    async def traffic_policy(self, name: str) -> dict[str, Any] | None: ...
+
+    async def close(self) -> None: ...
+
+
+class HttpRegistry:
+    """The registry's REST API; connection errors and 5xx raise ``httpx.HTTPError``."""
+
+    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+
+    async def model_names(self) -> list[str]:
+        response = await self._client.get("/v1/models")
+        response.raise_for_status()
+        body: Any = response.json()
+        models = body.get("models", []) if isinstance(body, dict) else body
+        return [str(model["name"]) for model in models]
+
+    async def alias_target(self, name: str, alias: str) -> AliasTarget | None:
+        response = await self._client.get(f"/v1/models/{name}/aliases/{alias}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return AliasTarget.model_validate(response.json())
+
+    async def version_target(self, name: str, version: int) -> AliasTarget | None:
+        """A registered version as a load target (its alias is the pinned slot's)."""
+        response = await self._client.get(f"/v1/models/{name}/versions/{version}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return version_as_target(response.json(), name=name, version=version)
+
+    async def traffic_policy(self, name: str) -> dict[str, Any] | None:
+        """The model's traffic policy document; None when the registry does not know the
+        model (or predates traffic policies), which serving reads as no policy."""
+        response = await self._client.get(f"/v1/models/{name}/traffic")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body: Any = response.json()
+        return body if isinstance(body, dict) else None
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def version_as_target(doc: dict[str, Any], *, name: str, version: int) -> AliasTarget:
+    return AliasTarget.model_validate(
+        {
+            "name": name,
+            "version": version,
+            "alias": pinned_alias(version),
+            "artifact_uri": doc["artifact_uri"],
+            "sha256": doc["sha256"],
+            "size": doc["size"],
+            "schema": doc.get("model_schema") or doc.get("schema"),
+        }
+    )
+
+
+class MemoryRegistry:
+    """In-memory fake for unit tests: ``targets[(name, alias)] = AliasTarget``."""
+
+    def __init__(
+        self,
+        targets: dict[tuple[str, str], AliasTarget] | None = None,
+        names: list[str] | None = None,
+    ) -> None:
+        self.targets = dict(targets or {})
+        self.extra_names = list(names or [])
+        self.versions: dict[tuple[str, int], AliasTarget] = {}
+        self.policies: dict[str, dict[str, Any]] = {}
+        """Traffic policy documents by model, as ``GET /v1/models/{name}/traffic``."""
+        self.reachable = True
+
+    async def model_names(self) -> list[str]:
+        self._check()
+        return sorted({name for name, _ in self.targets} | set(self.extra_names))
+
+    async def alias_target(self, name: str, alias: str) -> AliasTarget | None:
+        self._check()
+        return self.targets.get((name, alias))
+
+    async def version_target(self, name: str, version: int) -> AliasTarget | None:
+        self._check()
+        found = self.versions.get((name, version))
+        return None if found is None else found.model_copy(update={"alias": pinned_alias(version)})
+
+    async def traffic_policy(self, name: str) -> dict[str, Any] | None:
+        self._check()
+        return self.policies.get(name)
+
+    async def close(self) -> None:
+        return None
+
+    def _check(self) -> None:
+        if not self.reachable:
+            raise httpx.ConnectError("registry unreachable (fake)")

@@ -1,0 +1,59 @@
+"""Serving settings: shared ``MILLRACE_*`` variables plus ``MILLRACE_SERVING_*``."""
+
+from __future__ import annotations
+
+from millrace_common.settings import CommonSettings, service_config
+from pydantic import SecretStr
+
+
+class Settings(CommonSettings):
+    model_config = service_config("serving")
+
+    port: int = 8030
+    registry_url: str = "http://127.0.0.1:8020"
+    models: str = ""
+    """Comma-separated model names to serve; empty means every model the registry lists."""
+    aliases: str = "production"
+    """Comma-separated aliases to serve for each model."""
+    resync_interval: float = 30.0
+    """Seconds between reconciliations against the registry (catches missed events)."""
+    publish_predictions: bool = True
+    versions: str = ""
+    """Pinned versions to serve beside the aliases, e.g. ``machine-failure:3,spindle:1``."""
+    api_keys: SecretStr = SecretStr("")
+    """``key:scope+scope`` pairs, e.g. ``k1:predict,k2:predict+admin``; empty = no auth."""
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 1024
+    """Most rows one request may carry (more is a 422)."""
+    request_timeout: float = 10.0
+    """Seconds a request may wait for scoring (then 504)."""
+    batching: str = ""
+    """Adaptive batching per model, ``name:window:max_rows``, e.g. ``machine-failure:8ms:64``."""
+    traffic: str = ""
+    """Traffic policies per model, e.g. ``machine-failure:canary:10`` (10% to challenger)
+    or ``machine-failure:shadow`` (mirror to challenger, answer from production); these
+    override the registry's policy for the models they name."""
+    traffic_interval: float = 5.0
+    """Seconds between reads of the registry's traffic policies (0: read once at start)."""
+
+    @property
+    def model_names(self) -> frozenset[str]:
+        return _split(self.models)
+
+    @property
+    def alias_names(self) -> frozenset[str]:
+        return _split(self.aliases) or frozenset({"production"})
+
+    @property
+    def pinned_versions(self) -> list[tuple[str, int]]:
+        pins = []
+        for item in sorted(_split(self.versions)):
+            name, _, version = item.rpartition(":")
+            if not name or not version.isdigit():
+                raise ValueError(f"MILLRACE_SERVING_VERSIONS: {item!r} is not name:version")
+            pins.append((name, int(version)))
+        return pins
+
+
+def _split(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(",") if part.strip())

@@ -1,0 +1,115 @@
+"""Access and size limits in front of every route, as plain ASGI (no per-request task).
+
+API keys (``Authorization: Bearer <key>`` or ``X-API-Key``) carry scopes: ``predict`` for
+the model routes (v1 and Open Inference Protocol), ``admin`` for the admin routes. Health,
+readiness and metrics stay open. Bodies over the limit are a 413 before they are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from millrace_common.errors import Forbidden, MillraceError, TooLarge, Unauthorized
+from millrace_common.http import status_of
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+SCOPES = frozenset({"predict", "admin"})
+_PROTECTED = (("/v1/admin/", "admin"), ("/v1/models", "predict"), ("/v2/models", "predict"))
+
+
+def parse_api_keys(spec: str) -> dict[str, frozenset[str]]:
+    """``"k1:predict,k2:predict+admin"`` → ``{"k1": {"predict"}, "k2": {...}}``."""
+    keys: dict[str, frozenset[str]] = {}
+    for position, item in enumerate(p.strip() for p in spec.split(",")):
+        if not item:
+            continue
+        key, _, scopes = item.rpartition(":")
+        granted = frozenset(s.strip() for s in scopes.split("+") if s.strip())
+        if not key or not granted or not granted <= SCOPES:
+            # the key itself is a secret: name its position, never its value
+            raise ValueError(
+                f"MILLRACE_SERVING_API_KEYS entry {position + 1} must be "
+                f"key:scope[+scope] with scopes from {sorted(SCOPES)}"
+            )
+        keys[key] = granted
+    return keys
+
+
+def needed_scope(path: str) -> str | None:
+    return next((scope for prefix, scope in _PROTECTED if path.startswith(prefix)), None)
+
+
+class Guard:
+    def __init__(
+        self, app: ASGIApp, *, keys: dict[str, frozenset[str]], max_body_bytes: int
+    ) -> None:
+        self.app = app
+        self.keys = keys
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            self._authorize(scope["path"], headers)
+            self._check_length(headers)
+        except MillraceError as exc:
+            await _reject(send, exc)
+            return
+        await self.app(scope, self._bounded(receive), send)
+
+    def _authorize(self, path: str, headers: dict[str, str]) -> None:
+        scope = needed_scope(path) if self.keys else None
+        if scope is None:
+            return
+        key = headers.get("x-api-key") or _bearer(headers.get("authorization", ""))
+        if key is None or key not in self.keys:
+            raise Unauthorized("an API key is required (Authorization: Bearer <key> or X-API-Key)")
+        if scope not in self.keys[key]:
+            raise Forbidden(f"this API key lacks the '{scope}' scope")
+
+    def _check_length(self, headers: dict[str, str]) -> None:
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            raise TooLarge(f"the body is {length} bytes; the limit is {self.max_body_bytes}")
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """Counts a body sent without Content-Length (chunked) against the limit."""
+        seen = 0
+
+        async def bounded() -> MutableMapping[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body_bytes:
+                raise TooLarge(f"the body exceeds the limit of {self.max_body_bytes} bytes")
+            return message
+
+        return bounded
+
+
+def _bearer(value: str) -> str | None:
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _reject(send: Send, exc: MillraceError) -> None:
+    body = orjson.dumps({"error": exc.code, "message": exc.message})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status_of(exc),
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

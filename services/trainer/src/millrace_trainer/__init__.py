@@ -1,0 +1,1 @@
+"""trainer: turns train requests into verified ONNX models registered with their lineage."""

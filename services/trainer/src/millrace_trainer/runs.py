@@ -1,0 +1,100 @@
+"""Every training attempt is a run: reported to the registry when it starts and when it
+ends (succeeded, rejected or failed with the reason), with a JSON log in the object store."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+from millrace_common.objectstore import ObjectStore
+
+from millrace_trainer.adapters.registry_client import RegistryPort
+
+log = structlog.get_logger(__name__)
+
+
+class Run:
+    """One attempt at a train request; reporting is best effort and never fails training."""
+
+    def __init__(
+        self, *, model: str, request_id: str, store: ObjectStore, registry: RegistryPort
+    ) -> None:
+        self.model = model
+        self.request_id = request_id
+        self.run_id = f"run-{uuid.uuid4().hex[:16]}"
+        self.started_at = datetime.now(UTC)
+        self.steps: list[dict[str, Any]] = []
+        self._store = store
+        self._registry = registry
+        self.log_key = f"runs/{model}/{self.run_id}/run-log.json"
+
+    def note(self, step: str, **details: Any) -> None:
+        self.steps.append({"at": datetime.now(UTC).isoformat(), "step": step, **details})
+
+    async def start(self, *, params: dict[str, Any]) -> None:
+        self.note("started", request_id=self.request_id)
+        await self._report({"status": "running", "params": params})
+
+    async def finish(
+        self,
+        *,
+        status: str,
+        version: int | None = None,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        timings: dict[str, float] | None = None,
+        failure_reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.note(status, version=version, failure_reason=failure_reason)
+        report = {
+            "status": status,
+            "version": version,
+            "params": params or {},
+            "metrics": metrics or {},
+            "timings": timings or {},
+            "failure_reason": failure_reason,
+            "details": details or {},
+            "finished_at": datetime.now(UTC).isoformat(),
+        }
+        logs_uri = await asyncio.to_thread(self._write_log, report)
+        await self._report(report | {"logs_uri": logs_uri})
+        log.info(
+            "run_finished",
+            model=self.model,
+            run_id=self.run_id,
+            status=status,
+            version=version,
+            failure_reason=failure_reason,
+        )
+
+    def _write_log(self, report: dict[str, Any]) -> str | None:
+        document = {
+            "model": self.model,
+            "run_id": self.run_id,
+            "request_id": self.request_id,
+            "started_at": self.started_at.isoformat(),
+            "steps": self.steps,
+            **report,
+        }
+        try:
+            self._store.put(
+                self.log_key,
+                orjson.dumps(document, option=orjson.OPT_INDENT_2),
+                content_type="application/json",
+            )
+        except Exception as exc:  # noqa: BLE001 - a lost log must not lose the run
+            log.warning("run_log_not_written", run_id=self.run_id, error=repr(exc))
+            return None
+        return self._store.uri(self.log_key)
+
+    async def _report(self, fields: dict[str, Any]) -> None:
+        body = {"request_id": self.request_id, "started_at": self.started_at.isoformat(), **fields}
+        try:
+            await self._registry.record_run(name=self.model, run_id=self.run_id, body=body)
+        except Exception as exc:  # noqa: BLE001 - the registry may be away; training goes on
+            log.warning("run_not_reported", run_id=self.run_id, error=repr(exc))

@@ -1,0 +1,323 @@
+"""Handle one train request: snapshot in, registered model version out.
+
+Artifacts are keyed by the train request (``models/<name>/<request_id>/model.onnx`` and
+``model-card.json``) because the registry assigns the version number only when the model
+is registered. A request already registered is skipped before any work, so an artifact is
+only ever rewritten while no version refers to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+from millrace_common.contracts import TrainRequest
+from millrace_common.errors import MillraceError
+from millrace_common.objectstore import ObjectStore, get_verified, key_of, sha256_hex
+from millrace_common.project import FeatureSet, ModelSpec, Project, load_project
+from prometheus_client import Counter, Histogram
+
+from millrace_trainer import lineage
+from millrace_trainer.adapters.registry_client import RegistryPort
+from millrace_trainer.errors import TrainingError
+from millrace_trainer.pipeline import (
+    Candidate,
+    ChampionResult,
+    Timings,
+    evaluate_champion,
+    train,
+)
+from millrace_trainer.runs import Run
+
+log = structlog.get_logger(__name__)
+RUNS = Counter("millrace_trainer_runs_total", "Train requests handled", ["model", "outcome"])
+RUN_SECONDS = Histogram(
+    "millrace_trainer_run_seconds",
+    "Time to handle a train request",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800),
+)
+
+
+class TrainService:
+    def __init__(
+        self,
+        *,
+        project_path: str,
+        store: ObjectStore,
+        registry: RegistryPort,
+        lock_file: str | None = None,
+    ) -> None:
+        self._project_path = project_path
+        self._store = store
+        self._registry = registry
+        self._lock_file = lock_file
+
+    async def handle(self, request: TrainRequest) -> dict[str, Any]:
+        """Train, check, upload and register; a request registered before is a no-op."""
+        existing = await self._registry.find_version(
+            name=request.model, request_id=request.request_id
+        )
+        if existing is not None:
+            log.info(
+                "train_request_already_registered",
+                model=request.model,
+                request_id=request.request_id,
+                version=existing["version"],
+            )
+            RUNS.labels(request.model, "duplicate").inc()
+            return existing
+        with RUN_SECONDS.time():
+            version = await self._train_and_register(request)
+        RUNS.labels(request.model, version["status"]).inc()
+        return version
+
+    async def _train_and_register(self, request: TrainRequest) -> dict[str, Any]:
+        project = load_project(self._project_path)
+        spec = project.model(request.model)
+        feature_set = project.feature_set(spec.feature_set)
+        # from here on the request names a real model: every attempt is a recorded run
+        run = Run(
+            model=request.model,
+            request_id=request.request_id,
+            store=self._store,
+            registry=self._registry,
+        )
+        await run.start(params=spec.params)
+        timer = Timings()
+        try:
+            version = await self._attempt(
+                request, project=project, spec=spec, feature_set=feature_set, run=run, timer=timer
+            )
+        except Exception as exc:
+            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            await run.finish(
+                status="failed", params=spec.params, timings=timer.seconds, failure_reason=reason
+            )
+            raise
+        return version
+
+    async def _attempt(
+        self,
+        request: TrainRequest,
+        *,
+        project: Project,
+        spec: ModelSpec,
+        feature_set: FeatureSet,
+        run: Run,
+        timer: Timings,
+    ) -> dict[str, Any]:
+        _check_snapshot(request, feature_set)
+        log.info(
+            "training_started",
+            model=request.model,
+            request_id=request.request_id,
+            snapshot=request.snapshot.uri,
+            rows=request.snapshot.rows,
+        )
+        with timer("download"):
+            snapshot = await asyncio.to_thread(
+                get_verified, self._store, key_of(request.snapshot.uri), request.snapshot.sha256
+            )
+        candidate = await asyncio.to_thread(
+            train,
+            name=request.model,
+            spec=spec,
+            features=feature_set.feature_names,
+            snapshot=snapshot,
+            project_root=project.root,
+        )
+        timer.seconds.update(candidate.timings)
+        with timer("champion"):
+            champion = await self._champion(request.model, candidate)
+        body = await asyncio.to_thread(
+            self._publish_artifacts,
+            request=request,
+            project=project,
+            spec=spec,
+            feature_set=feature_set,
+            candidate=candidate,
+            champion=champion,
+            timer=timer,
+        )
+        version = await self._registry.register(name=request.model, body=body)
+        await run.finish(
+            status="succeeded" if version["status"] == "ready" else "rejected",
+            version=version["version"],
+            params=candidate.params,
+            metrics=candidate.metrics,
+            timings=timer.seconds,
+            failure_reason=version.get("rejection_reason"),
+            details={
+                "data": candidate.data,
+                "checks": body["lineage"]["checks"],
+                "artifact_uri": body["artifact_uri"],
+            },
+        )
+        log.info(
+            "model_registered",
+            model=request.model,
+            version=version["version"],
+            status=version["status"],
+            promoted=version["promoted"],
+            reason=version["reason"],
+            metrics=candidate.metrics,
+        )
+        return version
+
+    async def _champion(self, name: str, candidate: Candidate) -> ChampionResult | None:
+        """Evaluate what runs in production on the candidate's holdout, if anything does."""
+        target = await self._registry.alias(name=name, alias="production")
+        if target is None:
+            return None
+        try:
+            data = await asyncio.to_thread(
+                get_verified, self._store, key_of(target.artifact_uri), target.sha256
+            )
+        except MillraceError as exc:
+            log.warning(
+                "champion_unavailable", model=name, version=target.version, error=exc.message
+            )
+            return ChampionResult(
+                target.version, None, f"champion v{target.version} unavailable: {exc.message}"
+            )
+        return await asyncio.to_thread(
+            evaluate_champion, target=target, data=data, candidate=candidate
+        )
+
+    def _publish_artifacts(
+        self,
+        *,
+        request: TrainRequest,
+        project: Project,
+        spec: ModelSpec,
+        feature_set: FeatureSet,
+        candidate: Candidate,
+        champion: ChampionResult | None,
+        timer: Timings,
+    ) -> dict[str, Any]:
+        """Upload model.onnx and its card; the registration body that names them."""
+        prefix = f"models/{request.model}/{request.request_id}"
+        model_key, card_key = f"{prefix}/model.onnx", f"{prefix}/model-card.json"
+        with timer("upload"):
+            self._store.put(model_key, candidate.onnx)
+        lock = lineage.find_lock_file(start=project.root, explicit=self._lock_file)
+        record = lineage.collect(
+            project=project, feature_set=feature_set, spec=spec, request=request, lock_file=lock
+        )
+        body = registration(
+            request=request,
+            spec=spec,
+            candidate=candidate,
+            champion=champion,
+            lineage_record=record,
+            artifact_uri=self._store.uri(model_key),
+            card_uri=self._store.uri(card_key),
+            timings=timer.seconds,
+        )
+        self._store.put(
+            card_key,
+            orjson.dumps(model_card(request=request, body=body), option=orjson.OPT_INDENT_2),
+            content_type="application/json",
+        )
+        return body
+
+
+def _check_snapshot(request: TrainRequest, feature_set: FeatureSet) -> None:
+    snapshot = request.snapshot
+    if (snapshot.feature_set, snapshot.feature_set_version) != (
+        feature_set.name,
+        feature_set.version,
+    ):
+        raise TrainingError(
+            f"snapshot holds {snapshot.feature_set} v{snapshot.feature_set_version}, the "
+            f"model needs {feature_set.name} v{feature_set.version}",
+            field="snapshot",
+        )
+
+
+def registration(
+    *,
+    request: TrainRequest,
+    spec: ModelSpec,
+    candidate: Candidate,
+    champion: ChampionResult | None,
+    lineage_record: dict[str, Any],
+    artifact_uri: str,
+    card_uri: str,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """What the registry is told: the artifact, its checks, metrics and full lineage."""
+    status, reason = _status(spec, candidate)
+    champion_metrics = champion.metrics if champion else None
+    record = lineage_record | {
+        "snapshot": lineage_record["snapshot"] | candidate.data,
+        "params": candidate.params,
+        "metrics": candidate.metrics,
+        "champion": None
+        if champion is None
+        else {"version": champion.version, "metrics": champion.metrics, "note": champion.note},
+        "checks": {
+            "passed": candidate.checks.passed,
+            "failures": candidate.checks.failures,
+            **candidate.checks.details,
+        },
+        "timings": timings | candidate.timings,
+        "artifacts": {
+            "model_uri": artifact_uri,
+            "sha256": sha256_hex(candidate.onnx),
+            "size": len(candidate.onnx),
+            "model_card_uri": card_uri,
+        },
+    }
+    return {
+        "request_id": request.request_id,
+        "artifact_uri": artifact_uri,
+        "sha256": sha256_hex(candidate.onnx),
+        "size": len(candidate.onnx),
+        "schema": candidate.schema.model_dump(mode="json", by_alias=True),
+        "metrics": candidate.metrics,
+        "champion_metrics": champion_metrics,
+        "champion_version": champion.version if champion else None,
+        "params": candidate.params,
+        "lineage": record,
+        "status": status,
+        "rejection_reason": reason,
+        "promotion": {
+            "metric": spec.metric,
+            "direction": spec.direction,
+            "margin": spec.promotion_margin,
+        },
+        "description": f"{spec.task} on feature set {spec.feature_set}",
+        "actor": "trainer",
+    }
+
+
+def _status(spec: ModelSpec, candidate: Candidate) -> tuple[str, str | None]:
+    if not candidate.checks.passed:
+        return "rejected", candidate.checks.reason
+    if spec.metric not in candidate.metrics:
+        return "rejected", f"metric '{spec.metric}' is undefined on this holdout"
+    return "ready", None
+
+
+def model_card(*, request: TrainRequest, body: dict[str, Any]) -> dict[str, Any]:
+    """A human-readable summary stored beside the model (the registry holds the rest)."""
+    record = body["lineage"]
+    return {
+        "model": request.model,
+        "request_id": request.request_id,
+        "status": body["status"],
+        "rejection_reason": body["rejection_reason"],
+        "created_at": datetime.now(UTC).isoformat(),
+        "artifact_uri": body["artifact_uri"],
+        "sha256": body["sha256"],
+        "schema": body["schema"],
+        "metrics": body["metrics"],
+        "champion": record["champion"],
+        "promotion_rule": body["promotion"],
+        "params": body["params"],
+        "lineage": record,
+    }

@@ -1,0 +1,159 @@
+"""A connected site follows ``model-published``: with the manifest poll an hour apart,
+only the event can explain a swap within seconds. Events for models the site does not
+run are ignored, and an unreachable broker holds up neither serving nor polling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
+from millrace_common.contracts import MODEL_PUBLISHED, AliasTarget, ModelPublished, SiteManifest
+from millrace_common.messaging import Envelope, Producer, ensure_topics
+from millrace_common.objectstore import ObjectStore, open_store
+
+from tests.support_models import build_model, instance
+
+pytestmark = pytest.mark.integration
+MODEL = "machine-failure"
+
+
+def deploy(store: ObjectStore, site: str, version: int) -> AliasTarget:
+    """What the registry does before it publishes: the artifact, then the manifest."""
+    artifact = build_model(seed=version)
+    store.put(artifact.key(MODEL, version), artifact.data)
+    target = artifact.target(store, name=MODEL, version=version)
+    manifest = SiteManifest(site=site, updated_at=datetime.now(UTC), models=[target])
+    store.put(f"sites/{site}/manifest.json", manifest.model_dump_json(by_alias=True).encode())
+    return target
+
+
+async def publish(broker: str, target: AliasTarget, *, name: str | None = None) -> None:
+    event = ModelPublished(
+        event_id=str(uuid.uuid4()),
+        name=name or target.name,
+        version=target.version,
+        alias=target.alias,
+        artifact_uri=target.artifact_uri,
+        sha256=target.sha256,
+        size=target.size,
+        model_schema=target.model_schema,
+        lineage_id="test",
+        published_at=datetime.now(UTC),
+    )
+    producer = Producer(broker, source="registry-test")
+    await producer.start()
+    try:
+        await producer.send(
+            MODEL_PUBLISHED,
+            event,
+            key=f"{event.name}:{event.alias}",
+            envelope=Envelope.new(type="millrace.model_published", source="registry-test"),
+        )
+    finally:
+        await producer.stop()
+
+
+def served(base: str) -> int | None:
+    response = httpx.post(f"{base}/v1/models/{MODEL}/predict", json={"instances": [instance()]})
+    return response.json()["version"] if response.status_code == 200 else None
+
+
+def agent_spec(*, site: str, port: int, store_url: str, broker: str, cache: Path) -> ProcessSpec:
+    return ProcessSpec(
+        name=f"edge-{site}",
+        argv=[script("millrace-edge-agent"), "run", "--site", site],
+        env={
+            "MILLRACE_OBJECT_STORE": store_url,
+            "MILLRACE_BROKER": broker,
+            "MILLRACE_EDGE_AGENT_PORT": str(port),
+            "MILLRACE_EDGE_AGENT_CACHE_DIR": str(cache),
+            "MILLRACE_EDGE_AGENT_POLL_INTERVAL": "3600",
+        },
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+    )
+
+
+async def test_a_connected_site_swaps_within_seconds_of_the_event(
+    tmp_path: Path, broker: str, object_store_url: str
+) -> None:
+    site = f"site-{uuid.uuid4().hex[:6]}"
+    store = open_store(object_store_url)
+    deploy(store, site, 1)
+    await ensure_topics(broker, [MODEL_PUBLISHED])
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    supervisor = Supervisor(tmp_path / "logs")
+    try:
+        await asyncio.to_thread(
+            supervisor.start,
+            agent_spec(
+                site=site,
+                port=port,
+                store_url=object_store_url,
+                broker=broker,
+                cache=tmp_path / "cache",
+            ),
+            timeout=60,
+        )
+        await asyncio.to_thread(
+            wait_until,
+            lambda: httpx.get(f"{base}/v1/status").json()["model_events"] == "following",
+            timeout=60,
+            what="the agent to join its consumer group",
+        )
+        assert served(base) == 1
+
+        target = deploy(store, site, 2)
+        await publish(broker, target, name="another-model")  # not this site's: ignored
+        await asyncio.sleep(1.0)
+        assert served(base) == 1
+        published = time.monotonic()
+        await publish(broker, target)
+        await asyncio.to_thread(
+            wait_until,
+            lambda: served(base) == 2,
+            timeout=15,
+            what="version 2 after its event",
+            interval=0.05,
+        )
+        swap_seconds = time.monotonic() - published
+        metrics = httpx.get(f"{base}/metrics").text
+    finally:
+        supervisor.stop_all()
+    print(f"edge swap {swap_seconds:.2f}s after model-published")
+    assert swap_seconds < 10
+    assert 'millrace_edge_model_events_total{outcome="ignored"} 1.0' in metrics
+    assert 'millrace_edge_model_events_total{outcome="followed"} 1.0' in metrics
+
+
+def test_an_unreachable_broker_holds_up_neither_serving_nor_polling(
+    tmp_path: Path, object_store_url: str
+) -> None:
+    site = f"site-{uuid.uuid4().hex[:6]}"
+    store = open_store(object_store_url)
+    deploy(store, site, 1)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    spec = agent_spec(
+        site=site,
+        port=port,
+        store_url=object_store_url,
+        broker=f"127.0.0.1:{free_port()}",
+        cache=tmp_path / "cache",
+    )
+    spec.env["MILLRACE_EDGE_AGENT_POLL_INTERVAL"] = "0.3"
+    supervisor = Supervisor(tmp_path / "logs")
+    try:
+        supervisor.start(spec, timeout=60)
+        assert served(base) == 1
+        deploy(store, site, 2)
+        wait_until(lambda: served(base) == 2, timeout=20, what="version 2 by polling")
+        assert httpx.get(f"{base}/v1/status").json()["model_events"] == "connecting"
+    finally:
+        supervisor.stop_all()

@@ -1,0 +1,96 @@
+"""ingest as a process against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script
+
+pytestmark = pytest.mark.integration
+
+RECORD = {
+    "entity_id": "m-1",
+    "ts": "2026-01-01T00:00:00Z",
+    "temperature": 70.5,
+    "vibration": 0.2,
+    "pressure": 3.1,
+    "speed": 1500.0,
+}
+
+
+@pytest.fixture
+def ingest_url(supervisor: Supervisor, broker: str, project_dir) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    port = free_port()
+    supervisor.start(
+        ProcessSpec(
+            name="ingest-it",
+            argv=[script("millrace-ingest")],
+            env={
+                "MILLRACE_BROKER": broker,
+                "MILLRACE_PROJECT": str(project_dir),
+                "MILLRACE_INGEST_PORT": str(port),
+            },
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+        )
+    )
+    yield f"http://127.0.0.1:{port}"
+    supervisor.stop("ingest-it")
+
+
+async def _read_raw(broker: str, count: int) -> list:  # type: ignore[type-arg]
+    consumer = AIOKafkaConsumer(
+        "raw", bootstrap_servers=broker, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    found = []
+    try:
+        async with asyncio.timeout(30):
+            while len(found) < count:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    found.extend(records)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_records_reach_raw_with_envelope_and_trace(ingest_url: str, broker: str) -> None:
+    traceparent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    response = httpx.post(
+        f"{ingest_url}/v1/datasets/machines/records",
+        json={"records": [RECORD, {**RECORD, "entity_id": "m-2"}]},
+        headers={"traceparent": traceparent},
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["accepted"] == 2 and body["trace_id"] == "ab" * 16
+    records = [
+        r
+        for r in await _read_raw(broker, 2)
+        if orjson.loads(r.value).get("event_id") in body["event_ids"]
+    ]
+    assert {r.key for r in records} == {b"m-1", b"m-2"}
+    headers = dict(records[0].headers)
+    assert headers["traceparent"].decode().split("-")[1] == "ab" * 16
+    assert set(headers) >= {"ce_id", "ce_type", "ce_source", "ce_time"}
+    assert orjson.loads(records[0].value)["dataset"] == "machines"
+
+
+def test_wrong_type_is_a_422_naming_the_field(ingest_url: str) -> None:
+    response = httpx.post(
+        f"{ingest_url}/v1/datasets/machines/records",
+        json={"records": [RECORD, {**RECORD, "temperature": "hot"}]},
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "records[1].temperature"
+
+
+def test_unknown_dataset_and_malformed_body(ingest_url: str) -> None:
+    unknown = httpx.post(f"{ingest_url}/v1/datasets/nope/records", json={"records": [RECORD]})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "dataset"
+    malformed = httpx.post(f"{ingest_url}/v1/datasets/machines/records", json={"rows": []})
+    assert malformed.status_code == 422 and "records" in malformed.json()["message"]

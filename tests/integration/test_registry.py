@@ -1,0 +1,186 @@
+"""The registry against Postgres, the S3 protocol and the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished, SiteManifest
+from millrace_common.objectstore import open_store
+from millrace_registry.config import Settings
+
+from tests.support_registry import running_registry
+
+pytestmark = pytest.mark.integration
+
+SCHEMA_DOC = {
+    "features": ["a", "b"],
+    "task": "classification",
+    "inputs": [{"name": "input", "dtype": "float32", "shape": [None, 2]}],
+    "outputs": [
+        {"name": "label", "dtype": "int64", "shape": [None]},
+        {"name": "probabilities", "dtype": "float32", "shape": [None, 2]},
+    ],
+}
+
+
+def registration(
+    request_id: str,
+    f1: float,
+    *,
+    champion: float | None = None,
+    champion_version: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "artifact_uri": f"s3://b/models/m/{request_id}/model.onnx",
+        "sha256": secrets.token_hex(32),
+        "size": 2048,
+        "schema": SCHEMA_DOC,
+        "metrics": {"f1": f1},
+        "champion_metrics": None if champion is None else {"f1": champion},
+        "champion_version": champion_version,
+        "params": {},
+        "lineage": {"request": request_id},
+        "promotion": {"metric": "f1", "direction": "maximize", "margin": 0.0},
+    }
+
+
+@pytest.fixture
+def registry_settings(broker: str, database_url: str, object_store_url: str) -> Settings:
+    return Settings(
+        broker=broker, database_url=database_url, object_store=object_store_url, relay_interval=0.1
+    )
+
+
+@pytest.fixture
+def registry_url(registry_settings: Settings) -> Iterator[str]:
+    with running_registry(registry_settings) as url:
+        yield url
+
+
+async def published_events(
+    broker: str, *, model: str, count: int, timeout: float = 60
+) -> list[tuple[str, ModelPublished, str]]:
+    """(key, event, ce_id header) of ``model``'s events on model-published, in order."""
+    consumer = AIOKafkaConsumer(
+        MODEL_PUBLISHED,
+        bootstrap_servers=broker,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[tuple[str, ModelPublished, str]] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(found) < count:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for rec in records:
+                        event = ModelPublished.model_validate_json(rec.value)
+                        if event.name == model:
+                            ce_id = dict(rec.headers)["ce_id"].decode()
+                            found.append((rec.key.decode(), event, ce_id))
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_registration_promotes_publishes_and_rewrites_site_manifests(
+    registry_url: str, broker: str, object_store_url: str
+) -> None:
+    model = f"m-{secrets.token_hex(3)}"
+    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as client:
+        first = await client.post(f"/v1/models/{model}/versions", json=registration("r1", 0.88))
+        assert first.status_code == 201 and first.json()["promoted"] is True
+        site = await client.put(
+            f"/v1/sites/plant-9/deployments/{model}", json={"alias": "production"}
+        )
+        assert site.status_code == 200
+        better = await client.post(
+            f"/v1/models/{model}/versions",
+            json=registration("r2", 0.91, champion=0.88, champion_version=1),
+        )
+        assert better.json()["reason"] == ("f1 0.9100 beats champion v1 0.8800 by margin 0.0000")
+        worse = await client.post(
+            f"/v1/models/{model}/versions",
+            json=registration("r3", 0.85, champion=0.91, champion_version=2),
+        )
+        assert (worse.json()["version"], worse.json()["promoted"]) == (3, False)
+        production = (await client.get(f"/v1/models/{model}/aliases/production")).json()
+        audit = (await client.get(f"/v1/models/{model}/audit")).json()
+    assert production["version"] == 2 and production["schema"] == SCHEMA_DOC
+    assert audit[0]["action"] == "not_promoted" and audit[0]["alias"] == "challenger"
+    assert audit[0]["reason"] == (
+        "not promoted: f1 0.8500 does not beat champion v2 0.9100 by margin 0.0000"
+    )
+
+    events = await published_events(broker, model=model, count=5)
+    by_key: dict[str, list[int]] = {}
+    for key, event, _ in events:  # ordered per key (= per partition), not across keys
+        by_key.setdefault(key, []).append(event.version)
+    assert by_key == {
+        f"{model}:production": [1, 2],
+        f"{model}:champion": [1, 2],
+        f"{model}:challenger": [3],
+    }
+    assert all(ce_id == event.event_id for _, event, ce_id in events)
+
+    manifest = SiteManifest.model_validate_json(
+        open_store(object_store_url).get("sites/plant-9/manifest.json")
+    )
+    assert [(t.name, t.version, t.alias) for t in manifest.models] == [(model, 2, "production")]
+
+
+async def test_unknown_models_404_and_bad_requests_422(registry_url: str) -> None:
+    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as client:
+        await client.post("/v1/models/m/versions", json=registration("r1", 0.8))
+        assert (await client.get("/v1/models/unknown")).status_code == 404
+        assert (await client.get("/v1/models/m/versions/42")).status_code == 404
+        assert (await client.get("/v1/models/unknown/aliases/production")).status_code == 404
+        bad_alias = await client.post(
+            "/v1/models/m/aliases/UPPER", json={"version": 1, "reason": "x"}
+        )
+        assert bad_alias.status_code == 422 and bad_alias.json()["field"] == "alias"
+        no_reason = await client.post(
+            "/v1/models/m/aliases/staging", json={"version": 1, "reason": ""}
+        )
+        assert no_reason.status_code == 422
+        assert no_reason.json()["errors"][0]["field"] == "reason"
+        bad_size = await client.post(
+            "/v1/models/m/versions", json=registration("r2", 0.8) | {"size": -1}
+        )
+        assert bad_size.status_code == 422 and bad_size.json()["errors"][0]["field"] == "size"
+        staged = await client.post(
+            "/v1/models/m/aliases/staging", json={"version": 1, "reason": "QA", "actor": "ops"}
+        )
+        assert staged.status_code == 200
+        assert (await client.get("/v1/models/m")).json()["aliases"]["staging"] == 1
+
+
+def test_concurrent_registrations_get_distinct_consecutive_versions(registry_url: str) -> None:
+    def register(i: int) -> tuple[int, int]:
+        # two threads send each request id: the re-send must get the same version
+        response = httpx.post(
+            f"{registry_url}/v1/models/busy/versions",
+            json=registration(f"req-{i // 2}", 0.5 + i / 100),
+            timeout=60,
+        )
+        assert response.status_code in (200, 201), response.text
+        return i // 2, response.json()["version"]
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(register, range(20)))
+    by_request: dict[int, set[int]] = {}
+    for request, version in results:
+        by_request.setdefault(request, set()).add(version)
+    assert all(len(versions) == 1 for versions in by_request.values())
+    assert sorted(v for (v,) in by_request.values()) == list(range(1, 11))
+    listed = httpx.get(f"{registry_url}/v1/models/busy/versions", timeout=30).json()
+    assert [v["version"] for v in listed] == list(range(1, 11))

@@ -1,0 +1,154 @@
+"""Done-when 3 and the CLI: a version trained through the real trainer (broker, registry on
+Postgres, S3) is reproduced by ``millrace models reproduce``; its runs, lineage and a
+manual ``millrace train`` are driven from the CLI the way a user would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from millrace_cli.main import app
+from millrace_common.contracts import SnapshotRef
+from millrace_common.objectstore import ObjectStore, key_of
+from millrace_trainer.worker import Runtime
+from typer.testing import CliRunner
+
+from tests.integration.test_trainer import (
+    MODEL,
+    registry_url,
+    send_request,
+    snapshot,
+    train_request,
+    trainer,
+    versions_when,
+)
+
+pytestmark = pytest.mark.integration
+__all__ = ["registry_url", "snapshot", "trainer"]  # fixtures reused
+runner = CliRunner()
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def cli_json(*args: str) -> object:
+    code, output = cli(*args, "--json")
+    assert code == 0, output
+    # the in-process trainer logs to the same captured stdout: skip to the JSON document
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line[:1] in "[{")
+    document, _ = json.JSONDecoder().raw_decode("\n".join(lines[start:]))
+    return document
+
+
+async def test_a_trained_version_is_reproduced_exactly(
+    trainer: Runtime,
+    registry_url: str,
+    broker: str,
+    object_store_url: str,
+    snapshot: tuple[ObjectStore, SnapshotRef],
+) -> None:
+    _, ref = snapshot
+    await send_request(broker, train_request(ref, "req-repro"))
+    [version] = await versions_when(registry_url, 1)
+
+    report = cli_json(
+        "models",
+        "reproduce",
+        MODEL,
+        "1",
+        "--registry",
+        registry_url,
+        "--object-store",
+        object_store_url,
+    )
+    assert report["reproduced"] is True and report["snapshot"]["verified"] is True
+    assert report["metrics"]["f1"]["original"] == report["metrics"]["f1"]["reproduced"]
+    assert report["metrics"]["f1"]["original"] == version["metrics"]["f1"]
+    assert report["onnx"]["label_mismatches"] == 0
+    assert report["onnx"]["max_probability_diff"] <= report["onnx"]["tolerance"]
+    assert report["onnx"]["holdout_rows"] == version["lineage"]["snapshot"]["holdout_rows"]
+    assert report["environment"]["matches"] is True
+
+    code, table = cli(
+        "models",
+        "reproduce",
+        MODEL,
+        "1",
+        "--registry",
+        registry_url,
+        "--object-store",
+        object_store_url,
+    )
+    assert code == 0 and "onnx outputs" in table and "f1" in table
+
+
+async def test_a_tampered_snapshot_is_not_reproduced(
+    trainer: Runtime,
+    registry_url: str,
+    broker: str,
+    object_store_url: str,
+    snapshot: tuple[ObjectStore, SnapshotRef],
+) -> None:
+    store, ref = snapshot
+    await send_request(broker, train_request(ref, "req-t"))
+    await versions_when(registry_url, 1)
+    store.put(key_of(ref.uri), b"not the recorded data")
+    code, output = cli(
+        "models",
+        "reproduce",
+        MODEL,
+        "1",
+        "--registry",
+        registry_url,
+        "--object-store",
+        object_store_url,
+    )
+    assert code == 1 and "sha256 mismatch" in output
+
+
+async def test_runs_lineage_and_manual_training_from_the_cli(
+    trainer: Runtime, registry_url: str, broker: str, snapshot: tuple[ObjectStore, SnapshotRef]
+) -> None:
+    _, ref = snapshot
+    await send_request(broker, train_request(ref, "req-1"))
+    await versions_when(registry_url, 1)
+    # in a thread: the CLI runs its own event loop, and the trainer must keep running
+    sent = await asyncio.to_thread(
+        cli_json,
+        "train",
+        MODEL,
+        "--registry",
+        registry_url,
+        "--broker",
+        broker,
+        "--from-version",
+        "1",
+    )
+    assert sent["snapshot"]["sha256"] == ref.sha256  # production's snapshot, reused
+    second = (await versions_when(registry_url, 2))[1]
+    assert second["lineage"]["train_request"]["request_id"] == sent["request_id"]
+
+    # (other tests' requests replayed from the shared topic show up as failed runs)
+    runs = cli_json("runs", "list", MODEL, "--status", "succeeded", "--registry", registry_url)
+    assert [r["version"] for r in runs] == [2, 1]
+    assert all(r["logs_uri"] and {"fit", "export", "checks"} <= set(r["timings"]) for r in runs)
+    compared = cli_json(
+        "runs", "compare", MODEL, runs[0]["run_id"], runs[1]["run_id"], "--registry", registry_url
+    )
+    assert compared["metrics"]["f1"][0] == compared["metrics"]["f1"][1]
+
+    lineage = cli_json("models", "lineage", MODEL, "2", "--registry", registry_url)
+    assert lineage["train_request"]["requested_by"] and lineage["run"]["version"] == 2
+    assert lineage["feature_set"]["definition"]["dataset"] == "machines"
+    code, output = cli("models", "versions", MODEL, "--registry", registry_url)
+    assert code == 0 and "challenger" in output
+    code, output = cli("models", "show", "no-such-model", "--registry", registry_url)
+    assert code == 1 and "no model 'no-such-model'" in output
+    code, output = cli("models", "rollback", MODEL, "--reason", "x", "--registry", registry_url)
+    assert code == 1 and "no earlier production version" in output

@@ -1,0 +1,116 @@
+"""Done-when 1: Triton's own HTTP client (``tritonclient[http]``, unmodified, written for
+the Open Inference Protocol) talks to Millrace serving over real HTTP: health, model
+metadata and readiness, inference with JSON tensors and with its default binary tensors,
+by alias and by pinned version, and the protocol's error body."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from millrace_serving.runtime import ServingRuntime
+from tritonclient.utils import InferenceServerException
+
+from tests.support_models import FACTORY_FEATURES, build_model
+from tests.unit.serving.support import MODEL, app_of, promote, served, serving_runtime
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> ServingRuntime:
+    runtime = serving_runtime(tmp_path)
+    await promote(runtime, 1)
+    await runtime.follower.load_version(name=MODEL, version=3)  # pinned beside production
+    return runtime
+
+
+@pytest.fixture
+def client(runtime: ServingRuntime) -> Iterator[triton.InferenceServerClient]:
+    with served(app_of(runtime)) as url:
+        client = triton.InferenceServerClient(url=url)
+        yield client
+        client.close()
+
+
+def rows(n: int = 4) -> np.ndarray:
+    return np.random.default_rng(7).normal(size=(n, len(FACTORY_FEATURES))).astype(np.float32)
+
+
+def expected(seed: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(build_model(seed=seed).data)
+    label, probabilities = session.run(None, {"input": x})
+    return label, probabilities
+
+
+def infer(
+    client: triton.InferenceServerClient, x: np.ndarray, *, binary: bool, version: str = ""
+) -> triton.InferResult:
+    tensor = triton.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x, binary_data=binary)
+    outputs = [
+        triton.InferRequestedOutput(name, binary_data=binary) for name in ("label", "probabilities")
+    ]
+    return client.infer(MODEL, [tensor], model_version=version, outputs=outputs)
+
+
+def test_health_and_model_metadata(client: triton.InferenceServerClient) -> None:
+    assert client.is_server_live()
+    assert client.is_model_ready(MODEL)
+    assert client.is_model_ready(MODEL, model_version="3")
+    assert not client.is_model_ready(MODEL, model_version="2")
+    assert not client.is_model_ready("nope")
+    meta = client.get_model_metadata(MODEL)
+    assert meta["name"] == MODEL and sorted(meta["versions"]) == ["1", "3"]
+    assert meta["inputs"] == [
+        {"name": "input", "datatype": "FP32", "shape": [-1, len(FACTORY_FEATURES)]}
+    ]
+    assert [(o["name"], o["datatype"]) for o in meta["outputs"]] == [
+        ("label", "INT64"),
+        ("probabilities", "FP32"),
+    ]
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json-tensors", "binary-tensors"])
+def test_infer_gives_the_sessions_outputs(
+    client: triton.InferenceServerClient, binary: bool
+) -> None:
+    x = rows()
+    result = infer(client, x, binary=binary)
+    label, probabilities = expected(1, x)
+    assert result.get_response()["model_version"] == "1"
+    assert result.as_numpy("label").dtype == np.int64
+    np.testing.assert_array_equal(result.as_numpy("label"), label)
+    np.testing.assert_allclose(result.as_numpy("probabilities"), probabilities, rtol=1e-6)
+
+
+def test_defaults_of_the_client_work(client: triton.InferenceServerClient) -> None:
+    """No outputs named, binary input: the client asks for every output in binary."""
+    x = rows(3)
+    tensor = triton.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    result = client.infer(MODEL, [tensor])
+    np.testing.assert_array_equal(result.as_numpy("label"), expected(1, x)[0])
+
+
+def test_a_pinned_version_answers_by_its_route(client: triton.InferenceServerClient) -> None:
+    x = rows()
+    result = infer(client, x, binary=False, version="3")
+    assert result.get_response()["model_version"] == "3"
+    np.testing.assert_allclose(result.as_numpy("probabilities"), expected(3, x)[1], rtol=1e-6)
+
+
+def test_errors_reach_the_client_with_the_field_named(client: triton.InferenceServerClient) -> None:
+    wrong = triton.InferInput("input", [2, 3], "FP32")
+    wrong.set_data_from_numpy(np.zeros((2, 3), dtype=np.float32), binary_data=False)
+    with pytest.raises(InferenceServerException, match=r"inputs\[0\]\.shape"):
+        client.infer(MODEL, [wrong])
+    with pytest.raises(InferenceServerException, match="no loaded version 2"):
+        infer(client, rows(), binary=False, version="2")
+    with pytest.raises(InferenceServerException, match="'nope'"):
+        client.infer("nope", [wrong])

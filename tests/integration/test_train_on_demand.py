@@ -1,0 +1,136 @@
+"""Training on demand: ``millrace train MODEL`` makes the features service (a process) cut a
+fresh snapshot now; its train request reaches the trainer through ``train-requests`` and
+``--wait`` follows the run in the registry until a version is out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+from millrace_cli.main import app
+from millrace_cli.processes import ProcessSpec, wait_until
+from millrace_cli.simulator import factory_records, take
+from millrace_common.contracts import TRAIN_REQUESTS, TrainRequest
+from millrace_common.feature_store import offline_rows
+from millrace_common.messaging import ensure_topics
+from millrace_common.objectstore import get_verified, key_of, open_store
+from millrace_trainer.worker import Runtime
+from typer.testing import CliRunner
+
+from tests.integration.test_features import _count, _produce, broker, features
+from tests.integration.test_trainer import MODEL, registry_url, trainer
+
+pytestmark = pytest.mark.integration
+__all__ = ["broker", "features", "registry_url", "trainer"]  # fixtures reused
+runner = CliRunner()
+
+
+def _url(spec: ProcessSpec) -> str:
+    assert spec.ready_url is not None
+    return spec.ready_url.removesuffix("/readyz")
+
+
+def _ask(spec: ProcessSpec, model: str = MODEL, **body: object) -> httpx.Response:
+    return httpx.post(f"{_url(spec)}/v1/models/{model}/train-requests", json=body, timeout=60)
+
+
+def _load(broker_url: str, database_url: str, *, count: int, total: int) -> None:
+    """``count`` factory records (4 machines, both labels in train and holdout) to raw;
+    returns once the offline store holds ``total`` rows."""
+    records = [
+        {"dataset": "machines", **r} for r in take(factory_records(machines=4, seed=6), count)
+    ]
+    _produce(
+        broker_url, [orjson.dumps(r) for r in records], [r["entity_id"].encode() for r in records]
+    )
+    wait_until(
+        lambda: _count(database_url, offline_rows) >= total,
+        timeout=90,
+        what=f"{total} feature rows",
+    )
+
+
+async def _requests_on_topic(broker_url: str, want: set[str]) -> dict[str, TrainRequest]:
+    await ensure_topics(broker_url, [TRAIN_REQUESTS])
+    consumer = AIOKafkaConsumer(
+        TRAIN_REQUESTS, bootstrap_servers=broker_url, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: dict[str, TrainRequest] = {}
+    try:
+        async with asyncio.timeout(60):
+            while not want <= set(found):
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in batch:
+                        request = TrainRequest.model_validate_json(record.value or b"")
+                        found[request.request_id] = request
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_on_demand_requests_name_a_fresh_snapshot_each_time(
+    features: ProcessSpec, broker: str, database_url: str, object_store_url: str
+) -> None:
+    empty = _ask(features, reason="too early")
+    assert empty.status_code == 409 and "no labelled rows" in empty.json()["message"]
+    unknown = _ask(features, model="no-such-model")
+    assert unknown.status_code == 404 and "no-such-model" in unknown.json()["message"]
+    bad = _ask(features, reason="", colour="red")
+    assert bad.status_code == 422 and bad.json()["field"] in ("reason", "colour")
+
+    _load(broker, database_url, count=400, total=400)
+    first = _ask(features, reason="new sensor firmware", requested_by="ana")
+    assert first.status_code == 202, first.text
+    _load(broker, database_url, count=600, total=1000)
+    second = _ask(features)
+    assert second.status_code == 202, second.text
+    one, two = first.json(), second.json()
+    assert one["snapshot"]["uri"] != two["snapshot"]["uri"]
+    assert two["snapshot"]["rows"] > one["snapshot"]["rows"] >= 1
+
+    on_topic = await _requests_on_topic(broker, {one["request_id"], two["request_id"]})
+    sent = on_topic[one["request_id"]]
+    assert (sent.model, sent.reason, sent.requested_by) == (MODEL, "new sensor firmware", "ana")
+    assert sent.snapshot.sha256 == one["snapshot"]["sha256"]
+    data = get_verified(
+        open_store(object_store_url), key_of(sent.snapshot.uri), sent.snapshot.sha256
+    )  # the named snapshot exists, intact
+    assert data.startswith(b"PAR1")
+
+
+async def test_millrace_train_wait_follows_the_run_to_a_version(
+    features: ProcessSpec, trainer: Runtime, registry_url: str, broker: str, database_url: str
+) -> None:
+    _load(broker, database_url, count=600, total=600)
+
+    def train(*args: str) -> tuple[int, str]:
+        result = runner.invoke(
+            app,
+            ["train", MODEL, "--features-url", _url(features), "--registry", registry_url, *args],
+        )
+        return result.exit_code, result.output
+
+    # in a thread: the CLI runs its own loop, and the in-process trainer must keep running
+    code, output = await asyncio.to_thread(
+        train, "--wait", "--timeout", "240", "--json", "--reason", "on demand test"
+    )
+    assert code == 0, output
+    lines = output.splitlines()
+    doc, _ = json.JSONDecoder().raw_decode("\n".join(lines[lines.index("{") :]))
+    assert doc["run"]["status"] == "succeeded" and doc["version"]["version"] == 1
+    lineage = doc["version"]["lineage"]
+    assert lineage["train_request"]["request_id"] == doc["request_id"]
+    assert lineage["train_request"]["reason"] == "on demand test"
+    assert lineage["snapshot"]["sha256"] == doc["snapshot"]["sha256"]
+    assert doc["version"]["aliases"] == ["champion", "production"]
+
+    code, output = await asyncio.to_thread(train)  # no --wait: queued, one line
+    assert code == 0 and "queued" in output and "snapshot" in output
+
+    result = runner.invoke(app, ["train", "no-such-model", "--features-url", _url(features)])
+    assert result.exit_code == 1 and "HTTP 404: no model 'no-such-model'" in result.output

@@ -1,0 +1,20 @@
+"""The edge agent's systemd unit, parsed the way systemd reads its sections."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_edge_agent_systemd_unit_runs_the_daemon_and_restarts_it() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read_string((ROOT / "deploy" / "millrace-edge-agent.service").read_text())
+    start = unit["Service"]["ExecStart"].split()
+    assert start[0].endswith("/millrace-edge-agent") and start[1:3] == ["run", "--config"]
+    assert unit["Service"]["KillSignal"] == "SIGTERM"
+    assert unit["Service"]["Restart"] == "always"
+    cache = unit["Service"]["Environment"].split("=", 1)[1]
+    assert cache in unit["Service"]["ReadWritePaths"]
+    assert unit["Install"]["WantedBy"] == "multi-user.target"

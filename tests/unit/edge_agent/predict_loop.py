@@ -1,0 +1,45 @@
+"""A predict-request loop against an in-process agent, for the zero-failed-requests tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from fastapi.testclient import TestClient
+from millrace_cli.processes import wait_until
+
+from tests.support_models import instance
+
+
+@dataclass
+class Answers:
+    failures: list[str] = field(default_factory=list)
+    versions: list[int] = field(default_factory=list)
+
+
+@contextmanager
+def predict_loop(client: TestClient, *, model: str, what: str) -> Iterator[Answers]:
+    """Wait until the agent is ready, then predict back to back until the block ends."""
+    wait_until(
+        lambda: client.get("/readyz").status_code == 200, timeout=10, what=what, interval=0.05
+    )
+    answers = Answers()
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            response = client.post(f"/v1/models/{model}/predict", json={"instances": [instance()]})
+            if response.status_code != 200:
+                answers.failures.append(response.text)
+            else:
+                answers.versions.append(response.json()["version"])
+
+    loop = threading.Thread(target=run)
+    loop.start()
+    try:
+        yield answers
+    finally:
+        stop.set()
+        loop.join()

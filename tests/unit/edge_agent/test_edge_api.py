@@ -1,0 +1,94 @@
+"""The agent's HTTP surface: the serving predict route, status, health, and settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib.metadata import requires
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from millrace_cli.processes import wait_until
+from millrace_common.contracts import SiteManifest
+from millrace_common.errors import InvalidInput
+from millrace_common.objectstore import MemoryStore
+from millrace_edge_agent.app import bootstrap, create_app
+from millrace_edge_agent.config import Settings, load_settings
+from millrace_edge_agent.sync import manifest_key
+
+from tests.support_models import build_model, instance
+
+SITE = "plant-1"
+MODEL = "machine-failure"
+
+
+def test_serves_the_site_model_over_the_serving_api(tmp_path: Path) -> None:
+    store = MemoryStore()
+    artifact = build_model(seed=1)
+    store.put(artifact.key(MODEL, 1), artifact.data)
+    manifest = SiteManifest(
+        site=SITE,
+        updated_at=datetime.now(UTC),
+        models=[artifact.target(store, name=MODEL, version=1)],
+    )
+    store.put(manifest_key(SITE), manifest.model_dump_json(by_alias=True).encode())
+    settings = Settings(site=SITE, cache_dir=str(tmp_path), poll_interval=0.05)
+    with TestClient(create_app(bootstrap(settings, store=store))) as client:
+        wait_until(
+            lambda: client.get("/readyz").status_code == 200,
+            timeout=10,
+            what="the agent to load its model",
+            interval=0.05,
+        )
+        response = client.post(f"/v1/models/{MODEL}/predict", json={"instances": [instance()]})
+        assert response.status_code == 200 and response.json()["version"] == 1
+        by_entity = client.post(f"/v1/models/{MODEL}/predict", json={"entity_ids": ["m-17"]})
+        assert by_entity.status_code == 422
+        assert by_entity.json()["field"] == "entity_ids"
+        assert "no online feature store" in by_entity.json()["message"]
+        status = client.get("/v1/status").json()
+        assert status["site"] == SITE and status["last_sync"] is not None
+        assert [(m["name"], m["version"]) for m in status["models"]] == [(MODEL, 1)]
+
+
+def test_not_ready_without_a_model(tmp_path: Path) -> None:
+    settings = Settings(site=SITE, cache_dir=str(tmp_path))
+    with TestClient(create_app(bootstrap(settings, store=MemoryStore()))) as client:
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+
+
+def test_settings_file_then_env_then_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "edge.yaml"
+    config.write_text("site: from-file\npoll_interval: 9\nport: 9001\n")
+    monkeypatch.setenv("MILLRACE_EDGE_AGENT_POLL_INTERVAL", "2")
+    settings = load_settings(config_file=config, overrides={"port": 9002, "site": None})
+    assert (settings.site, settings.poll_interval, settings.port) == ("from-file", 2.0, 9002)
+    assert settings.cache_path == Path("./.millrace/edge/from-file")
+    config.write_text("sight: typo\n")
+    with pytest.raises(InvalidInput, match="sight"):
+        load_settings(config_file=config)
+    monkeypatch.delenv("MILLRACE_EDGE_AGENT_SITE", raising=False)
+    with pytest.raises(InvalidInput, match="site is required"):
+        load_settings()
+
+
+def test_the_agent_imports_without_sqlalchemy_faust_or_sklearn() -> None:
+    code = (
+        "import pkgutil, importlib, sys, millrace_edge_agent\n"
+        "for m in pkgutil.walk_packages(millrace_edge_agent.__path__, 'millrace_edge_agent.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "bad = sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'faust', "
+        "'sklearn', 'alembic', 'psycopg'})\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+    deps = requires("millrace-edge-agent") or []
+    assert all("[db]" not in dep and "sqlalchemy" not in dep.lower() for dep in deps)

@@ -1,0 +1,137 @@
+"""Site groups on SQLite: a group's alias reaches every member's manifest, membership changes
+rewrite the sites that join or leave, and a site shows what it should run beside what it
+last reported."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from fastapi.testclient import TestClient
+from millrace_common.contracts import SiteManifest
+from millrace_common.objectstore import MemoryStore
+from millrace_registry.app import Runtime, create_app
+
+from tests.unit.registry.test_registry_api import client, producer, registration, runtime, store
+
+__all__ = ["client", "producer", "runtime", "store"]  # fixtures reused
+
+
+def manifest(store: MemoryStore, site: str) -> list[tuple[str, str, int]]:
+    found = SiteManifest.model_validate_json(store.get(f"sites/{site}/manifest.json"))
+    return [(t.name, t.alias, t.version) for t in found.models]
+
+
+def test_a_group_deployment_writes_every_members_manifest(
+    client: TestClient, store: MemoryStore
+) -> None:
+    client.post("/v1/models/m/versions", json=registration("r1", 0.8))
+    created = client.put(
+        "/v1/site-groups/north",
+        json={"sites": ["s1", "s2", "s3"], "description": "northern plants"},
+    )
+    assert created.status_code == 201 and created.json()["sites"] == ["s1", "s2", "s3"]
+    assigned = client.put("/v1/site-groups/north/deployments/m", json={"alias": "production"})
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["manifests_written"] == ["s1", "s2", "s3"]
+    assert assigned.json()["deployments"][0] | {"updated_at": None} == {
+        "model": "m",
+        "alias": "production",
+        "updated_at": None,
+    }
+    for site in ("s1", "s2", "s3"):
+        assert manifest(store, site) == [("m", "production", 1)]
+    site = client.get("/v1/sites/s2").json()
+    assert site["groups"] == ["north"] and site["deployments"][0]["via"] == "group:north"
+    assert site["models"][0]["version"] == 1
+    assert [g["group"] for g in client.get("/v1/site-groups").json()] == ["north"]
+
+
+def test_a_direct_assignment_wins_and_leaving_a_group_empties_the_manifest(
+    client: TestClient, store: MemoryStore
+) -> None:
+    client.post("/v1/models/m/versions", json=registration("r1", 0.8))
+    client.post("/v1/models/m/aliases/staging", json={"version": 1, "reason": "QA"})
+    client.put("/v1/site-groups/north", json={"sites": ["s1", "s2"]})
+    client.put("/v1/site-groups/north/deployments/m", json={"alias": "production"})
+    client.put("/v1/sites/s1/deployments/m", json={"alias": "staging"})
+    s1 = client.get("/v1/sites/s1").json()
+    assert [(d["alias"], d["via"]) for d in s1["deployments"]] == [("staging", "site")]
+
+    moved = client.put("/v1/site-groups/north", json={"sites": ["s1", "s4"]})
+    assert moved.status_code == 200 and moved.json()["sites"] == ["s1", "s4"]
+    assert manifest(store, "s2") == []  # s2 left: its manifest no longer names m
+    assert manifest(store, "s4") == [("m", "production", 1)]
+    assert manifest(store, "s1") == [("m", "staging", 1)]
+    assert client.get("/v1/sites/s2").status_code == 404  # nothing left to show
+
+
+async def test_a_promotion_reaches_every_member_through_the_relay(
+    runtime: Runtime, store: MemoryStore
+) -> None:
+    with TestClient(create_app(runtime)) as client:
+        client.post("/v1/models/m/versions", json=registration("r1", 0.8))
+        client.put("/v1/site-groups/fleet", json={"sites": ["a", "b"]})
+        client.put("/v1/site-groups/fleet/deployments/m", json={"alias": "production"})
+        client.post(
+            "/v1/models/m/versions", json=registration("r2", 0.9, champion=0.8, champion_version=1)
+        )
+        async with asyncio.timeout(10):
+            while manifest(store, "a") != [("m", "production", 2)] or manifest(store, "b") != [
+                ("m", "production", 2)
+            ]:
+                await asyncio.sleep(0.05)
+
+
+def test_a_site_shows_what_it_should_run_and_what_it_reported(client: TestClient) -> None:
+    client.post("/v1/models/m/versions", json=registration("r1", 0.8))
+    client.put("/v1/site-groups/north", json={"sites": ["s1"]})
+    client.put("/v1/site-groups/north/deployments/m", json={"alias": "production"})
+    status = client.get("/v1/sites/s1").json()
+    assert status["reported"] is None
+    assert status["status"] == [
+        {"model": "m", "alias": "production", "should_run": 1, "reports": None, "in_sync": False}
+    ]
+    beat = client.post(
+        "/v1/sites/s1/heartbeats",
+        json={
+            "site": "s1",
+            "models": [{"name": "m", "alias": "production", "version": 1}],
+            "queue_depth": 3,
+            "sent_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    assert beat.status_code == 201, beat.text
+    status = client.get("/v1/sites/s1").json()
+    assert status["reported"]["queue_depth"] == 3 and status["reported"]["received_at"]
+    assert status["status"][0] | {"reports": 1, "in_sync": True} == status["status"][0]
+    client.post(
+        "/v1/models/m/versions", json=registration("r2", 0.9, champion=0.8, champion_version=1)
+    )
+    behind = client.get("/v1/sites/s1").json()["status"][0]
+    assert (behind["should_run"], behind["reports"], behind["in_sync"]) == (2, 1, False)
+
+
+def test_group_routes_answer_404_and_422_naming_the_field(client: TestClient) -> None:
+    client.post("/v1/models/m/versions", json=registration("r1", 0.8))
+    no_group = client.put("/v1/site-groups/nowhere/deployments/m", json={"alias": "production"})
+    assert no_group.status_code == 404 and no_group.json()["field"] == "group"
+    assert "no site group 'nowhere'" in no_group.json()["message"]
+    assert client.get("/v1/site-groups/nowhere").status_code == 404
+    client.put("/v1/site-groups/north", json={"sites": ["s1"]})
+    no_model = client.put("/v1/site-groups/north/deployments/nope", json={"alias": "production"})
+    assert no_model.status_code == 404 and no_model.json()["field"] == "model"
+    bad_alias = client.put("/v1/site-groups/north/deployments/m", json={"alias": "UPPER"})
+    assert bad_alias.status_code == 422 and bad_alias.json()["field"] == "alias"
+    bad_site = client.put("/v1/site-groups/north", json={"sites": ["ok", "not a site!"]})
+    assert bad_site.status_code == 422 and bad_site.json()["field"] == "sites.1"
+    bad_group = client.put("/v1/site-groups/-x", json={"sites": []})
+    assert bad_group.status_code == 422 and bad_group.json()["field"] == "group"
+    malformed = client.put("/v1/site-groups/north", json={"sites": "s1"})
+    assert malformed.status_code == 422
+    assert malformed.json()["errors"][0]["field"] == "sites"
+    extra = client.put(
+        "/v1/site-groups/north/deployments/m", json={"alias": "production", "colour": "red"}
+    )
+    assert extra.status_code == 422 and extra.json()["errors"][0]["field"] == "colour"
+    assert client.get("/v1/site-groups/north").json()["deployments"] == []
