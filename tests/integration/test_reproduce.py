@@ -46,6 +46,20 @@ def cli_json(*args: str) -> object:
     return document
 
 
+async def succeeded_runs(registry_url: str, *, count: int) -> list[dict[str, object]]:
+    """The model's succeeded runs once there are ``count``: the trainer finishes a run just
+    after registering its version, so a version can be visible a moment before its run."""
+    async with asyncio.timeout(60):
+        while True:
+            runs = await asyncio.to_thread(
+                cli_json, "runs", "list", MODEL, "--status", "succeeded", "--registry", registry_url
+            )
+            assert isinstance(runs, list)
+            if len(runs) >= count:
+                return runs
+            await asyncio.sleep(0.2)
+
+
 async def test_a_trained_version_is_reproduced_exactly(
     trainer: Runtime,
     registry_url: str,
@@ -135,7 +149,7 @@ async def test_runs_lineage_and_manual_training_from_the_cli(
     assert second["lineage"]["train_request"]["request_id"] == sent["request_id"]
 
     # (other tests' requests replayed from the shared topic show up as failed runs)
-    runs = cli_json("runs", "list", MODEL, "--status", "succeeded", "--registry", registry_url)
+    runs = await succeeded_runs(registry_url, count=2)
     assert [r["version"] for r in runs] == [2, 1]
     assert all(r["logs_uri"] and {"fit", "export", "checks"} <= set(r["timings"]) for r in runs)
     compared = cli_json(
