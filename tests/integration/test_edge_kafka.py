@@ -157,3 +157,53 @@ def test_an_unreachable_broker_holds_up_neither_serving_nor_polling(
         assert httpx.get(f"{base}/v1/status").json()["model_events"] == "connecting"
     finally:
         supervisor.stop_all()
+
+
+async def test_two_agents_of_one_site_both_swap_from_the_event(
+    tmp_path: Path, broker: str, object_store_url: str
+) -> None:
+    """Each agent has its own consumer group (site + instance id), so one event reaches
+    both; a shared group would hand it to one of them and leave the other to its poll."""
+    site = f"site-{uuid.uuid4().hex[:6]}"
+    store = open_store(object_store_url)
+    deploy(store, site, 1)
+    await ensure_topics(broker, [MODEL_PUBLISHED])
+    supervisor = Supervisor(tmp_path / "logs")
+    bases = []
+    try:
+        for n in (1, 2):
+            port = free_port()
+            spec = agent_spec(
+                site=site,
+                port=port,
+                store_url=object_store_url,
+                broker=broker,
+                cache=tmp_path / f"cache-{n}",
+            )
+            spec.name = f"edge-{site}-{n}"
+            await asyncio.to_thread(supervisor.start, spec, timeout=60)
+            bases.append(f"http://127.0.0.1:{port}")
+        for base in bases:
+            await asyncio.to_thread(
+                wait_until,
+                lambda base=base: (
+                    httpx.get(f"{base}/v1/status").json()["model_events"] == "following"
+                ),
+                timeout=60,
+                what=f"{base} to join its consumer group",
+            )
+        ids = {httpx.get(f"{base}/v1/status").json()["instance_id"] for base in bases}
+        assert len(ids) == 2
+        assert [served(base) for base in bases] == [1, 1]
+
+        await publish(broker, deploy(store, site, 2))
+        for base in bases:
+            await asyncio.to_thread(
+                wait_until,
+                lambda base=base: served(base) == 2,
+                timeout=15,
+                what=f"version 2 on {base} after its event (polls are an hour apart)",
+                interval=0.05,
+            )
+    finally:
+        supervisor.stop_all()

@@ -14,6 +14,7 @@ from millrace_cli.processes import wait_until
 from millrace_common.contracts import SiteManifest
 from millrace_common.errors import InvalidInput
 from millrace_common.objectstore import MemoryStore
+from millrace_edge_agent.adapters.kafka import group_id_of
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings, load_settings
 from millrace_edge_agent.sync import manifest_key
@@ -92,3 +93,15 @@ def test_the_agent_imports_without_sqlalchemy_faust_or_sklearn() -> None:
     assert result.stdout.strip() == ""
     deps = requires("millrace-edge-agent") or []
     assert all("[db]" not in dep and "sqlalchemy" not in dep.lower() for dep in deps)
+
+
+def test_each_agent_keeps_its_own_instance_id_and_consumer_group(tmp_path: Path) -> None:
+    first = bootstrap(Settings(site=SITE, cache_dir=str(tmp_path / "a")), store=MemoryStore())
+    again = bootstrap(Settings(site=SITE, cache_dir=str(tmp_path / "a")), store=MemoryStore())
+    other = bootstrap(Settings(site=SITE, cache_dir=str(tmp_path / "b")), store=MemoryStore())
+    assert first.instance_id == again.instance_id != other.instance_id
+    assert group_id_of(SITE, first.instance_id) != group_id_of(SITE, other.instance_id)
+    named = Settings(site=SITE, cache_dir=str(tmp_path / "a"), instance_id="gw-2")
+    assert bootstrap(named, store=MemoryStore()).instance_id == "gw-2"
+    with pytest.raises(InvalidInput, match="instance_id"):
+        load_settings(overrides={"site": SITE, "instance_id": "no spaces"})

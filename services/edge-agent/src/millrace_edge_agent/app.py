@@ -22,7 +22,7 @@ from millrace_common.scoring import ModelSlots
 from millrace_common.signing import Verifier
 from pydantic import BaseModel, Field
 
-from millrace_edge_agent.adapters.cache import ModelCache
+from millrace_edge_agent.adapters.cache import ModelCache, instance_id
 from millrace_edge_agent.adapters.centre import (
     HeartbeatSink,
     IngestSink,
@@ -91,6 +91,7 @@ def bootstrap(
         syncer=syncer,
         queue=queue,
         project=open_project(settings.project),
+        instance_id=settings.instance_id or instance_id(settings.cache_path),
     )
     if sink is None and settings.forward_url:
         sink = IngestSink(settings.forward_url)
@@ -101,7 +102,10 @@ def bootstrap(
         )
     if settings.broker and settings.follow_kafka:
         runtime.events = ModelEvents(
-            bootstrap=settings.broker, site=settings.site, on_event=runtime.model_event
+            bootstrap=settings.broker,
+            site=settings.site,
+            instance=runtime.instance_id,
+            on_event=runtime.model_event,
         )
     if heartbeat_sink is None and settings.registry_url:
         heartbeat_sink = RegistryHeartbeats(settings.registry_url)

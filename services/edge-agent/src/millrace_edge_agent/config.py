@@ -3,6 +3,7 @@ optional YAML/JSON config file, and the command line, weakest first: file < env 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,6 +13,8 @@ from millrace_common.project import window_seconds
 from millrace_common.settings import CommonSettings, service_config
 from pydantic import ValidationError, field_validator
 
+_INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
 
 class Settings(CommonSettings):
     model_config = service_config("edge-agent")
@@ -20,6 +23,10 @@ class Settings(CommonSettings):
     site: str = ""
     cache_dir: str = ""
     """Where models and ``current.json`` live; default ``./.millrace/edge/<site>``."""
+    instance_id: str = ""
+    """This agent's own id within its site: it names the agent's Kafka consumer group
+    and MQTT client. Empty: a random id made on first start and kept in
+    ``<cache-dir>/instance-id``."""
     poll_interval: float = 5.0
     """Seconds between manifest polls when all is well."""
     max_backoff: float = 60.0
@@ -61,6 +68,13 @@ class Settings(CommonSettings):
     follow_kafka: bool = True
     """Follow ``model-published`` on ``MILLRACE_BROKER`` (when non-empty) to swap within
     seconds; polling the manifest goes on regardless."""
+
+    @field_validator("instance_id")
+    @classmethod
+    def _instance_id(cls, value: str) -> str:
+        if value and not _INSTANCE_ID.match(value):
+            raise ValueError("letters, digits, '.', '_' and '-' only")
+        return value
 
     @field_validator("aggregate_window", "aggregate_grace")
     @classmethod

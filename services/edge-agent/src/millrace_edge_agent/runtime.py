@@ -42,6 +42,8 @@ class EdgeRuntime:
     forwarder: Forwarder | None = None
     heartbeats: Heartbeats | None = None
     project: Project | None = None
+    instance_id: str = ""
+    """This agent among its site's agents (see ``adapters.cache.instance_id``)."""
     events: ModelEvents | None = None
     closers: list[Any] = field(default_factory=list)
     """Async ``close()`` of the adapters, called at shutdown."""
@@ -54,6 +56,7 @@ class EdgeRuntime:
         log.info(
             "edge_agent_started",
             site=self.settings.site,
+            instance=self.instance_id,
             restored_from_disk=restored,
             cache_dir=str(self.settings.cache_path),
             queued=self.queue.depth() if self.queue else None,
@@ -153,6 +156,7 @@ class EdgeRuntime:
         status = self.syncer.status
         return {
             "site": self.settings.site,
+            "instance_id": self.instance_id,
             "models": [describe(model, alias) for (_n, alias), model in self.slots.items()],
             "last_sync": status.last_sync.isoformat() if status.last_sync else None,
             "last_error": self.last_error(),

@@ -3,6 +3,7 @@ restart with no network.
 
     <root>/current.json                          what is loaded (AliasTarget list)
     <root>/refused.json                          versions rolled back: never adopted again
+    <root>/instance-id                           this agent's own id within its site
     <root>/models/<name>/<version>/model.onnx
     <root>/models/<name>/<version>/meta.json     its AliasTarget
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +35,17 @@ def write_atomic(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def instance_id(root: Path) -> str:
+    """This agent's id within its site, made on first start and kept with the cache, so
+    a restart rejoins its own Kafka group and resumes its own MQTT session."""
+    path = root / "instance-id"
+    if path.exists():
+        return path.read_text().strip()
+    made = secrets.token_hex(6)
+    write_atomic(path, made.encode())
+    return made
 
 
 class ModelCache:

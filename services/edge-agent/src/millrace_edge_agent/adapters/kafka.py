@@ -25,8 +25,10 @@ from millrace_edge_agent.sync import next_delay
 log = structlog.get_logger(__name__)
 
 
-def group_id_of(site: str) -> str:
-    return f"millrace-edge-agent.{site}"
+def group_id_of(site: str, instance: str) -> str:
+    """A group per agent, not per site: every agent of a site must see every event, as
+    every serving pod does."""
+    return f"millrace-edge-agent.{site}.{instance}"
 
 
 class ModelEvents:
@@ -35,11 +37,12 @@ class ModelEvents:
         *,
         bootstrap: str,
         site: str,
+        instance: str,
         on_event: Callable[[ModelPublished], None],
         retry_cap: float = 30.0,
     ) -> None:
         self.bootstrap = bootstrap
-        self.group_id = group_id_of(site)
+        self.group_id = group_id_of(site, instance)
         self.on_event = on_event
         self.retry_cap = retry_cap
         self.following = asyncio.Event()
