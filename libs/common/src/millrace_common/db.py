@@ -77,6 +77,8 @@ def migrate(engine: Engine, *, schema: str, versions: Path) -> None:
         with engine.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     config = Config()
+    # split locations on os.pathsep, so a checkout path with spaces stays one location
+    config.set_main_option("path_separator", "os")
     config.set_main_option("script_location", str(Path(__file__).with_name("alembic")))
     config.set_main_option("version_locations", str(versions))
     config.attributes["schema"] = schema
