@@ -6,7 +6,6 @@ and counts exactly what the centre will miss."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import socket
 import threading
@@ -16,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
+
+from tests.integration.edge_support import first_seen_per_entity, read_raw, start_ingest
 
 pytestmark = pytest.mark.integration
 SITE = "plant-fw"
@@ -88,20 +87,7 @@ def _close(sock: socket.socket) -> None:
 
 @pytest.fixture
 def ingest_port(supervisor: Supervisor, broker: str, project_dir: Path) -> Iterator[int]:
-    port = free_port()
-    supervisor.start(
-        ProcessSpec(
-            name="ingest-fw",
-            argv=[script("millrace-ingest")],
-            env={
-                "MILLRACE_BROKER": broker,
-                "MILLRACE_PROJECT": str(project_dir),
-                "MILLRACE_INGEST_PORT": str(port),
-            },
-            ready_url=f"http://127.0.0.1:{port}/readyz",
-        )
-    )
-    yield port
+    yield start_ingest(supervisor, name="ingest-fw", broker=broker, project_dir=project_dir)
     supervisor.stop("ingest-fw")
 
 
@@ -173,35 +159,6 @@ class Producer:
 
 def status(base: str) -> dict[str, Any]:
     return httpx.get(f"{base}/v1/status", timeout=5).json()  # type: ignore[no-any-return]
-
-
-async def read_raw(broker: str, *, entities: set[str], until: int) -> list[dict[str, Any]]:
-    """Every raw record of ``entities`` in partition order, once ``until`` distinct event
-    ids are seen (duplicates included, so the test can dedup like the centre does)."""
-    consumer = AIOKafkaConsumer(
-        "raw", bootstrap_servers=broker, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    found: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(60):
-            while len({r["event_id"] for r in found}) < until:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    values = (orjson.loads(r.value) for r in records)
-                    found.extend(v for v in values if v.get("entity_id") in entities)
-    finally:
-        await consumer.stop()
-    return found
-
-
-def first_seen_per_entity(records: list[dict[str, Any]]) -> dict[str, list[str]]:
-    seen: set[str] = set()
-    order: dict[str, list[str]] = {}
-    for record in records:
-        if record["event_id"] not in seen:
-            seen.add(record["event_id"])
-            order.setdefault(record["entity_id"], []).append(record["event_id"])
-    return order
 
 
 async def test_nothing_is_lost_through_an_outage_and_a_kill_9(

@@ -6,6 +6,7 @@ import argparse
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -29,7 +30,8 @@ from millrace_edge_agent.adapters.centre import (
     RecordSink,
     RegistryHeartbeats,
 )
-from millrace_edge_agent.adapters.kafka import ModelEvents
+from millrace_edge_agent.adapters.kafka import ModelEvents, group_id_of
+from millrace_edge_agent.adapters.mqtt import BrokerAddress, MqttRecords
 from millrace_edge_agent.adapters.queue import DiskQueue, QueueFull
 from millrace_edge_agent.aggregating import AggregatingForwarder
 from millrace_edge_agent.config import Settings, load_settings
@@ -37,6 +39,7 @@ from millrace_edge_agent.forwarder import Forwarder
 from millrace_edge_agent.health import HealthGuard
 from millrace_edge_agent.heartbeat import Heartbeats
 from millrace_edge_agent.intake import RecordsInvalid, open_project
+from millrace_edge_agent.mqtt_intake import MessageIntake, TopicPattern
 from millrace_edge_agent.runtime import EdgeRuntime
 from millrace_edge_agent.sync import Syncer
 
@@ -107,6 +110,8 @@ def bootstrap(
             instance=runtime.instance_id,
             on_event=runtime.model_event,
         )
+    if settings.mqtt_url:
+        runtime.mqtt_intake, runtime.mqtt = make_mqtt(settings, runtime=runtime, queue=queue)
     if heartbeat_sink is None and settings.registry_url:
         heartbeat_sink = RegistryHeartbeats(settings.registry_url)
         runtime.closers.append(heartbeat_sink)
@@ -119,6 +124,27 @@ def bootstrap(
             interval=settings.heartbeat_interval,
         )
     return runtime
+
+
+def make_mqtt(
+    settings: Settings, *, runtime: EdgeRuntime, queue: DiskQueue
+) -> tuple[MessageIntake, MqttRecords]:
+    """The MQTT intake, its client id the agent's own, like its Kafka group."""
+    pattern = TopicPattern.parse(settings.mqtt_topic, site=settings.site)
+    intake = MessageIntake(
+        site=settings.site,
+        pattern=pattern,
+        enqueue=runtime.enqueue,
+        dead_letters=queue,
+        max_records=settings.max_records_per_request,
+    )
+    client = MqttRecords(
+        address=BrokerAddress.parse(settings.mqtt_url),
+        client_id=group_id_of(settings.site, runtime.instance_id),
+        topic_filter=pattern.filter,
+        on_message=intake.take,
+    )
+    return intake, client
 
 
 def make_forwarder(
@@ -200,6 +226,23 @@ def create_app(runtime: EdgeRuntime) -> FastAPI:
             "queue_depth": runtime.queue.depth() if runtime.queue else 0,
         }
 
+    @app.get("/v1/dead-letters")
+    async def dead_letters(limit: int = 100) -> dict[str, Any]:
+        """Messages no record could be taken from, newest first, with the reason."""
+        letters = runtime.queue.dead_letters(min(max(limit, 1), 1000)) if runtime.queue else []
+        return {
+            "dead_letters": [
+                {
+                    "received_at": datetime.fromtimestamp(d.received_at, UTC).isoformat(),
+                    "source": d.source,
+                    "topic": d.topic,
+                    "reason": d.reason,
+                    "payload": d.payload.decode("utf-8", errors="replace"),
+                }
+                for d in letters
+            ]
+        }
+
     @app.get("/v1/status")
     async def status() -> dict[str, Any]:
         return runtime.describe()
@@ -234,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
     # the minio client's retries would log five lines per failed poll; sync_failed says it once
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # model_events_unavailable says it
+    logging.getLogger("millrace_edge_agent.mqtt.paho").setLevel(
+        logging.CRITICAL
+    )  # mqtt_unavailable
     uvicorn.run(
         create_app(runtime),
         host=settings.host,

@@ -32,6 +32,13 @@ class Settings(CommonSettings):
     max_backoff: float = 60.0
     """Upper bound of the delay between polls after failures."""
 
+    mqtt_url: str = ""
+    """A local MQTT broker to take records from: ``mqtt://[user:password@]host[:port]``
+    (``mqtts://`` for TLS). Empty: records come over REST only."""
+    mqtt_topic: str = "millrace/{site}/{dataset}/records"
+    """The topics to subscribe to (QoS 1): the level ``{dataset}`` names the dataset of
+    a message's records, ``{site}`` is this site's id, other levels may be ``+``."""
+
     forward_url: str = ""
     """The centre's ingest (``http://ingest:8010``); queued records go there. Empty: they
     stay queued."""

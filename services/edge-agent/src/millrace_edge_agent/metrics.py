@@ -59,3 +59,9 @@ RETRIED_ON_FALLBACK = Counter(
 MODEL_EVENTS = Counter(
     "millrace_edge_model_events_total", "model-published events received from Kafka", ["outcome"]
 )
+MQTT_MESSAGES = Counter(
+    "millrace_edge_mqtt_messages_total",
+    "Messages from the local MQTT broker: queued, invalid (kept as dead letters), or "
+    "deferred_queue_full (left with the broker until the queue has room)",
+    ["outcome"],
+)

@@ -16,6 +16,7 @@ from millrace_common.project import Project
 from millrace_common.scoring import ModelSlots
 
 from millrace_edge_agent.adapters.kafka import ModelEvents
+from millrace_edge_agent.adapters.mqtt import MqttRecords
 from millrace_edge_agent.adapters.queue import DiskQueue, QueueFull
 from millrace_edge_agent.config import Settings
 from millrace_edge_agent.forwarder import Forwarder
@@ -28,6 +29,7 @@ from millrace_edge_agent.metrics import (
     QUEUED,
     SYNC_FAILURES,
 )
+from millrace_edge_agent.mqtt_intake import MessageIntake
 from millrace_edge_agent.sync import Syncer, failure_reason, next_delay
 
 log = structlog.get_logger(__name__)
@@ -45,6 +47,8 @@ class EdgeRuntime:
     instance_id: str = ""
     """This agent among its site's agents (see ``adapters.cache.instance_id``)."""
     events: ModelEvents | None = None
+    mqtt: MqttRecords | None = None
+    mqtt_intake: MessageIntake | None = None
     closers: list[Any] = field(default_factory=list)
     """Async ``close()`` of the adapters, called at shutdown."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -68,6 +72,8 @@ class EdgeRuntime:
             self._spawn(self.heartbeats.run(), "heartbeats")
         if self.events is not None:
             self._spawn(self.events.run(), "model-events")
+        if self.mqtt is not None:
+            self._spawn(self.mqtt.run(), "mqtt-records")
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))
@@ -82,17 +88,23 @@ class EdgeRuntime:
             self.queue.close()
         log.info("edge_agent_stopped", site=self.settings.site)
 
-    async def enqueue(self, *, dataset: str, records: list[Any]) -> list[str]:
+    async def enqueue(
+        self, *, dataset: str, records: list[Any], count_refused: bool = True
+    ) -> list[str]:
         """Validate and store ``records`` durably; return their event ids.
 
-        Raises RecordsInvalid, or QueueFull when full under ``reject-new``."""
+        Raises RecordsInvalid, or QueueFull when full under ``reject-new`` (counted as
+        a drop unless ``count_refused`` is false: the caller will offer them again)."""
         if self.queue is None:
             raise RuntimeError("this agent has no queue")
         prepared = prepare(dataset=dataset, records=records, project=self.project)
         try:
-            dropped = await asyncio.to_thread(self.queue.append, prepared)
+            dropped = await asyncio.to_thread(
+                self.queue.append, prepared, count_refused=count_refused
+            )
         except QueueFull:
-            DROPPED.labels("queue_full_rejected").inc(len(prepared))
+            if count_refused:
+                DROPPED.labels("queue_full_rejected").inc(len(prepared))
             raise
         for reason, count in dropped.items():
             DROPPED.labels(reason).inc(count)
@@ -163,6 +175,7 @@ class EdgeRuntime:
             "last_error_at": status.last_error_at.isoformat() if status.last_error_at else None,
             "consecutive_failures": status.consecutive_failures,
             "model_events": self.describe_events(),
+            "mqtt": self.describe_mqtt(),
             **self.describe_queue(),
         }
 
@@ -176,6 +189,20 @@ class EdgeRuntime:
         if self.events is None:
             return "off"
         return "following" if self.events.following.is_set() else "connecting"
+
+    def describe_mqtt(self) -> dict[str, Any]:
+        if self.mqtt is None or self.mqtt_intake is None:
+            return {"state": "off"}
+        status = self.mqtt_intake.status
+        return {
+            "state": "subscribed" if self.mqtt.subscribed.is_set() else "connecting",
+            "broker": str(self.mqtt.address),
+            "topic": self.mqtt.topic_filter,
+            "messages_queued": status.queued,
+            "messages_invalid": status.invalid,
+            "last_invalid": status.last_invalid,
+            "waiting_for_room": status.waiting_for_room,
+        }
 
     def describe_queue(self) -> dict[str, Any]:
         if self.queue is None:

@@ -9,6 +9,8 @@ in the ``drops`` table, which survives restarts like the rows do.
     drops(reason, count)
     closed_windows(dataset, entity_id, closed_until)   pre-aggregation: sent up to here
     heartbeats(seq, body)        reports waiting for the registry (bounded, oldest dropped)
+    dead_letters(seq, received_at, source, topic, reason, payload)
+                                 messages no record could be taken from (bounded, newest kept)
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE TABLE IF NOT EXISTS drops (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS heartbeats (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS closed_windows (
     dataset TEXT NOT NULL,
     entity_id TEXT NOT NULL,
@@ -61,6 +71,16 @@ class Queued:
     entity_id: str
     record: dict  # type: ignore[type-arg]
     enqueued_at: float
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    seq: int
+    received_at: float
+    source: str
+    topic: str
+    reason: str
+    payload: bytes
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,7 @@ class DiskQueue:
         max_age: float,
         policy: Policy,
         max_heartbeats: int = 2000,
+        max_dead_letters: int = 1000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +124,7 @@ class DiskQueue:
         self.max_age = max_age
         self.policy = policy
         self.max_heartbeats = max_heartbeats
+        self.max_dead_letters = max_dead_letters
         self.clock = clock
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -131,17 +153,19 @@ class DiskQueue:
                 raise
             self._db.execute("COMMIT")
 
-    def append(self, records: Sequence[NewRecord]) -> dict[str, int]:
+    def append(self, records: Sequence[NewRecord], *, count_refused: bool = True) -> dict[str, int]:
         """Store all of ``records`` or none; return the drops this caused, by reason.
 
-        A record whose event id is already queued is kept once (a producer's retry)."""
+        A record whose event id is already queued is kept once (a producer's retry).
+        ``count_refused=False``: a refusal is not a drop, because the caller keeps the
+        records and offers them again (an MQTT message left with its broker)."""
         refused: QueueFull | None = None
         with self._tx() as db:
             dropped = {"expired": self._expire(db)}
             room = self.max_rows - _depth(db)
             if len(records) > room and self.policy == "reject-new":
                 # counted (and committed) before the refusal: what the centre will miss
-                _count(db, "queue_full_rejected", len(records))
+                _count(db, "queue_full_rejected", len(records) if count_refused else 0)
                 refused = QueueFull(depth=_depth(db), max_rows=self.max_rows, refused=len(records))
                 records = []
             elif len(records) > room:
@@ -300,6 +324,32 @@ class DiskQueue:
     def ack_heartbeats(self, up_to: int) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM heartbeats WHERE seq <= ?", (up_to,))
+
+    # messages no record could be taken from, kept for an operator to read
+    def dead_letter(self, *, source: str, topic: str, reason: str, payload: bytes) -> None:
+        """Keep the message and why it was refused, and count it as a drop of
+        ``<source>_message_invalid``, in one transaction."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO dead_letters (received_at, source, topic, reason, payload)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (self.clock(), source, topic, reason, payload),
+            )
+            db.execute(
+                "DELETE FROM dead_letters WHERE seq <= (SELECT MAX(seq) FROM dead_letters) - ?",
+                (self.max_dead_letters,),
+            )
+            _count(db, f"{source}_message_invalid", 1)
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        """The newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, received_at, source, topic, reason, payload FROM dead_letters"
+                " ORDER BY seq DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [DeadLetter(*row) for row in rows]
 
 
 def _window_start(event_ts: float, width: int) -> int:

@@ -1,0 +1,172 @@
+"""Records from a local MQTT broker: each message goes through the same intake as a
+REST request (validation, event ids, the disk queue and its full-queue policy), and one
+no record can be taken from becomes a dead letter with its reason, never a silent drop.
+
+The topic names the dataset: the level written ``{dataset}`` in the configured pattern
+(``millrace/{site}/{dataset}/records`` by default). The payload is one JSON record or a
+JSON list of them. A record without an ``event_id`` gets one derived from the site, the
+topic and the payload, so a message the broker delivers again (its PUBACK was lost in a
+crash) is recognised as a repeat, by the queue and then by the centre.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+import structlog
+from millrace_common.errors import InvalidInput
+
+from millrace_edge_agent.adapters.queue import QueueFull
+from millrace_edge_agent.intake import RecordsInvalid
+from millrace_edge_agent.metrics import MQTT_MESSAGES
+from millrace_edge_agent.sync import next_delay
+
+log = structlog.get_logger(__name__)
+
+DATASET = "{dataset}"
+
+
+class MessageInvalid(InvalidInput):
+    """No record can be taken from this message; the reason says why."""
+
+
+@dataclass(frozen=True)
+class TopicPattern:
+    """Where the dataset sits in a topic, and the filter that subscribes to them all."""
+
+    filter: str
+    level: int
+
+    @classmethod
+    def parse(cls, pattern: str, *, site: str) -> TopicPattern:
+        levels = pattern.replace("{site}", site).split("/")
+        if levels.count(DATASET) != 1:
+            raise InvalidInput(
+                f"mqtt_topic {pattern!r} must have exactly one level that is {DATASET}",
+                field="mqtt_topic",
+            )
+        if "#" in levels[:-1] or any("{" in lv for lv in levels if lv != DATASET):
+            raise InvalidInput(
+                f"mqtt_topic {pattern!r}: '#' may only end it, and only {{site}} and "
+                f"{DATASET} are filled in",
+                field="mqtt_topic",
+            )
+        level = levels.index(DATASET)
+        return cls(filter="/".join("+" if lv == DATASET else lv for lv in levels), level=level)
+
+    def dataset_of(self, topic: str) -> str:
+        levels = topic.split("/")
+        dataset = levels[self.level] if len(levels) > self.level else ""
+        if not dataset:
+            raise MessageInvalid(f"topic {topic!r} names no dataset", field="topic")
+        return dataset
+
+
+def records_of(*, site: str, topic: str, payload: bytes, max_records: int) -> list[Any]:
+    """The records a message carries, each with an event id (its own, or a derived one)."""
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise MessageInvalid(f"payload is not JSON: {exc}", field="payload") from None
+    records = [body] if isinstance(body, dict) else body
+    if not isinstance(records, list) or not records:
+        raise MessageInvalid(
+            "payload must be a JSON object (a record) or a non-empty list of them",
+            field="payload",
+        )
+    if len(records) > max_records:
+        raise MessageInvalid(f"at most {max_records} records per message", field="payload")
+    digest = hashlib.sha256(b"\0".join([site.encode(), topic.encode(), payload])).hexdigest()
+    return [
+        {**r, "event_id": f"mqtt:{digest[:32]}:{i}"}
+        if isinstance(r, dict) and r.get("event_id") is None
+        else r
+        for i, r in enumerate(records)
+    ]
+
+
+class DeadLetters(Protocol):
+    def dead_letter(self, *, source: str, topic: str, reason: str, payload: bytes) -> None: ...
+
+
+Enqueue = Callable[..., Awaitable[list[str]]]
+"""``EdgeRuntime.enqueue``: the REST path's validation and queueing."""
+
+
+@dataclass
+class IntakeStatus:
+    queued: int = 0
+    """Messages whose records are on disk."""
+    invalid: int = 0
+    """Messages kept as dead letters instead."""
+    waiting_for_room: bool = False
+    last_invalid: str | None = None
+
+
+@dataclass
+class MessageIntake:
+    site: str
+    pattern: TopicPattern
+    enqueue: Enqueue
+    dead_letters: DeadLetters
+    max_records: int = 5000
+    full_retry_cap: float = 5.0
+    status: IntakeStatus = field(default_factory=IntakeStatus)
+
+    async def take(self, *, topic: str, payload: bytes) -> None:
+        """Return once the message's records are durably queued or the message is a
+        dead letter: only then may the broker forget it. Raises on anything else (the
+        disk), so the message stays with the broker."""
+        try:
+            dataset = self.pattern.dataset_of(topic)
+            records = records_of(
+                site=self.site, topic=topic, payload=payload, max_records=self.max_records
+            )
+            await self._enqueue(dataset, records)
+        except InvalidInput as exc:
+            await self._dead_letter(topic, payload, exc)
+            return
+        self.status.queued += 1
+        MQTT_MESSAGES.labels("queued").inc()
+
+    async def _enqueue(self, dataset: str, records: list[Any]) -> None:
+        """Under ``reject-new``, a full queue leaves the message with the broker: wait
+        for room instead of refusing it, so the broker keeps what follows too."""
+        waits = 0
+        while True:
+            try:
+                await self.enqueue(dataset=dataset, records=records, count_refused=False)
+                break
+            except QueueFull as exc:
+                if not waits:
+                    MQTT_MESSAGES.labels("deferred_queue_full").inc()
+                    log.warning("mqtt_intake_waits_for_room", error=str(exc))
+                waits += 1
+                self.status.waiting_for_room = True
+                await asyncio.sleep(
+                    next_delay(interval=0.2, failures=waits, cap=self.full_retry_cap)
+                )
+        self.status.waiting_for_room = False
+
+    async def _dead_letter(self, topic: str, payload: bytes, exc: InvalidInput) -> None:
+        reason = (
+            "; ".join(f"{name}: {message}" for name, message in exc.errors[:5])
+            if isinstance(exc, RecordsInvalid)
+            else exc.message
+        )
+        await asyncio.to_thread(
+            self.dead_letters.dead_letter,
+            source="mqtt",
+            topic=topic,
+            reason=reason,
+            payload=payload,
+        )
+        self.status.invalid += 1
+        self.status.last_invalid = f"{topic}: {reason}"
+        MQTT_MESSAGES.labels("invalid").inc()
+        log.warning("mqtt_message_invalid", topic=topic, reason=reason, size=len(payload))

@@ -1,0 +1,59 @@
+"""What the edge agent's integration tests share: the centre's ingest as a process, and
+reading back what reached ``raw``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script
+
+
+def start_ingest(supervisor: Supervisor, *, name: str, broker: str, project_dir: Path) -> int:
+    """Start the centre's ingest; return its port."""
+    port = free_port()
+    supervisor.start(
+        ProcessSpec(
+            name=name,
+            argv=[script("millrace-ingest")],
+            env={
+                "MILLRACE_BROKER": broker,
+                "MILLRACE_PROJECT": str(project_dir),
+                "MILLRACE_INGEST_PORT": str(port),
+            },
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+        )
+    )
+    return port
+
+
+async def read_raw(broker: str, *, entities: set[str], until: int) -> list[dict[str, Any]]:
+    """Every raw record of ``entities`` in partition order, once ``until`` distinct event
+    ids are seen (duplicates included, so the test can dedup like the centre does)."""
+    consumer = AIOKafkaConsumer(
+        "raw", bootstrap_servers=broker, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(60):
+            while len({r["event_id"] for r in found}) < until:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    values = (orjson.loads(r.value) for r in records)
+                    found.extend(v for v in values if v.get("entity_id") in entities)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def first_seen_per_entity(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    seen: set[str] = set()
+    order: dict[str, list[str]] = {}
+    for record in records:
+        if record["event_id"] not in seen:
+            seen.add(record["event_id"])
+            order.setdefault(record["entity_id"], []).append(record["event_id"])
+    return order
