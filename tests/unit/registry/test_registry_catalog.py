@@ -166,3 +166,71 @@ def test_runs_are_recorded_listed_and_compared(client: TestClient) -> None:
     assert compared["params"] == {"C": [1.0, 2.0]}
     assert compared["metrics"] == {"f1": [0.8, None]}
     assert [r["status"] for r in compared["runs"]] == ["succeeded", "failed"]
+
+
+def finished_run(run_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "timings": {"fit": 0.5},
+        "logs_uri": f"mem:///runs/m/{run_id}/run-log.json",
+        "details": {"checks": {"passed": True}},
+        "started_at": "2026-01-01T00:00:00Z",
+        "finished_at": "2026-01-01T00:01:00Z",
+    } | extra
+
+
+def test_a_registration_finishes_the_run_it_carries(client: TestClient) -> None:
+    client.put("/v1/models/m/runs/run-a", json=run_report("r1", "running"))
+    created = client.post(
+        "/v1/models/m/versions", json=registration("r1", 0.8, run=finished_run("run-a"))
+    )
+    assert created.status_code == 201, created.text
+    run = client.get("/v1/models/m/runs/run-a").json()
+    assert (run["status"], run["version"], run["request_id"]) == ("succeeded", 1, "r1")
+    assert run["metrics"] == {"f1": 0.8, "accuracy": 0.9} and run["timings"] == {"fit": 0.5}
+    assert run["logs_uri"].endswith("run-a/run-log.json") and run["finished_at"]
+
+    # a run never reported as started is recorded too; a rejected version rejects its run
+    rejected = registration(
+        "r2",
+        0.9,
+        status="rejected",
+        rejection_reason="ONNX output differs",
+        run=finished_run("run-b"),
+    )
+    assert client.post("/v1/models/m/versions", json=rejected).status_code == 201
+    run = client.get("/v1/models/m/runs/run-b").json()
+    assert (run["status"], run["version"], run["failure_reason"]) == (
+        "rejected",
+        2,
+        "ONNX output differs",
+    )
+
+
+def test_a_finished_run_stays_finished(client: TestClient) -> None:
+    body = registration("r1", 0.8, run=finished_run("run-a"))
+    client.post("/v1/models/m/versions", json=body)
+    # the same registration again (a retry after a lost answer) changes nothing
+    again = client.post("/v1/models/m/versions", json=body)
+    assert again.status_code == 200 and again.json()["version"] == 1
+    assert [r["run_id"] for r in client.get("/v1/models/m/runs").json()] == ["run-a"]
+    for late in ("running", "failed"):
+        answer = client.put("/v1/models/m/runs/run-a", json=run_report("r1", late))
+        assert answer.status_code == 409 and answer.json()["field"] == "status"
+        assert "already finished succeeded" in answer.json()["message"]
+    assert client.get("/v1/models/m/runs/run-a").json()["status"] == "succeeded"
+    # a second attempt at the same request ends in the version already registered
+    client.post("/v1/models/m/versions", json=body | {"run": finished_run("run-b")})
+    assert client.get("/v1/models/m/runs/run-b").json()["version"] == 1
+    assert client.get("/v1/models/m/versions/1/lineage").json()["run"]["run_id"] == "run-a"
+
+
+def test_a_pending_registration_cannot_carry_a_finished_run(client: TestClient) -> None:
+    body = registration("r1", 0.8, status="pending", run=finished_run("run-a"))
+    refused = client.post("/v1/models/m/versions", json=body)
+    assert refused.status_code == 422 and refused.json()["field"] == "run"
+    bad_run = registration("r1", 0.8, run=finished_run("run a", finished_at="soon"))
+    fields = {
+        e["field"] for e in client.post("/v1/models/m/versions", json=bad_run).json()["errors"]
+    }
+    assert fields == {"run.run_id", "run.finished_at"}

@@ -33,6 +33,8 @@ class FakeRegistry:
         return self.production if alias == "production" else None
 
     async def register(self, *, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Like the registry: the version, and the end of the run it carries, at once."""
+        run = body.pop("run")
         doc = body | {
             "name": name,
             "version": len(self.registered) + 1,
@@ -40,6 +42,14 @@ class FakeRegistry:
             "reason": "recorded by the fake",
         }
         self.registered.append(doc)
+        self.runs.setdefault(run["run_id"], []).append(
+            run
+            | {
+                "status": "succeeded" if doc["status"] == "ready" else "rejected",
+                "version": doc["version"],
+                "metrics": doc["metrics"],
+            }
+        )
         return doc
 
     async def record_run(self, *, name: str, run_id: str, body: dict[str, Any]) -> None:
@@ -179,8 +189,12 @@ async def test_every_attempt_is_a_run_with_timings_and_a_log(
     done = reports[-1]
     assert done["version"] == version["version"] and done["metrics"] == version["metrics"]
     assert {"download", "load", "fit", "export", "checks", "upload"} <= set(done["timings"])
+    # the log is in the store before the registration that names it
     run_log = orjson.loads(store.get(f"runs/{MODEL}/{run_id}/run-log.json"))
-    assert run_log["status"] == "succeeded" and done["logs_uri"].endswith("run-log.json")
+    assert run_log["status"] == "succeeded" and done["logs_uri"] == store.uri(
+        f"runs/{MODEL}/{run_id}/run-log.json"
+    )
+    assert done["details"]["artifact_uri"] == version["artifact_uri"]
     assert version["lineage"]["feature_set"]["definition"]["dataset"] == "machines"
 
 
@@ -192,6 +206,6 @@ async def test_a_failed_attempt_is_a_failed_run_with_its_reason(
             service, record(request(store, "req-bad", sha256="0" * 64).model_dump_json().encode())
         )
     [reports] = registry.runs.values()
-    assert reports[-1]["status"] == "failed" and reports[-1]["version"] is None
+    assert reports[-1]["status"] == "failed" and reports[-1].get("version") is None
     assert "sha256 mismatch" in reports[-1]["failure_reason"]
     assert registry.registered == []

@@ -16,7 +16,6 @@ from millrace_registry.schemas import (
     Registration,
     Rollback,
     RunReport,
-    SiteAssignment,
     VersionUpdate,
 )
 from millrace_registry.service import Registry
@@ -161,20 +160,6 @@ async def get_audit(
     name: str, registry: RegistryDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
 ) -> list[dict[str, Any]]:
     return await asyncio.to_thread(registry.audit, name=name, limit=limit)
-
-
-@router.put("/sites/{site_id}/deployments/{model}")
-async def assign_site(
-    site_id: str, model: str, assignment: Annotated[SiteAssignment, Body()], registry: RegistryDep
-) -> dict[str, Any]:
-    return await asyncio.to_thread(
-        registry.assign_site, site_id=site_id, model=model, alias=assignment.alias
-    )
-
-
-@router.get("/sites/{site_id}")
-async def get_site(site_id: str, registry: RegistryDep) -> dict[str, Any]:
-    return await asyncio.to_thread(registry.site, site_id=site_id)
 
 
 @router.patch("/models/{name}")

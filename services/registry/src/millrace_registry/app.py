@@ -53,9 +53,7 @@ class Runtime:
             Signer.from_pem_file(settings.signing_key_file) if settings.signing_key_file else None
         )
         self.manifests = ManifestWriter(factory=self.factory, store=store, signer=signer)
-        self.registry = Registry(
-            factory=self.factory, manifests=self.manifests, on_commit=self.wake
-        )
+        self.registry = Registry(factory=self.factory, on_commit=self.wake)
         self.producer: Producer | None = None
         self.relay: OutboxRelay | None = None
         self._connect_producer = connect_producer

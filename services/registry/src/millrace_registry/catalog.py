@@ -13,13 +13,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from millrace_registry import views
 from millrace_registry.adapters import repository as repo
-from millrace_registry.domain import CHAMPION, PRODUCTION, READY, check_alias, check_name
+from millrace_registry.domain import (
+    ARCHIVED,
+    CHAMPION,
+    PRODUCTION,
+    READY,
+    RUN_RUNNING,
+    check_alias,
+    check_name,
+)
 from millrace_registry.filters import MetricFilter, page, tags_match
 from millrace_registry.schemas import ModelUpdate, RunReport, VersionUpdate
 from millrace_registry.service import Registry
 
 log = structlog.get_logger(__name__)
-ARCHIVED = "archived"
 PROTECTED_ALIASES = (PRODUCTION, CHAMPION)
 
 
@@ -212,11 +219,18 @@ class Catalog:
     # -- runs ------------------------------------------------------------------------
 
     def record_run(self, *, name: str, run_id: str, report: RunReport) -> dict[str, Any]:
+        """A run starting, or ending without a version; a finished run's status is final
+        (a late report must not turn a run its registration finished back into another)."""
         check_name(name, field="name")
         check_name(run_id, field="run_id")
         values = report.model_dump(mode="python") | {"model": name, "run_id": run_id}
         with transaction(self._factory) as session:
             repo.lock_model(session, name=name)
+            current = repo.get_run(session, name=name, run_id=run_id)
+            if current is not None and current["status"] not in (RUN_RUNNING, report.status):
+                raise Conflict(
+                    f"run '{run_id}' already finished {current['status']}", field="status"
+                )
             repo.upsert_run(session, values=values)
         log.info("run_recorded", model=name, run_id=run_id, status=report.status)
         return self.run(name=name, run_id=run_id)
@@ -286,8 +300,11 @@ def _previous_production(session: Session, *, name: str, current: int) -> int:
 
 
 def _run_of(session: Session, *, name: str, request_id: str) -> dict[str, Any] | None:
+    """The run that registered the version: the first of its train request's attempts to
+    end in a version (a later re-send of the request ends in the same one)."""
     rows = [r for r in repo.list_runs(session, name=name) if r["request_id"] == request_id]
-    return views.run_doc(rows[0]) if rows else None
+    ended = [r for r in rows if r["version"] is not None] or rows
+    return views.run_doc(min(ended, key=lambda r: r["id"])) if ended else None
 
 
 def _model_row(session: Session, name: str) -> RowMapping:

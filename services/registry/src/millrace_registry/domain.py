@@ -17,8 +17,16 @@ CHALLENGER = "challenger"
 READY = "ready"
 REJECTED = "rejected"
 PENDING = "pending"
+ARCHIVED = "archived"
+RUN_RUNNING = "running"
 
 Direction = Literal["maximize", "minimize"]
+
+
+def run_outcome(version_status: str) -> str | None:
+    """How a run that ended in a version of this status finished (None: not yet, the
+    version's checks are still to be recorded)."""
+    return {READY: "succeeded", ARCHIVED: "succeeded", REJECTED: "rejected"}.get(version_status)
 
 
 def check_alias(alias: str) -> str:

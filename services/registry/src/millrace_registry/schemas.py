@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from millrace_registry.domain import PromotionRule
 
 Metric = Annotated[float, Field(allow_inf_nan=False)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")]
 
 
 class Promotion(BaseModel):
@@ -21,6 +23,20 @@ class Promotion(BaseModel):
 
     def rule(self) -> PromotionRule:
         return PromotionRule(metric=self.metric, direction=self.direction, margin=self.margin)
+
+
+class FinishedRun(BaseModel):
+    """The run that produced a registration. The registry finishes it in the transaction
+    that adds the version, so no reader sees a version whose run is still ``running``; its
+    status, version, params, metrics and failure reason are the version's."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_id: RunId
+    timings: dict[str, Seconds] = Field(default_factory=dict)
+    logs_uri: str | None = Field(default=None, max_length=1000)
+    details: dict[str, Any] = Field(default_factory=dict)
+    started_at: datetime
+    finished_at: datetime
 
 
 class Registration(BaseModel):
@@ -45,6 +61,7 @@ class Registration(BaseModel):
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
     actor: str = Field(default="trainer", min_length=1, max_length=200)
+    run: FinishedRun | None = None
 
 
 class AliasMove(BaseModel):
@@ -55,8 +72,12 @@ class AliasMove(BaseModel):
 
 
 class SiteAssignment(BaseModel):
+    """A site or a site group follows a model's alias (audited with the reason)."""
+
     model_config = ConfigDict(extra="forbid")
     alias: str = "production"
+    reason: str = Field(default="", max_length=2000)
+    actor: str = Field(default="api", min_length=1, max_length=200)
 
 
 Tags = dict[
@@ -89,7 +110,8 @@ class Rollback(BaseModel):
 
 
 class RunReport(BaseModel):
-    """One training attempt, reported by the trainer when it starts and when it ends."""
+    """One training attempt, reported when it starts and when it ends without a version
+    (failed); a run that ends in a version is finished by the registration that carries it."""
 
     model_config = ConfigDict(extra="forbid")
     request_id: str = Field(min_length=1, max_length=200)
@@ -97,9 +119,7 @@ class RunReport(BaseModel):
     version: int | None = Field(default=None, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Metric] = Field(default_factory=dict)
-    timings: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
-        default_factory=dict
-    )
+    timings: dict[str, Seconds] = Field(default_factory=dict)
     failure_reason: str | None = Field(default=None, max_length=5000)
     logs_uri: str | None = Field(default=None, max_length=1000)
     details: dict[str, Any] = Field(default_factory=dict)

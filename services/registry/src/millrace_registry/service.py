@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from millrace_registry import views
 from millrace_registry.adapters import repository as repo
-from millrace_registry.adapters.manifests import ManifestWriter
 from millrace_registry.adapters.tables import outbox
 from millrace_registry.domain import (
     CHALLENGER,
@@ -32,9 +31,9 @@ from millrace_registry.domain import (
     check_alias,
     check_name,
     decide,
+    run_outcome,
 )
 from millrace_registry.schemas import ChecksReport, Registration
-from millrace_registry.sites import site_view
 
 log = structlog.get_logger(__name__)
 
@@ -46,11 +45,9 @@ class Registry:
         self,
         *,
         factory: sessionmaker[Session],
-        manifests: ManifestWriter,
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._factory = factory
-        self._manifests = manifests
         self._on_commit = on_commit
 
     # -- versions --------------------------------------------------------------------
@@ -65,8 +62,10 @@ class Registry:
                 session, name=name, request_id=registration.request_id
             )
             if existing is not None:
+                _finish_run(session, registration=registration, row=existing)
                 return self._version_doc(session, existing), False
             row = self._add_version(session, name=name, registration=registration)
+            _finish_run(session, registration=registration, row=row)
             doc = self._version_doc(session, row)
         self._on_commit()
         log.info(
@@ -342,23 +341,6 @@ class Registry:
                 views.audit_doc(row) for row in repo.list_audit(session, name=name, limit=limit)
             ]
 
-    # -- sites -----------------------------------------------------------------------
-
-    def assign_site(self, *, site_id: str, model: str, alias: str) -> dict[str, Any]:
-        """A site follows ``model``'s ``alias``; its manifest is rewritten now."""
-        check_name(site_id, field="site_id")
-        check_alias(alias)
-        with transaction(self._factory) as session:
-            self._model_row(session, model)
-            repo.set_deployment(session, site_id=site_id, model=model, alias=alias)
-        self._manifests.write_site(site_id=site_id)
-        log.info("site_assigned", site=site_id, model=model, alias=alias)
-        return self.site(site_id=site_id)
-
-    def site(self, *, site_id: str) -> dict[str, Any]:
-        """What the site should run (directly or through its groups) and last reported."""
-        return site_view(self._factory, site_id=site_id)
-
     # -- helpers ---------------------------------------------------------------------
 
     @staticmethod
@@ -397,7 +379,40 @@ def _rule_decision(
     return decide(rule=rule, candidate=metrics, champion=champion)
 
 
+def _finish_run(session: Session, *, registration: Registration, row: RowMapping) -> None:
+    """Finish the run the registration carries, in the transaction that holds its version.
+
+    A re-send (the version exists) finishes its run the same way: that attempt ended in
+    the version already registered for its train request."""
+    run, outcome = registration.run, run_outcome(row["status"])
+    if run is None or outcome is None:
+        return
+    repo.upsert_run(
+        session,
+        values={
+            "model": row["model"],
+            "run_id": run.run_id,
+            "request_id": row["request_id"],
+            "status": outcome,
+            "version": row["version"],
+            "params": row["params"],
+            "metrics": row["metrics"],
+            "timings": run.timings,
+            "failure_reason": row["rejection_reason"],
+            "logs_uri": run.logs_uri,
+            "details": run.details,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+        },
+    )
+
+
 def _check_registration(registration: Registration) -> None:
+    if registration.status == PENDING and registration.run is not None:
+        raise InvalidInput(
+            "a pending version's run cannot be finished yet: register it ready or rejected",
+            field="run",
+        )
     if registration.status == REJECTED and not (registration.rejection_reason or "").strip():
         raise InvalidInput("a rejected version needs a rejection_reason", field="rejection_reason")
     metric = registration.promotion.metric

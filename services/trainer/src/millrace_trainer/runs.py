@@ -1,5 +1,7 @@
-"""Every training attempt is a run: reported to the registry when it starts and when it
-ends (succeeded, rejected or failed with the reason), with a JSON log in the object store."""
+"""Every training attempt is a run, with a JSON log in the object store. It is reported to
+the registry when it starts; a run that ends in a version is finished by the registration
+itself (one transaction, so no version is ever seen beside a run still ``running``), and a
+run that fails is reported failed with the reason."""
 
 from __future__ import annotations
 
@@ -39,21 +41,21 @@ class Run:
         self.note("started", request_id=self.request_id)
         await self._report({"status": "running", "params": params})
 
-    async def finish(
+    async def conclude(
         self,
         *,
         status: str,
-        version: int | None = None,
         params: dict[str, Any] | None = None,
         metrics: dict[str, float] | None = None,
         timings: dict[str, float] | None = None,
         failure_reason: str | None = None,
         details: dict[str, Any] | None = None,
-    ) -> None:
-        self.note(status, version=version, failure_reason=failure_reason)
+    ) -> dict[str, Any]:
+        """The run's final report, once its JSON log is in the object store (the log is
+        written before the version exists, so it names the train request, not the version)."""
+        self.note(status, failure_reason=failure_reason)
         report = {
             "status": status,
-            "version": version,
             "params": params or {},
             "metrics": metrics or {},
             "timings": timings or {},
@@ -62,14 +64,33 @@ class Run:
             "finished_at": datetime.now(UTC).isoformat(),
         }
         logs_uri = await asyncio.to_thread(self._write_log, report)
-        await self._report(report | {"logs_uri": logs_uri})
+        return report | {"logs_uri": logs_uri}
+
+    async def fail(self, *, reason: str, params: dict[str, Any], timings: dict[str, float]) -> None:
+        """End a run that has no version: reported failed to the registry on its own."""
+        report = await self.conclude(
+            status="failed", params=params, timings=timings, failure_reason=reason
+        )
+        await self._report(report)
+        self.finished(report)
+
+    def registered_with(self, report: dict[str, Any]) -> dict[str, Any]:
+        """The run part of a registration: the registry finishes the run in the transaction
+        that adds the version (its status, version and metrics are the version's)."""
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at.isoformat(),
+            **{k: report[k] for k in ("timings", "logs_uri", "details", "finished_at")},
+        }
+
+    def finished(self, report: dict[str, Any], *, version: int | None = None) -> None:
         log.info(
             "run_finished",
             model=self.model,
             run_id=self.run_id,
-            status=status,
+            status=report["status"],
             version=version,
-            failure_reason=failure_reason,
+            failure_reason=report["failure_reason"],
         )
 
     def _write_log(self, report: dict[str, Any]) -> str | None:

@@ -93,9 +93,7 @@ class TrainService:
             )
         except Exception as exc:
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            await run.finish(
-                status="failed", params=spec.params, timings=timer.seconds, failure_reason=reason
-            )
+            await run.fail(reason=reason, params=spec.params, timings=timer.seconds)
             raise
         return version
 
@@ -142,20 +140,35 @@ class TrainService:
             champion=champion,
             timer=timer,
         )
-        version = await self._registry.register(name=request.model, body=body)
-        await run.finish(
-            status="succeeded" if version["status"] == "ready" else "rejected",
-            version=version["version"],
+        return await self._register(request, run=run, candidate=candidate, body=body, timer=timer)
+
+    async def _register(
+        self,
+        request: TrainRequest,
+        *,
+        run: Run,
+        candidate: Candidate,
+        body: dict[str, Any],
+        timer: Timings,
+    ) -> dict[str, Any]:
+        """Register the version with its finished run: the run's log is written first, and
+        the registry stores the version and the run's end in one transaction."""
+        report = await run.conclude(
+            status="succeeded" if body["status"] == "ready" else "rejected",
             params=candidate.params,
             metrics=candidate.metrics,
             timings=timer.seconds,
-            failure_reason=version.get("rejection_reason"),
+            failure_reason=body["rejection_reason"],
             details={
                 "data": candidate.data,
                 "checks": body["lineage"]["checks"],
                 "artifact_uri": body["artifact_uri"],
             },
         )
+        version = await self._registry.register(
+            name=request.model, body=body | {"run": run.registered_with(report)}
+        )
+        run.finished(report, version=version["version"])
         log.info(
             "model_registered",
             model=request.model,

@@ -108,6 +108,41 @@ def set_group_deployment(session: Session, *, group: str, model: str, alias: str
         )
 
 
+def delete_group_deployment(session: Session, *, group: str, model: str) -> str | None:
+    """Remove the group's deployment of ``model``; the alias it followed, if it had one."""
+    table = site_group_deployments
+    alias = session.execute(
+        sa.select(table.c.alias).where(table.c.group_name == group, table.c.model == model)
+    ).scalar_one_or_none()
+    if alias is not None:
+        session.execute(table.delete().where(table.c.group_name == group, table.c.model == model))
+    return alias
+
+
+def direct_deployment(session: Session, *, site_id: str, model: str) -> str | None:
+    """The alias the site itself was assigned for ``model`` (not through a group)."""
+    return session.execute(
+        sa.select(site_deployments.c.alias).where(
+            site_deployments.c.site_id == site_id, site_deployments.c.model == model
+        )
+    ).scalar_one_or_none()
+
+
+def delete_direct_deployment(session: Session, *, site_id: str, model: str) -> None:
+    session.execute(
+        site_deployments.delete().where(
+            site_deployments.c.site_id == site_id, site_deployments.c.model == model
+        )
+    )
+
+
+def assigned_sites(session: Session) -> set[str]:
+    """Sites with a deployment of their own or a group membership."""
+    direct = session.execute(sa.select(site_deployments.c.site_id).distinct()).scalars()
+    members = session.execute(sa.select(site_group_members.c.site_id).distinct()).scalars()
+    return set(direct) | set(members)
+
+
 def effective_deployments(session: Session, *, site_id: str) -> list[dict[str, Any]]:
     """What ``site_id`` follows, one entry per model, with ``via`` saying where from."""
     found: dict[str, dict[str, Any]] = {}
