@@ -29,6 +29,7 @@ UNKNOWN_MODEL = [
     ("GET", "/v1/models/nope/runs/compare?run=a&run=b", None),
     ("PUT", "/v1/sites/s1/deployments/nope", {"alias": "production"}),
     ("GET", "/v1/sites/nope", None),
+    ("DELETE", "/v1/sites/s1/deployments/nope?reason=x", None),
 ]
 UNKNOWN_VERSION = [
     ("GET", "/v1/models/m/versions/9", None),
@@ -62,6 +63,10 @@ MALFORMED = [
     ("GET", "/v1/models?limit=0", None, "limit"),
     ("GET", "/v1/models/m/audit?limit=-1", None, "limit"),
     ("PUT", "/v1/sites/s1/deployments/m", {"alias": "production", "extra": 1}, "extra"),
+    ("PUT", "/v1/sites/s1/deployments/m", {"alias": "production", "reason": 5}, "reason"),
+    ("DELETE", "/v1/sites/s1/deployments/m", None, "reason"),
+    ("DELETE", "/v1/site-groups/g/deployments/m", None, "reason"),
+    ("GET", "/v1/sites?limit=0", None, "limit"),
     ("GET", "/v1/models/m/versions/one", None, "version"),
 ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi.testclient import TestClient
 from millrace_common.contracts import SiteManifest
@@ -135,3 +136,90 @@ def test_group_routes_answer_404_and_422_naming_the_field(client: TestClient) ->
     )
     assert extra.status_code == 422 and extra.json()["errors"][0]["field"] == "colour"
     assert client.get("/v1/site-groups/north").json()["deployments"] == []
+
+
+def test_removing_a_deployment_is_audited_and_rewrites_the_manifests(
+    client: TestClient, store: MemoryStore
+) -> None:
+    client.post("/v1/models/m/versions", json=registration("r1", 0.8))
+    client.post("/v1/models/m/aliases/staging", json={"version": 1, "reason": "QA"})
+    client.put("/v1/site-groups/north", json={"sites": ["s1", "s2"]})
+    client.put(
+        "/v1/site-groups/north/deployments/m",
+        json={"alias": "production", "reason": "roll out", "actor": "ana"},
+    )
+    client.put("/v1/sites/s1/deployments/m", json={"alias": "staging", "reason": "pilot"})
+
+    # s1's own assignment goes: the group's shows through again
+    removed = client.delete(
+        "/v1/sites/s1/deployments/m", params={"reason": "pilot over", "actor": "ana"}
+    )
+    assert removed.status_code == 200, removed.text
+    assert removed.json() == {"site_id": "s1", "model": "m", "removed_alias": "staging"}
+    assert manifest(store, "s1") == [("m", "production", 1)]
+    # the group's goes: every member's manifest stops naming m
+    dropped = client.delete("/v1/site-groups/north/deployments/m", params={"reason": "retired"})
+    assert dropped.status_code == 200, dropped.text
+    assert (dropped.json()["removed_alias"], dropped.json()["deployments"]) == ("production", [])
+    assert dropped.json()["manifests_written"] == ["s1", "s2"]
+    assert manifest(store, "s1") == [] and manifest(store, "s2") == []
+    assert client.get("/v1/sites/s1").json()["deployments"] == []  # still a member of north
+
+    audit = [
+        (a["action"], a["alias"], a["actor"], a["reason"])
+        for a in client.get("/v1/models/m/audit").json()
+    ][:4]
+    assert audit == [
+        ("group_unassigned", "production", "api", "group north: retired"),
+        ("site_unassigned", "staging", "ana", "site s1: pilot over"),
+        ("site_assigned", "staging", "api", "site s1: pilot"),
+        ("group_assigned", "production", "ana", "group north: roll out"),
+    ]
+
+
+def test_sites_are_listed_with_what_they_run(client: TestClient) -> None:
+    client.post("/v1/models/m/versions", json=registration("r1", 0.8))
+    client.put("/v1/site-groups/north", json={"sites": ["s2", "s3"]})
+    client.put("/v1/sites/s1/deployments/m", json={"alias": "production"})
+    listed = client.get("/v1/sites", params={"limit": 2, "offset": 1})
+    assert listed.status_code == 200 and listed.headers["X-Total-Count"] == "3"
+    assert [(s["site_id"], s["groups"]) for s in listed.json()] == [
+        ("s2", ["north"]),
+        ("s3", ["north"]),
+    ]
+    first = client.get("/v1/sites").json()[0]
+    assert (first["site_id"], first["status"][0]["should_run"]) == ("s1", 1)
+
+
+def test_deployment_routes_answer_404_409_and_422_naming_the_field(client: TestClient) -> None:
+    client.post("/v1/models/m/versions", json=registration("r1", 0.8))
+    client.put("/v1/site-groups/north", json={"sites": ["s1"]})
+    client.put("/v1/site-groups/north/deployments/m", json={"alias": "production"})
+
+    def answer(method: str, url: str, **kwargs: Any) -> tuple[int, str, str]:
+        response = client.request(method, url, **kwargs)
+        body = response.json()
+        errors = body.get("errors") or [{"field": body.get("field")}]
+        return response.status_code, str(errors[0]["field"]).removeprefix("query."), body["message"]
+
+    # an alias that points nowhere deploys nothing: refused, for a site and for a group
+    for url in ("/v1/sites/s9/deployments/m", "/v1/site-groups/north/deployments/m"):
+        code, field, message = answer("PUT", url, json={"alias": "prodution"})
+        assert (code, field) == (404, "alias") and "no alias 'prodution'" in message
+    code, field, _ = answer("PUT", "/v1/sites/s9/deployments/nope", json={"alias": "production"})
+    assert (code, field) == (404, "model")
+    assert client.get("/v1/sites/s9").status_code == 404  # nothing was recorded for s9
+
+    reason = {"reason": "x"}
+    code, field, message = answer("DELETE", "/v1/sites/s1/deployments/m", params=reason)
+    assert (code, field) == (409, "site_id") and "through site group 'north'" in message
+    code, field, message = answer("DELETE", "/v1/sites/s9/deployments/m", params=reason)
+    assert (code, field) == (404, "model") and "no deployment of 'm'" in message
+    code, field, message = answer("DELETE", "/v1/site-groups/west/deployments/m", params=reason)
+    assert (code, field) == (404, "group") and "no site group 'west'" in message
+    code, field, _ = answer("DELETE", "/v1/site-groups/north/deployments/nope", params=reason)
+    assert (code, field) == (404, "model")
+    for url in ("/v1/sites/s1/deployments/m", "/v1/site-groups/north/deployments/m"):
+        assert answer("DELETE", url)[:2] == (422, "reason")
+        assert answer("DELETE", url, params={"reason": " "})[:2] == (422, "reason")
+    assert client.get("/v1/site-groups/north").json()["deployments"][0]["model"] == "m"
