@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from millrace_common.errors import (
@@ -37,6 +39,23 @@ _STATUS = {
 def status_of(exc: MillraceError) -> int:
     """The HTTP status a platform error maps to (400 when no subclass matches)."""
     return next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
+
+
+class DirectRoute(APIRoute):
+    """A route whose endpoint reads the ``Request`` and returns a ``Response`` itself,
+    called as ``endpoint(request, **path_params)``: FastAPI's parameter solving and
+    response validation cost more than scoring a small model, so the scoring routes
+    skip them. The endpoint's signature still documents the route in OpenAPI, errors
+    still reach the app's handlers, and middleware is untouched."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+
+        async def handle(request: Request) -> Response:
+            response: Response = await endpoint(request, **request.path_params)
+            return response
+
+        return handle
 
 
 def health_router(ready: ReadyCheck) -> APIRouter:

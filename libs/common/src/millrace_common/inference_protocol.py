@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 
 from millrace_common.dataplane import Choice, DataPlane, Route
 from millrace_common.errors import InvalidInput, MillraceError, NotFound
-from millrace_common.http import ReadyCheck, status_of
+from millrace_common.http import DirectRoute, ReadyCheck, status_of
 from millrace_common.predict_api import ROUTING_KEY_HEADER
 from millrace_common.scoring import LoadedModel
 
@@ -86,13 +86,8 @@ def v2_router(
 
         return _guarded(answer)
 
-    @router.post("/v2/models/{name}/infer")
-    @router.post("/v2/models/{name}/versions/{version}/infer")
-    async def infer(request: Request) -> Response:
-        # path and headers read here, not through FastAPI parameters: on this hot path
-        # dependency solving costs more than scoring the model
+    async def infer(request: Request, name: str, version: str | None = None) -> Response:
         started = time.perf_counter()
-        name, version = request.path_params["name"], request.path_params.get("version")
         try:
             body, chunks = _parse(await request.body(), request.headers.get(HEADER_LENGTH))
             key = request.headers.get(ROUTING_KEY_HEADER) or _parameter(body, "routing_key")
@@ -102,6 +97,9 @@ def v2_router(
             return encode_response(choice, body, outputs)
         except MillraceError as exc:
             return error(exc)
+
+    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+        router.add_api_route(path, infer, methods=["POST"], route_class_override=DirectRoute)
 
     return router
 

@@ -30,6 +30,7 @@ from millrace_common.dataplane import (
     describe_loaded,
 )
 from millrace_common.errors import InvalidInput, MillraceError
+from millrace_common.http import DirectRoute
 from millrace_common.scoring import LoadedModel, ModelSlots, format_outputs, matrix_from_instances
 
 __all__ = [
@@ -74,25 +75,15 @@ def predict_router(
     plane = plane or DataPlane(slots=slots, sink=sink)
     router = APIRouter()
 
-    @router.post(
-        "/v1/models/{name}/predict",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-            }
-        },
-    )
-    async def predict(name: str, request: Request) -> Response:
+    async def predict(request: Request, name: str) -> Response:
         started = time.perf_counter()
         body = parse_body(await request.body())
-        routing_key = request.headers.get(ROUTING_KEY_HEADER)
         choice = plane.choose(
             Route(
                 name=name,
                 alias=body.alias,
                 version=body.version,
-                key=body.key or routing_key,
+                key=body.key or request.headers.get(ROUTING_KEY_HEADER),
                 entity=body.entity_ids[0] if body.entity_ids else None,
             )
         )
@@ -106,6 +97,19 @@ def predict_router(
             raise
         choice, outputs = await plane.answer(choice, matrix, started=started)
         return _answer(name, choice, format_outputs(choice.model.schema.task, outputs))
+
+    router.add_api_route(
+        "/v1/models/{name}/predict",
+        predict,
+        methods=["POST"],
+        route_class_override=DirectRoute,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+            }
+        },
+    )
 
     @router.get("/v1/models")
     async def loaded_models() -> list[dict[str, Any]]:

@@ -35,13 +35,18 @@ class LoadedModel:
     schema: ModelSchema
     session: ort.InferenceSession = field(repr=False)
     loaded_at: float = field(default_factory=time.time)
+    input_name: str = field(init=False, repr=False)
+    """Read from the session once: asking it per request costs more than a small model."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_name", self.session.get_inputs()[0].name)
 
     def predict(self, matrix: np.ndarray) -> list[dict[str, Any]]:
         return format_outputs(self.schema.task, self.run(matrix))
 
     def run(self, matrix: np.ndarray) -> list[np.ndarray]:
         """The session's raw output tensors, one row per input row."""
-        outputs = self.session.run(None, {self.session.get_inputs()[0].name: matrix})
+        outputs = self.session.run(None, {self.input_name: matrix})
         return [np.asarray(o) for o in outputs]
 
 
@@ -99,15 +104,39 @@ def load_model(
     return model
 
 
+_PLAIN_NUMBERS = frozenset({int, float})
+"""Exact types: bool is an int subclass, and a subclass may carry any conversion."""
+
+
 def matrix_from_instances(schema: ModelSchema, instances: Sequence[dict[str, Any]]) -> np.ndarray:
     """Rows in the model's feature order; a missing or non-numeric feature is named."""
     if not instances:
         raise InvalidInput("at least one instance is required", field="instances")
-    matrix = np.empty((len(instances), len(schema.features)), dtype=np.float32)
+    rows = _plain_rows(schema.features, instances)
+    if rows is None:
+        _check_instances(schema.features, instances)
+        return _matrix_slowly(schema.features, instances)
+    try:
+        return np.array(rows, dtype=np.float32)
+    except OverflowError:  # an integer beyond even float64
+        return _matrix_slowly(schema.features, instances)
+
+
+def _plain_rows(features: list[str], instances: Sequence[dict[str, Any]]) -> list[list[Any]] | None:
+    """The values in feature order when every one is a plain int or float, else None."""
+    try:
+        rows = [[instance[name] for name in features] for instance in instances]
+    except (KeyError, TypeError):
+        return None
+    return rows if all(type(v) in _PLAIN_NUMBERS for row in rows for v in row) else None
+
+
+def _check_instances(features: list[str], instances: Sequence[dict[str, Any]]) -> None:
+    """Raise for the first instance or feature that is missing or not a number."""
     for i, instance in enumerate(instances):
         if not isinstance(instance, dict):
             raise InvalidInput("each instance must be an object", field=f"instances[{i}]")
-        for j, name in enumerate(schema.features):
+        for name in features:
             value = instance.get(name)
             if value is None:
                 raise InvalidInput(f"missing feature '{name}'", field=f"instances[{i}].{name}")
@@ -115,23 +144,33 @@ def matrix_from_instances(schema: ModelSchema, instances: Sequence[dict[str, Any
                 raise InvalidInput(
                     f"feature '{name}' must be a number", field=f"instances[{i}].{name}"
                 )
-            matrix[i, j] = value
+
+
+def _matrix_slowly(features: list[str], instances: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Value by value (numbers of any numeric type), naming one numpy cannot convert."""
+    matrix = np.empty((len(instances), len(features)), dtype=np.float32)
+    for i, instance in enumerate(instances):
+        for j, name in enumerate(features):
+            try:
+                matrix[i, j] = instance[name]
+            except OverflowError:
+                raise InvalidInput(
+                    f"feature '{name}' is out of range", field=f"instances[{i}].{name}"
+                ) from None
     return matrix
 
 
 def format_outputs(task: str, outputs: list[Any]) -> list[dict[str, Any]]:
     if task == "regression":
-        values = np.asarray(outputs[0]).reshape(-1)
-        return [{"value": float(v)} for v in values]
-    labels = np.asarray(outputs[0]).reshape(-1)
-    probabilities = np.asarray(outputs[1]) if len(outputs) > 1 else None
-    rows = []
-    for i, label in enumerate(labels):
-        row: dict[str, Any] = {"label": label.item()}
-        if probabilities is not None:
-            row["probabilities"] = [round(float(p), 6) for p in probabilities[i]]
-        rows.append(row)
-    return rows
+        return [{"value": v} for v in np.asarray(outputs[0], dtype=np.float64).reshape(-1).tolist()]
+    labels = np.asarray(outputs[0]).reshape(-1).tolist()
+    if len(outputs) < 2:
+        return [{"label": label} for label in labels]
+    probabilities = np.asarray(outputs[1], dtype=np.float64).tolist()
+    return [
+        {"label": label, "probabilities": [round(p, 6) for p in row]}
+        for label, row in zip(labels, probabilities, strict=True)
+    ]
 
 
 class ModelSlots:

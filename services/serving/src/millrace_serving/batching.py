@@ -6,10 +6,11 @@ opened on, so a hot swap never mixes versions in one call."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import numpy as np
-from millrace_common.dataplane import INLINE_ROWS, run_inline
+from millrace_common.dataplane import INLINE_ROWS, Outputs, run_now
 from millrace_common.scoring import LoadedModel
 from prometheus_client import Histogram
 
@@ -56,65 +57,86 @@ def _seconds(window: str) -> float | None:
 @dataclass
 class _Batch:
     model: LoadedModel
-    parts: list[tuple[np.ndarray, asyncio.Future[list[np.ndarray]]]] = field(default_factory=list)
+    parts: list[tuple[np.ndarray, asyncio.Future[Outputs]]] = field(default_factory=list)
     rows: int = 0
     timer: asyncio.TimerHandle | None = None
 
 
 class Batcher:
-    """A data-plane ``Runner``: batches for configured models, inline for the rest."""
+    """A data-plane ``Runner``: batches for configured models, at once for the rest.
+
+    A caller waits on a plain future, resolved when its batch is scored; a batch small
+    enough to score inline is scored in the timer's callback itself, without a task."""
 
     def __init__(self, policies: dict[str, BatchPolicy]) -> None:
         self.policies = policies
         self._open: dict[int, _Batch] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __call__(self, model: LoadedModel, matrix: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, model: LoadedModel, matrix: np.ndarray) -> Outputs | Awaitable[Outputs]:
         policy = self.policies.get(model.name)
         if policy is None or len(matrix) >= policy.max_rows:
-            return await run_inline(model, matrix)
+            return run_now(model, matrix)
         loop = asyncio.get_running_loop()
         batch = self._open.get(id(model))
         if batch is None:
             batch = self._open[id(model)] = _Batch(model=model)
             batch.timer = loop.call_later(policy.window, self._flush, batch)
-        future: asyncio.Future[list[np.ndarray]] = loop.create_future()
+        future: asyncio.Future[Outputs] = loop.create_future()
         batch.parts.append((matrix, future))
         batch.rows += len(matrix)
         if batch.rows >= policy.max_rows:
             self._flush(batch)
-        return await future
+        return future
 
     def _flush(self, batch: _Batch) -> None:
         if self._open.get(id(batch.model)) is batch:
             del self._open[id(batch.model)]
         if batch.timer is not None:
             batch.timer.cancel()
-        task = asyncio.get_running_loop().create_task(self._score(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _score(self, batch: _Batch) -> None:
         matrix = (
             np.concatenate([m for m, _ in batch.parts])
             if len(batch.parts) > 1
             else batch.parts[0][0]
         )
         BATCH_ROWS.labels(batch.model.name).observe(len(matrix))
-        try:
-            outputs = (
-                batch.model.run(matrix)
-                if len(matrix) <= INLINE_ROWS
-                else await asyncio.to_thread(batch.model.run, matrix)
-            )
-        except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the error
-            for _, future in batch.parts:
-                if not future.done():
-                    future.set_exception(exc)
+        if len(matrix) <= INLINE_ROWS:
+            _score_inline(batch, matrix)
             return
-        start = 0
-        for part, future in batch.parts:
-            end = start + len(part)
-            if not future.done():  # a caller that timed out has gone
-                future.set_result([o[start:end] for o in outputs])
-            start = end
+        task = asyncio.get_running_loop().create_task(_score_on_thread(batch, matrix))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _score_inline(batch: _Batch, matrix: np.ndarray) -> None:
+    try:
+        outputs = batch.model.run(matrix)
+    except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the error
+        _fail(batch, exc)
+        return
+    _deliver(batch, outputs)
+
+
+async def _score_on_thread(batch: _Batch, matrix: np.ndarray) -> None:
+    try:
+        outputs = await asyncio.to_thread(batch.model.run, matrix)
+    except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the error
+        _fail(batch, exc)
+        return
+    _deliver(batch, outputs)
+
+
+def _fail(batch: _Batch, exc: Exception) -> None:
+    for _, future in batch.parts:
+        if not future.done():
+            future.set_exception(exc)
+
+
+def _deliver(batch: _Batch, outputs: Outputs) -> None:
+    """Each caller's own rows; a caller that timed out has gone."""
+    start = 0
+    for part, future in batch.parts:
+        end = start + len(part)
+        if not future.done():
+            future.set_result([o[start:end] for o in outputs])
+        start = end
