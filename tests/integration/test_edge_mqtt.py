@@ -185,3 +185,48 @@ async def test_a_malformed_message_is_kept_with_its_reason_and_counted(
     assert "unknown dataset 'lathes'" in reasons[("lathes", '{"entity_id')]
     raw = await read_raw(broker, entities={good["entity_id"]}, until=1)
     assert raw[0]["event_id"].startswith("mqtt:") and raw[0]["temperature"] == good["temperature"]
+
+
+async def test_no_puback_before_the_record_is_on_disk(tmp_path: Path, project_dir: Path) -> None:
+    """A full ``reject-new`` queue holds the agent's PUBACK back; a ``kill -9`` then
+    loses nothing, because the broker delivers the message again to the restarted agent
+    (an auto-acknowledging client would have lost it)."""
+    prefix = f"test-{secrets.token_hex(4)}"
+    producers = Producers(prefix, [f"k-{prefix}-{i}" for i in range(3)])
+    spec, base = agent_spec(tmp_path, project_dir, ingest_port=free_port(), prefix=prefix)
+    spec.env |= {
+        "MILLRACE_EDGE_AGENT_FORWARD_URL": "",  # records stay queued, so the queue fills
+        "MILLRACE_EDGE_AGENT_QUEUE_MAX_ROWS": "2",
+        "MILLRACE_EDGE_AGENT_QUEUE_POLICY": "reject-new",
+    }
+    supervisor = Supervisor(tmp_path / "logs")
+    try:
+        supervisor.start(spec, timeout=60)
+        wait_until(
+            lambda: status(base)["mqtt"]["state"] == "subscribed",
+            timeout=30,
+            what="the agent to subscribe",
+        )
+        async with mqtt_client() as client:
+            for entity in producers.entities:
+                await client.publish(
+                    producers.topic, orjson.dumps(producers.reading(entity)), qos=1
+                )
+        wait_until(
+            lambda: status(base)["mqtt"]["waiting_for_room"],
+            timeout=30,
+            what="the third message to wait for room",
+        )
+        supervisor.kill("edge-mq")
+
+        spec.env["MILLRACE_EDGE_AGENT_QUEUE_MAX_ROWS"] = "100"
+        supervisor.start(spec, timeout=60)
+        wait_until(
+            lambda: status(base)["queue_depth"] == 3,
+            timeout=30,
+            what="the broker to deliver the unacknowledged message again",
+        )
+        state = status(base)
+    finally:
+        supervisor.stop_all()
+    assert state["drops"] == {}
