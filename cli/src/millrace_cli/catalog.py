@@ -46,7 +46,8 @@ def guarded(run: Any) -> Any:
     try:
         return run()
     except CliError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        # soft_wrap: one line whatever the terminal's width, so scripts can grep it
+        err.print(f"[red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from millrace_cli import catalog
+from millrace_cli.sites import sites_app
 
 app = typer.Typer(
     help="Millrace: an event-driven ML platform.",
@@ -23,6 +24,7 @@ ingest_app = typer.Typer(help="Load data into the platform.", no_args_is_help=Tr
 models_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(models_app, name="models")
+app.add_typer(sites_app, name="sites")
 console = Console()
 err = Console(stderr=True)
 
