@@ -1,11 +1,15 @@
-"""Pending versions (MLflow's PENDING_REGISTRATION): registered before their checks ran, they
-hold no alias until the checks are recorded; then they are rejected with the reason, or
-ready and judged by the promotion rule they were registered with."""
+"""Pending versions (MLflow's PENDING_REGISTRATION): registered over REST before their checks
+ran (an external pipeline records them later; the trainer runs its checks first and
+registers ready or rejected). They hold no alias, so nothing serves, deploys or rolls back
+to them, until the checks are recorded; then they are rejected with the reason, or ready
+and judged by the promotion rule they were registered with."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from millrace_common.contracts import SiteManifest
+from millrace_common.objectstore import MemoryStore
 from millrace_registry.adapters.tables import outbox
 from millrace_registry.app import Runtime
 
@@ -109,3 +113,18 @@ def test_checks_routes_answer_404_and_422(client: TestClient) -> None:
         "/v1/models/m/versions", json=registration("r2", 0.8) | {"status": "archived"}
     )
     assert bad_status.status_code == 422 and bad_status.json()["errors"][0]["field"] == "status"
+
+
+def test_nothing_rolls_back_or_deploys_to_a_pending_version(
+    client: TestClient, store: MemoryStore
+) -> None:
+    client.post("/v1/models/m/versions", json=pending("r1", 0.9))
+    client.post("/v1/models/m/versions", json=registration("r2", 0.8))
+    assert client.get("/v1/models/m").json()["aliases"]["production"] == 2
+    back = client.post("/v1/models/m/rollback", json={"version": 1, "reason": "x"})
+    assert back.status_code == 409 and "v1 is pending" in back.json()["message"]
+    client.put("/v1/sites/s1/deployments/m", json={"alias": "production"})
+    manifest = SiteManifest.model_validate_json(store.get("sites/s1/manifest.json"))
+    assert [t.version for t in manifest.models] == [2]
+    ready = client.get("/v1/models/m/versions", params={"status": "ready"}).json()
+    assert [v["version"] for v in ready] == [2]

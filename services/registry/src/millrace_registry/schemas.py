@@ -54,8 +54,9 @@ class Registration(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     lineage: dict[str, Any] = Field(default_factory=dict)
     status: Literal["pending", "ready", "rejected"] = "ready"
-    """``pending``: registered before its checks ran; they are recorded later (no alias
-    until then). ``ready``/``rejected``: registered with its checks already recorded."""
+    """``pending``: registered before its checks ran, by a pipeline that records them later
+    (``POST …/checks``); it holds no alias until then. ``ready``/``rejected``: registered
+    with its checks done, as the trainer always does (it checks before it uploads)."""
     rejection_reason: str | None = None
     promotion: Promotion
     description: str = ""
