@@ -4,12 +4,13 @@ Millrace and as a pickled scikit-learn estimator for MLServer — the same fitte
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from millrace_common.contracts import ModelSchema
 from millrace_common.scoring import describe_session, open_session
 
+Kind = Literal["logistic", "forest"]
 FEATURES = [
     "temperature_mean_10m",
     "temperature_max_10m",
@@ -28,15 +29,18 @@ class Fitted:
     schema: ModelSchema
 
 
-def fitted(seed: int) -> Fitted:
+def fitted(seed: int, *, kind: Kind = "logistic") -> Fitted:
+    """``logistic`` scores one row in ~20 µs, so a request is mostly HTTP and Python;
+    ``forest`` (200 trees, depth 12, fitted on 5 000 rows) is a tabular model of
+    realistic size, to show what adaptive batching buys when scoring costs more."""
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
-    from sklearn.linear_model import LogisticRegression
 
+    rows = 500 if kind == "logistic" else 5000
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(500, len(FEATURES))).astype(np.float32)
-    y = (x[:, 0] + x[:, 2] + rng.normal(scale=0.3, size=500) > 0).astype(np.int64)
-    estimator = LogisticRegression(max_iter=200).fit(x, y)
+    x = rng.normal(size=(rows, len(FEATURES))).astype(np.float32)
+    y = (x[:, 0] + x[:, 2] + rng.normal(scale=0.3, size=rows) > 0).astype(np.int64)
+    estimator = _estimator(kind).fit(x, y)
     onx = to_onnx(
         estimator,
         initial_types=[("input", FloatTensorType([None, len(FEATURES)]))],
@@ -52,3 +56,12 @@ def fitted(seed: int) -> Fitted:
             features=FEATURES, inputs=inputs, outputs=outputs, task="classification"
         ),
     )
+
+
+def _estimator(kind: Kind) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    if kind == "forest":
+        return RandomForestClassifier(n_estimators=200, max_depth=12, random_state=0, n_jobs=1)
+    return LogisticRegression(max_iter=200)

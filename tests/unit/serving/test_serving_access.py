@@ -3,6 +3,7 @@ client sees them (v1 JSON and Open Inference Protocol routes alike)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,19 @@ def test_limits_on_batch_body_and_inputs(client: TestClient) -> None:
         PREDICT, content=b"{" + b" " * 30_000 + b"}", headers={"content-type": "application/json"}
     )
     assert huge.status_code == 413 and huge.json()["error"] == "too_large"
+    chunked = client.post(  # no Content-Length: counted as it arrives
+        PREDICT,
+        content=iter([b"{", b" " * 30_000, b"}"]),
+        headers={"content-type": "application/json"},
+    )
+    assert chunked.status_code == 413 and chunked.json()["error"] == "too_large"
+    small = json.dumps({"instances": [instance()]}).encode()
+    streamed = client.post(
+        PREDICT,
+        content=iter([small[:10], small[10:]]),
+        headers={"content-type": "application/json"},
+    )
+    assert streamed.status_code == 200 and len(streamed.json()["predictions"]) == 1
 
 
 @pytest.mark.parametrize(

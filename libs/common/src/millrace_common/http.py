@@ -58,6 +58,14 @@ class DirectRoute(APIRoute):
         return handle
 
 
+def include_flat(app: FastAPI, router: APIRouter) -> None:
+    """Add ``router``'s routes to the app itself rather than as an included router: this
+    FastAPI matches an included router's routes lazily, twice per request (to match,
+    then to handle), which costs more than scoring a small model. Only for routers with
+    no prefix or dependencies of their own, as the scoring routers are."""
+    app.router.routes.extend(router.routes)
+
+
 def health_router(ready: ReadyCheck) -> APIRouter:
     router = APIRouter()
 

@@ -55,6 +55,28 @@ def v2_router(
 ) -> APIRouter:
     router = APIRouter()
 
+    async def infer(request: Request, name: str) -> Response:
+        return await infer_version(request, name, None)
+
+    async def infer_version(request: Request, name: str, version: str | None) -> Response:
+        started = time.perf_counter()
+        try:
+            body, chunks = _parse(await request.body(), request.headers.get(HEADER_LENGTH))
+            key = request.headers.get(ROUTING_KEY_HEADER) or _parameter(body, "routing_key")
+            choice = plane.choose(_route(name, version, key=key))
+            matrix = _decoded(plane, choice, body, chunks)
+            outputs = await plane.infer(choice, matrix, started=started)
+            return encode_response(choice, body, outputs)
+        except MillraceError as exc:
+            return error(exc)
+
+    # registered first: routes are matched in order, and this is the one under load
+    for path, endpoint in (
+        ("/v2/models/{name}/infer", infer),
+        ("/v2/models/{name}/versions/{version}/infer", infer_version),
+    ):
+        router.add_api_route(path, endpoint, methods=["POST"], route_class_override=DirectRoute)
+
     @router.get("/v2")
     async def server_metadata() -> dict[str, Any]:
         return {
@@ -85,21 +107,6 @@ def v2_router(
             return _json({"name": name, "version": str(choice.model.version), "ready": True})
 
         return _guarded(answer)
-
-    async def infer(request: Request, name: str, version: str | None = None) -> Response:
-        started = time.perf_counter()
-        try:
-            body, chunks = _parse(await request.body(), request.headers.get(HEADER_LENGTH))
-            key = request.headers.get(ROUTING_KEY_HEADER) or _parameter(body, "routing_key")
-            choice = plane.choose(_route(name, version, key=key))
-            matrix = _decoded(plane, choice, body, chunks)
-            outputs = await plane.infer(choice, matrix, started=started)
-            return encode_response(choice, body, outputs)
-        except MillraceError as exc:
-            return error(exc)
-
-    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
-        router.add_api_route(path, infer, methods=["POST"], route_class_override=DirectRoute)
 
     return router
 

@@ -10,7 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 from millrace_common.dataplane import DataPlane
 from millrace_common.db import make_engine
-from millrace_common.http import health_router, install_error_handlers
+from millrace_common.http import health_router, include_flat, install_error_handlers
 from millrace_common.inference_protocol import v2_router
 from millrace_common.logs import configure_logging
 from millrace_common.objectstore import ObjectStore, open_store
@@ -76,12 +76,13 @@ def create_app(runtime: ServingRuntime) -> FastAPI:
 
     app = FastAPI(title="millrace-serving", lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(health_router(runtime.ready))
     settings = runtime.settings
     plane = data_plane(runtime)
     lookup = runtime.online.lookup if runtime.online is not None else None
-    app.include_router(predict_router(runtime.slots, lookup=lookup, plane=plane))
-    app.include_router(v2_router(plane, ready=runtime.ready, server="millrace-serving"))
+    # routes are matched in order, each a cost on every request: the scoring routes first
+    include_flat(app, predict_router(runtime.slots, lookup=lookup, plane=plane))
+    include_flat(app, v2_router(plane, ready=runtime.ready, server="millrace-serving"))
+    app.include_router(health_router(runtime.ready))
     app.include_router(admin_router(runtime.follower))
     if runtime.traffic is not None:
         app.include_router(traffic_router(runtime.traffic))

@@ -20,6 +20,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 SCOPES = frozenset({"predict", "admin"})
 _PROTECTED = (("/v1/admin/", "admin"), ("/v1/models", "predict"), ("/v2/models", "predict"))
+_READ = frozenset({b"authorization", b"x-api-key", b"content-length"})
+"""The only headers the guard looks at (ASGI servers lower-case header names)."""
 
 
 def parse_api_keys(spec: str) -> dict[str, frozenset[str]]:
@@ -56,14 +58,19 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _READ
+        }
         try:
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             self._authorize(scope["path"], headers)
             self._check_length(headers)
         except MillraceError as exc:
             await _reject(send, exc)
             return
-        await self.app(scope, self._bounded(receive), send)
+        # a declared length is what the server reads (more bytes are the next request);
+        # only a body without one (chunked) is counted as it arrives
+        bounded = headers.get("content-length", "").isdigit()
+        await self.app(scope, receive if bounded else self._bounded(receive), send)
 
     def _authorize(self, path: str, headers: dict[str, str]) -> None:
         scope = needed_scope(path) if self.keys else None

@@ -5,6 +5,7 @@ step, and log predictions. Runs in the background so /healthz answers from the s
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import uuid
@@ -87,6 +88,7 @@ class ServingRuntime:
         if self.settings.publish_predictions:
             self.publisher = PredictionPublisher(self.producer)
             self._spawn(self.publisher.run(), name="prediction-log")
+        freeze_startup_heap()
         self.stage = "running"
 
     async def _follow_traffic(self) -> None:
@@ -154,3 +156,11 @@ class ServingRuntime:
 def _report_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background_task_crashed", task=task.get_name(), error=repr(task.exception()))
+
+
+def freeze_startup_heap() -> None:
+    """Exempt what start-up built (modules, sessions, the app) from garbage collection:
+    those objects live as long as the process, and a full collection re-scanning them
+    stalls every request in flight for 50-250 ms on a 2-core machine."""
+    gc.collect()
+    gc.freeze()
