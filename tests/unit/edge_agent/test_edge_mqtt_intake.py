@@ -13,7 +13,7 @@ from millrace_common.objectstore import MemoryStore
 from millrace_edge_agent.adapters.mqtt import BrokerAddress
 from millrace_edge_agent.app import bootstrap
 from millrace_edge_agent.config import Settings
-from millrace_edge_agent.mqtt_intake import MessageInvalid, TopicPattern, records_of
+from millrace_edge_agent.mqtt_intake import Incoming, MessageInvalid, TopicPattern, records_of
 from millrace_edge_agent.runtime import EdgeRuntime
 
 SITE = "plant-1"
@@ -94,8 +94,8 @@ async def test_a_redelivered_message_is_queued_once(tmp_path: Path, project_dir:
     assert runtime.mqtt.topic_filter == f"millrace/{SITE}/+/records"
     assert runtime.mqtt.client_id == f"millrace-edge-agent.{SITE}.{runtime.instance_id}"
     payload = orjson.dumps([reading("m-1"), reading("m-2")])
-    await runtime.mqtt_intake.take(topic=TOPIC, payload=payload)
-    await runtime.mqtt_intake.take(topic=TOPIC, payload=payload)  # its PUBACK was lost
+    await runtime.mqtt_intake.take([Incoming(TOPIC, payload)])
+    await runtime.mqtt_intake.take([Incoming(TOPIC, payload)])  # its PUBACK was lost
     assert runtime.queue is not None and runtime.queue.depth() == 2
     assert runtime.mqtt_intake.status.queued == 2
 
@@ -106,13 +106,32 @@ async def test_a_malformed_message_becomes_a_dead_letter_with_its_reason(
     runtime = agent(tmp_path, project_dir)
     assert runtime.mqtt_intake is not None and runtime.queue is not None
     bad = orjson.dumps([reading(), reading(temperature="hot")])
-    await runtime.mqtt_intake.take(topic=TOPIC, payload=bad)
+    await runtime.mqtt_intake.take([Incoming(TOPIC, bad)])
     [letter] = runtime.queue.dead_letters(10)
     assert (letter.source, letter.topic, letter.payload) == ("mqtt", TOPIC, bad)
     assert "records[1].temperature" in letter.reason
     assert runtime.queue.depth() == 0  # none of the message, like a 422 over REST
     assert runtime.queue.drops() == {"mqtt_message_invalid": 1}
     assert runtime.describe()["mqtt"]["messages_invalid"] == 1
+
+
+async def test_messages_taken_together_keep_the_good_and_refuse_the_bad(
+    tmp_path: Path, project_dir: Path
+) -> None:
+    runtime = agent(tmp_path, project_dir, queue_max_rows=3)
+    assert runtime.mqtt_intake is not None and runtime.queue is not None
+    await runtime.mqtt_intake.take(
+        [
+            Incoming(TOPIC, orjson.dumps(reading("m-1"))),
+            Incoming(f"millrace/{SITE}/lathes/records", orjson.dumps(reading("m-2"))),
+            Incoming(TOPIC, orjson.dumps([reading(f"m-{i}") for i in range(4)])),
+            Incoming(TOPIC, orjson.dumps(reading("m-3"))),
+        ]
+    )
+    assert [q.entity_id for q in runtime.queue.peek(10)] == ["m-1", "m-3"]
+    reasons = sorted(letter.reason for letter in runtime.queue.dead_letters(10))
+    assert reasons == ["at most 3 records per message", "unknown dataset 'lathes'"]
+    assert runtime.mqtt_intake.status.queued == 2
 
 
 async def test_a_full_reject_new_queue_leaves_the_message_with_the_broker(
@@ -122,9 +141,9 @@ async def test_a_full_reject_new_queue_leaves_the_message_with_the_broker(
     as dropped: the broker still has the message."""
     runtime = agent(tmp_path, project_dir, queue_max_rows=1, queue_policy="reject-new")
     assert runtime.mqtt_intake is not None and runtime.queue is not None
-    await runtime.mqtt_intake.take(topic=TOPIC, payload=orjson.dumps(reading("m-1")))
+    await runtime.mqtt_intake.take([Incoming(TOPIC, orjson.dumps(reading("m-1")))])
     waiting = asyncio.create_task(
-        runtime.mqtt_intake.take(topic=TOPIC, payload=orjson.dumps(reading("m-2")))
+        runtime.mqtt_intake.take([Incoming(TOPIC, orjson.dumps(reading("m-2")))])
     )
     async with asyncio.timeout(10):
         while not runtime.mqtt_intake.status.waiting_for_room:

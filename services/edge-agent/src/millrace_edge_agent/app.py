@@ -134,15 +134,16 @@ def make_mqtt(
     intake = MessageIntake(
         site=settings.site,
         pattern=pattern,
-        enqueue=runtime.enqueue,
+        project=runtime.project,
+        store=runtime.store,
         dead_letters=queue,
-        max_records=settings.max_records_per_request,
+        max_records=min(settings.max_records_per_request, settings.queue_max_rows),
     )
     client = MqttRecords(
         address=BrokerAddress.parse(settings.mqtt_url),
         client_id=group_id_of(settings.site, runtime.instance_id),
         topic_filter=pattern.filter,
-        on_message=intake.take,
+        on_messages=intake.take,
     )
     return intake, client
 

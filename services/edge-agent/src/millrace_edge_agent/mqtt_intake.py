@@ -1,6 +1,7 @@
 """Records from a local MQTT broker: each message goes through the same intake as a
 REST request (validation, event ids, the disk queue and its full-queue policy), and one
 no record can be taken from becomes a dead letter with its reason, never a silent drop.
+Messages that arrive together are queued together, one fsync for the lot.
 
 The topic names the dataset: the level written ``{dataset}`` in the configured pattern
 (``millrace/{site}/{dataset}/records`` by default). The payload is one JSON record or a
@@ -13,16 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 import structlog
 from millrace_common.errors import InvalidInput
+from millrace_common.project import Project
 
-from millrace_edge_agent.adapters.queue import QueueFull
-from millrace_edge_agent.intake import RecordsInvalid
+from millrace_edge_agent.adapters.queue import NewRecord, QueueFull
+from millrace_edge_agent.intake import RecordsInvalid, prepare
 from millrace_edge_agent.metrics import MQTT_MESSAGES
 from millrace_edge_agent.sync import next_delay
 
@@ -94,8 +96,14 @@ class DeadLetters(Protocol):
     def dead_letter(self, *, source: str, topic: str, reason: str, payload: bytes) -> None: ...
 
 
-Enqueue = Callable[..., Awaitable[list[str]]]
-"""``EdgeRuntime.enqueue``: the REST path's validation and queueing."""
+Store = Callable[..., Awaitable[None]]
+"""``EdgeRuntime.store``: the REST path's queueing, under the queue's policy."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    topic: str
+    payload: bytes
 
 
 @dataclass
@@ -112,35 +120,60 @@ class IntakeStatus:
 class MessageIntake:
     site: str
     pattern: TopicPattern
-    enqueue: Enqueue
+    project: Project | None
+    store: Store
     dead_letters: DeadLetters
     max_records: int = 5000
+    """Per message; no more than the queue holds, or it could never be queued."""
     full_retry_cap: float = 5.0
     status: IntakeStatus = field(default_factory=IntakeStatus)
 
-    async def take(self, *, topic: str, payload: bytes) -> None:
-        """Return once the message's records are durably queued or the message is a
-        dead letter: only then may the broker forget it. Raises on anything else (the
-        disk), so the message stays with the broker."""
-        try:
-            dataset = self.pattern.dataset_of(topic)
-            records = records_of(
-                site=self.site, topic=topic, payload=payload, max_records=self.max_records
-            )
-            await self._enqueue(dataset, records)
-        except InvalidInput as exc:
-            await self._dead_letter(topic, payload, exc)
-            return
-        self.status.queued += 1
-        MQTT_MESSAGES.labels("queued").inc()
+    async def take(self, messages: Sequence[Incoming]) -> None:
+        """Return once every message's records are durably queued or it is a dead
+        letter: only then may the broker forget them. The records of the valid ones go
+        to disk in one transaction (one fsync for the lot). Raises on anything else
+        (the disk), so the messages stay with the broker."""
+        accepted: list[tuple[Incoming, list[NewRecord]]] = []
+        refused: list[tuple[Incoming, InvalidInput]] = []
+        for message in messages:
+            try:
+                accepted.append((message, self._prepare(message)))
+            except InvalidInput as exc:
+                refused.append((message, exc))
+        await self._store(accepted)
+        for message, error in refused:
+            await self._dead_letter(message, error)
+        self.status.queued += len(accepted)
+        MQTT_MESSAGES.labels("queued").inc(len(accepted))
 
-    async def _enqueue(self, dataset: str, records: list[Any]) -> None:
-        """Under ``reject-new``, a full queue leaves the message with the broker: wait
-        for room instead of refusing it, so the broker keeps what follows too."""
+    def _prepare(self, message: Incoming) -> list[NewRecord]:
+        dataset = self.pattern.dataset_of(message.topic)
+        records = records_of(
+            site=self.site,
+            topic=message.topic,
+            payload=message.payload,
+            max_records=self.max_records,
+        )
+        return prepare(dataset=dataset, records=records, project=self.project)
+
+    async def _store(self, accepted: list[tuple[Incoming, list[NewRecord]]]) -> None:
+        """All at once; when that does not fit a ``reject-new`` queue, one message at a
+        time, each waiting for room."""
+        if not accepted:
+            return
+        try:
+            await self.store([r for _m, records in accepted for r in records], count_refused=False)
+        except QueueFull:
+            for _message, records in accepted:
+                await self._store_when_room(records)
+
+    async def _store_when_room(self, records: list[NewRecord]) -> None:
+        """A full queue leaves the message with the broker: no PUBACK until there is
+        room, so the broker keeps it, and what follows, instead of the agent refusing it."""
         waits = 0
         while True:
             try:
-                await self.enqueue(dataset=dataset, records=records, count_refused=False)
+                await self.store(records, count_refused=False)
                 break
             except QueueFull as exc:
                 if not waits:
@@ -153,20 +186,22 @@ class MessageIntake:
                 )
         self.status.waiting_for_room = False
 
-    async def _dead_letter(self, topic: str, payload: bytes, exc: InvalidInput) -> None:
+    async def _dead_letter(self, message: Incoming, exc: InvalidInput) -> None:
         reason = (
-            "; ".join(f"{name}: {message}" for name, message in exc.errors[:5])
+            "; ".join(f"{name}: {text}" for name, text in exc.errors[:5])
             if isinstance(exc, RecordsInvalid)
             else exc.message
         )
         await asyncio.to_thread(
             self.dead_letters.dead_letter,
             source="mqtt",
-            topic=topic,
+            topic=message.topic,
             reason=reason,
-            payload=payload,
+            payload=message.payload,
         )
         self.status.invalid += 1
-        self.status.last_invalid = f"{topic}: {reason}"
+        self.status.last_invalid = f"{message.topic}: {reason}"
         MQTT_MESSAGES.labels("invalid").inc()
-        log.warning("mqtt_message_invalid", topic=topic, reason=reason, size=len(payload))
+        log.warning(
+            "mqtt_message_invalid", topic=message.topic, reason=reason, size=len(message.payload)
+        )

@@ -17,7 +17,7 @@ from millrace_common.scoring import ModelSlots
 
 from millrace_edge_agent.adapters.kafka import ModelEvents
 from millrace_edge_agent.adapters.mqtt import MqttRecords
-from millrace_edge_agent.adapters.queue import DiskQueue, QueueFull
+from millrace_edge_agent.adapters.queue import DiskQueue, NewRecord, QueueFull
 from millrace_edge_agent.config import Settings
 from millrace_edge_agent.forwarder import Forwarder
 from millrace_edge_agent.heartbeat import Heartbeats
@@ -88,16 +88,21 @@ class EdgeRuntime:
             self.queue.close()
         log.info("edge_agent_stopped", site=self.settings.site)
 
-    async def enqueue(
-        self, *, dataset: str, records: list[Any], count_refused: bool = True
-    ) -> list[str]:
+    async def enqueue(self, *, dataset: str, records: list[Any]) -> list[str]:
         """Validate and store ``records`` durably; return their event ids.
 
-        Raises RecordsInvalid, or QueueFull when full under ``reject-new`` (counted as
-        a drop unless ``count_refused`` is false: the caller will offer them again)."""
+        Raises RecordsInvalid, or QueueFull when full under ``reject-new``."""
+        prepared = prepare(dataset=dataset, records=records, project=self.project)
+        await self.store(prepared)
+        return [r.event_id for r in prepared]
+
+    async def store(self, prepared: list[NewRecord], *, count_refused: bool = True) -> None:
+        """Store validated records durably, all or none, under the queue's policy.
+
+        Raises QueueFull when full under ``reject-new`` (counted as a drop unless
+        ``count_refused`` is false: the caller will offer them again)."""
         if self.queue is None:
             raise RuntimeError("this agent has no queue")
-        prepared = prepare(dataset=dataset, records=records, project=self.project)
         try:
             dropped = await asyncio.to_thread(
                 self.queue.append, prepared, count_refused=count_refused
@@ -113,7 +118,6 @@ class EdgeRuntime:
         QUEUE_DEPTH.set(self.queue.depth())
         if self.forwarder is not None:
             self.forwarder.wakeup.set()
-        return [r.event_id for r in prepared]
 
     async def poll_forever(self) -> None:
         """Never stops serving: a failed poll is logged, counted and retried later."""

@@ -24,12 +24,13 @@ import aiomqtt
 import structlog
 from millrace_common.errors import InvalidInput
 
+from millrace_edge_agent.mqtt_intake import Incoming
 from millrace_edge_agent.sync import next_delay
 
 log = structlog.get_logger(__name__)
 
-OnMessage = Callable[..., Awaitable[None]]
-"""``MessageIntake.take(topic=..., payload=...)``: returns once the message may be acked."""
+OnMessages = Callable[[list[Incoming]], Awaitable[None]]
+"""``MessageIntake.take``: returns once the messages may be acknowledged."""
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,15 @@ class MqttRecords:
         address: BrokerAddress,
         client_id: str,
         topic_filter: str,
-        on_message: OnMessage,
+        on_messages: OnMessages,
+        batch_size: int = 200,
         retry_cap: float = 30.0,
     ) -> None:
         self.address = address
         self.client_id = client_id
         self.topic_filter = topic_filter
-        self.on_message = on_message
+        self.on_messages = on_messages
+        self.batch_size = batch_size
         self.retry_cap = retry_cap
         self.subscribed = asyncio.Event()
         """Set while connected and subscribed (messages will reach the agent)."""
@@ -109,10 +112,15 @@ class MqttRecords:
             self.failures = 0
             log.info("mqtt_subscribed", broker=str(self.address), topic=self.topic_filter)
             try:
-                async for message in client.messages:
-                    await self.on_message(topic=str(message.topic), payload=_bytes(message))
-                    # after on_message returned: the records are on disk (or a dead letter)
-                    client._client.ack(message.mid, message.qos)
+                messages = client.messages
+                async for first in messages:
+                    batch = [first]
+                    while len(messages) and len(batch) < self.batch_size:  # already here
+                        batch.append(await anext(messages))
+                    await self.on_messages([Incoming(str(m.topic), _bytes(m)) for m in batch])
+                    # on_messages returned: the records are on disk (or dead letters)
+                    for message in batch:
+                        client._client.ack(message.mid, message.qos)
             finally:
                 self.subscribed.clear()
 
