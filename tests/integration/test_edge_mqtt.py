@@ -93,9 +93,21 @@ class Producers:
         return sum(len(ids) for ids in self.sent.values())
 
 
-def mqtt_client() -> aiomqtt.Client:
+def mqtt_client(identifier: str | None = None) -> aiomqtt.Client:
     host, port = MQTT_URL.removeprefix("mqtt://").split(":")
-    return aiomqtt.Client(host, int(port), identifier=f"producer-{secrets.token_hex(4)}")
+    return aiomqtt.Client(
+        host,
+        int(port),
+        identifier=identifier or f"producer-{secrets.token_hex(4)}",
+        clean_session=True,
+    )
+
+
+async def forget_session(tmp_path: Path) -> None:
+    """End the agent's persistent session, so the shared broker does not keep it."""
+    instance = (tmp_path / "site" / "instance-id").read_text().strip()
+    async with mqtt_client(f"millrace-edge-agent.{SITE}.{instance}"):
+        pass
 
 
 async def test_mqtt_records_reach_raw_once_in_order_also_across_a_restart(
@@ -134,6 +146,7 @@ async def test_mqtt_records_reach_raw_once_in_order_also_across_a_restart(
         state = status(base)
     finally:
         supervisor.stop_all()
+        await forget_session(tmp_path)
 
     assert state["mqtt"]["state"] == "subscribed"
     assert state["mqtt"]["messages_queued"] == 3 * 4  # since the restart
@@ -175,6 +188,7 @@ async def test_a_malformed_message_is_kept_with_its_reason_and_counted(
         metrics = httpx.get(f"{base}/metrics").text
     finally:
         supervisor.stop_all()
+        await forget_session(tmp_path)
 
     assert state["mqtt"]["messages_invalid"] == 3 and state["mqtt"]["messages_queued"] == 1
     assert state["drops"] == {"mqtt_message_invalid": 3}
@@ -229,4 +243,5 @@ async def test_no_puback_before_the_record_is_on_disk(tmp_path: Path, project_di
         state = status(base)
     finally:
         supervisor.stop_all()
+        await forget_session(tmp_path)
     assert state["drops"] == {}
