@@ -1,15 +1,25 @@
-"""The registry app under uvicorn in a thread, for tests that need a real one."""
+"""The registry app under uvicorn in a thread, for tests that need a real one; two site
+manifest writers racing, for the tests that they take turns."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from millrace_cli.processes import free_port, http_ok, wait_until
+from millrace_common.contracts import SiteManifest
+from millrace_common.db import session_factory
+from millrace_common.objectstore import ObjectInfo, ObjectStore
+from millrace_registry.adapters.manifests import ManifestWriter, manifest_key
 from millrace_registry.app import bootstrap, create_app
 from millrace_registry.config import Settings
+from millrace_registry.schemas import Registration
+from millrace_registry.service import Registry
+from millrace_registry.sites import Sites
+from sqlalchemy import Engine
 
 
 @contextmanager
@@ -40,3 +50,77 @@ def running_registry(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+class ParkedPut:
+    """An object store whose puts wait for ``release``: a manifest writer parked after it
+    read the site's state and before its manifest lands."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.url = store.url
+        self.parked = threading.Event()
+        self.release = threading.Event()
+
+    def put(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> ObjectInfo:
+        self.parked.set()
+        if not self.release.wait(timeout=120):
+            raise TimeoutError("the parked put was never released")
+        return self.store.put(key, data, content_type=content_type)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def race_manifest_writers(
+    *,
+    engines: tuple[Engine, Engine],
+    store: ObjectStore,
+    registration: Callable[[str, float], dict[str, Any]],
+    second_blocked: Callable[[], bool],
+) -> tuple[SiteManifest, bool]:
+    """Two manifest writers of one site, each on its own engine (as two registry processes
+    would be): A reads the site (production on v1) and parks before its put; production
+    moves to v2 and commits; B, the relay's rewrite after that move, starts. Once B has
+    finished or ``second_blocked()`` says it waits for the site, A's put goes on.
+
+    Returns the manifest left in ``store`` and whether B had finished while A was parked.
+    The registry's tables must exist on the engines' database."""
+    factory = session_factory(engines[0])
+    registry = Registry(factory=factory)
+    for request_id, f1 in (("r1", 0.9), ("r2", 0.8)):  # v1 production, v2 challenger
+        registry.register(
+            name="m", registration=Registration.model_validate(registration(request_id, f1))
+        )
+    parked = ParkedPut(store)
+    first = ManifestWriter(factory=factory, store=parked)
+    second = ManifestWriter(factory=session_factory(engines[1]), store=store)
+    Sites(factory=factory, manifests=second).assign_site(
+        site_id="plant-1", model="m", alias="production", reason="pilot", actor="test"
+    )
+    before = SiteManifest.model_validate_json(store.get(manifest_key("plant-1")))
+    assert [t.version for t in before.models] == [1]
+    a = threading.Thread(target=first.write_site, kwargs={"site_id": "plant-1"})
+    b = threading.Thread(
+        target=second.write_following, kwargs={"model": "m", "alias": "production"}
+    )
+    a.start()
+    try:
+        assert parked.parked.wait(timeout=60), "writer A never reached its put"
+        registry.move_alias(name="m", alias="production", version=2, reason="v2", actor="test")
+        b.start()
+        wait_until(
+            lambda: not b.is_alive() or second_blocked(),
+            timeout=60,
+            what="writer B to finish or wait for the site",
+        )
+        b_finished_first = not b.is_alive()
+    finally:
+        parked.release.set()
+        a.join(timeout=60)
+        if b.ident is not None:
+            b.join(timeout=60)
+    assert not a.is_alive() and not b.is_alive(), "a manifest writer is stuck"
+    return SiteManifest.model_validate_json(store.get(manifest_key("plant-1"))), b_finished_first

@@ -9,16 +9,21 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from millrace_cli.main import app
 from millrace_common.contracts import SiteManifest
+from millrace_common.db import make_engine, migrate
 from millrace_common.objectstore import open_store
 from millrace_common.scoring import ModelSlots
 from millrace_edge_agent.adapters.cache import ModelCache
 from millrace_edge_agent.sync import Syncer
+from millrace_registry.adapters.tables import SCHEMA
+from millrace_registry.app import MIGRATIONS
 from typer.testing import CliRunner
 
 from tests.integration.test_registry import registration, registry_settings, registry_url
 from tests.support_models import build_model
+from tests.support_registry import race_manifest_writers
 
 pytestmark = pytest.mark.integration
 __all__ = ["registry_settings", "registry_url"]  # fixtures reused
@@ -144,3 +149,37 @@ def test_sites_are_driven_from_the_cli(registry_url: str, object_store_url: str)
         assert (
             SiteManifest.model_validate_json(store.get(f"sites/{site}/manifest.json")).models == []
         )
+
+
+def test_racing_manifest_writers_leave_the_newest_state_on_s3(
+    database_url: str, object_store_url: str
+) -> None:
+    """A writer that read the site before an alias move parks before its put; the relay's
+    rewrite after the move, on another engine (another registry process), must not be
+    overwritten by the parked, stale one. B waits for the site's advisory lock instead."""
+    engines = (make_engine(database_url), make_engine(database_url))
+    migrate(engines[0], schema=SCHEMA, versions=MIGRATIONS)
+    watcher = make_engine(database_url)
+
+    def waits_for_a_site_lock() -> bool:
+        with watcher.connect() as conn:
+            waiting = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                )
+            ).scalar_one()
+        return bool(waiting)
+
+    try:
+        manifest, b_finished_first = race_manifest_writers(
+            engines=engines,
+            store=open_store(object_store_url),
+            registration=registration,
+            second_blocked=waits_for_a_site_lock,
+        )
+    finally:
+        for engine in (*engines, watcher):
+            engine.dispose()
+    assert [(t.name, t.alias, t.version) for t in manifest.models] == [("m", "production", 2)]
+    assert not b_finished_first  # the relay's rewrite waited for the parked writer

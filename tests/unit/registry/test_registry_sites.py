@@ -5,14 +5,21 @@ last reported."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from millrace_common.contracts import SiteManifest
+from millrace_common.db import make_engine, migrate
 from millrace_common.objectstore import MemoryStore
-from millrace_registry.app import Runtime, create_app
+from millrace_registry.adapters.repository import site_lock_key
+from millrace_registry.adapters.tables import SCHEMA
+from millrace_registry.app import MIGRATIONS, Runtime, create_app
 
+from tests.support_registry import race_manifest_writers
 from tests.unit.registry.test_registry_api import client, producer, registration, runtime, store
 
 __all__ = ["client", "producer", "runtime", "store"]  # fixtures reused
@@ -223,3 +230,40 @@ def test_deployment_routes_answer_404_409_and_422_naming_the_field(client: TestC
         assert answer("DELETE", url)[:2] == (422, "reason")
         assert answer("DELETE", url, params={"reason": " "})[:2] == (422, "reason")
     assert client.get("/v1/site-groups/north").json()["deployments"][0]["model"] == "m"
+
+
+def test_racing_manifest_writers_on_sqlite_take_turns(tmp_path: Path) -> None:
+    """Dev mode (SQLite, one process): the relay's rewrite after an alias move waits for a
+    writer parked after reading the older state, and the manifest left is the newest."""
+    url = f"sqlite:///{tmp_path / 'millrace.db'}"
+    engines = (make_engine(url), make_engine(url))
+    migrate(engines[0], schema=SCHEMA, versions=MIGRATIONS)
+    asked: list[float] = []
+
+    def b_still_unwritten_after_a_second() -> bool:
+        # a thread lock cannot be asked who waits for it; first asked right after B starts
+        asked.append(time.monotonic())
+        return asked[-1] - asked[0] > 1.0
+
+    try:
+        manifest, b_finished_first = race_manifest_writers(
+            engines=engines,
+            store=MemoryStore(),
+            registration=registration,
+            second_blocked=b_still_unwritten_after_a_second,
+        )
+    finally:
+        for engine in engines:
+            engine.dispose()
+    assert [(t.name, t.alias, t.version) for t in manifest.models] == [("m", "production", 2)]
+    assert not b_finished_first
+
+
+def test_site_lock_keys_are_stable_signed_64_bit_integers() -> None:
+    """Every registry process must map a site to the same advisory lock."""
+    key = site_lock_key("plant-1")
+    assert key == site_lock_key("plant-1") != site_lock_key("plant-2")
+    assert -(2**63) <= key < 2**63
+    assert key == int.from_bytes(
+        hashlib.blake2b(b"millrace.site:plant-1", digest_size=8).digest(), "big", signed=True
+    )

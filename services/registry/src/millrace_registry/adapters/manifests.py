@@ -2,11 +2,15 @@
 
 Rewriting is an idempotent overwrite, so it is safe to repeat after a crash: the relay
 rewrites the manifests of the sites following an alias before it publishes the move.
+Writers of one site (the relay, a deployment change, another registry process) take
+turns, each reading the state while holding the site, so the last manifest written is
+never older than the last change committed before its writer started.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 from millrace_common.contracts import AliasTarget, SiteManifest
@@ -43,18 +47,21 @@ class ManifestWriter:
         self._factory = factory
         self._store = store
         self._signer = signer
+        self._sites = repo.SiteLocks(factory)
 
     def write_site(self, *, site_id: str) -> SiteManifest:
-        with self._factory() as session:
-            targets = site_targets(session, site_id=site_id)
-        manifest = SiteManifest(site=site_id, models=targets, updated_at=datetime.now(UTC))
-        if self._signer is not None:
-            manifest = self._signer.sign_manifest(manifest)
-        self._store.put(
-            manifest_key(site_id),
-            manifest.model_dump_json(by_alias=True).encode(),
-            content_type="application/json",
-        )
+        # read and put while holding the site: a writer that read older state cannot put
+        # after one that read newer state
+        read = partial(site_targets, site_id=site_id)
+        with self._sites.hold(site_id, read=read) as targets:
+            manifest = SiteManifest(site=site_id, models=targets, updated_at=datetime.now(UTC))
+            if self._signer is not None:
+                manifest = self._signer.sign_manifest(manifest)
+            self._store.put(
+                manifest_key(site_id),
+                manifest.model_dump_json(by_alias=True).encode(),
+                content_type="application/json",
+            )
         log.info(
             "site_manifest_written",
             site=site_id,

@@ -1,14 +1,19 @@
-"""Queries on the registry's tables; every function works inside the caller's transaction."""
+"""Queries on the registry's tables; every function works inside the caller's transaction
+(``SiteLocks`` opens its own, to hold a site while its manifest is written)."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from millrace_registry.adapters import site_groups
 from millrace_registry.adapters.tables import (
@@ -19,6 +24,11 @@ from millrace_registry.adapters.tables import (
     runs,
     site_deployments,
 )
+
+T = TypeVar("T")
+# SQLite's per-site locks: one set per process, whichever writer asks
+_LOCAL_SITE_LOCKS: dict[str, threading.Lock] = {}
+_LOCAL_GUARD = threading.Lock()
 
 
 def _insert(session: Session, table: sa.Table) -> Any:
@@ -260,3 +270,41 @@ def list_runs(session: Session, *, name: str, status: str | None = None) -> list
     if status is not None:
         query = query.where(runs.c.status == status)
     return list(session.execute(query.order_by(runs.c.id.desc())).mappings())
+
+
+class SiteLocks:
+    """One holder at a time per site, so whoever reads a site's state and acts on it last
+    also read it last. PostgreSQL: a transaction-scoped advisory lock keyed by the site
+    (serialises every registry process); reads in READ COMMITTED after the lock see every
+    commit before it. SQLite, the single-process dev mode: a per-site lock in this process,
+    and the read's transaction ends before the block runs (SQLite's transactions hold the
+    whole database)."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+        self._postgres = factory.kw["bind"].dialect.name == "postgresql"
+
+    @contextmanager
+    def hold(self, site_id: str, *, read: Callable[[Session], T]) -> Iterator[T]:
+        """Hold the site, run ``read`` with it held and yield its result; the site stays
+        held until the block ends."""
+        if self._postgres:
+            with self._factory() as session, session.begin():
+                session.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": site_lock_key(site_id)}
+                )
+                yield read(session)
+            return
+        with _LOCAL_GUARD:
+            local = _LOCAL_SITE_LOCKS.setdefault(site_id, threading.Lock())
+        with local:
+            with self._factory() as session:
+                value = read(session)
+            yield value
+
+
+def site_lock_key(site_id: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a site (Python's ``hash`` is salted
+    per process, and every registry process must agree)."""
+    digest = hashlib.blake2b(f"millrace.site:{site_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
