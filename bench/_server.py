@@ -30,17 +30,19 @@ from bench._model import Kind, fitted
 
 PLAIN, BATCHED = "machine-failure", "machine-failure-batched"
 FOREST, FOREST_BATCHED = "machine-failure-forest", "machine-failure-forest-batched"
-BATCHING = f"{BATCHED}:2ms:64,{FOREST_BATCHED}:2ms:64"
+MLP, MLP_BATCHED = "machine-failure-mlp", "machine-failure-mlp-batched"
+BATCHING = ",".join(f"{name}:2ms:64" for name in (BATCHED, FOREST_BATCHED, MLP_BATCHED))
 SERVED: tuple[tuple[int, Kind, tuple[str, str]], ...] = (
     (1, "logistic", (PLAIN, BATCHED)),
     (2, "logistic", (PLAIN, BATCHED)),
     (1, "forest", (FOREST, FOREST_BATCHED)),
+    (1, "mlp", (MLP, MLP_BATCHED)),
 )
 
 
 def targets(store: MemoryStore) -> dict[tuple[str, int], AliasTarget]:
     """Versions 1 and 2 of the light model (the swap bench flips between them), version
-    1 of the forest; each under a plain and a batched name."""
+    1 of the forest and of the MLP; each under a plain and a batched name."""
     found = {}
     for version, kind, names in SERVED:
         model = fitted(seed=version, kind=kind)
@@ -93,7 +95,7 @@ def bench_app(runtime: ServingRuntime, found: dict[tuple[str, int], AliasTarget]
 def main(port: int) -> None:
     store = MemoryStore()
     found = targets(store)
-    names = (PLAIN, BATCHED, FOREST, FOREST_BATCHED)
+    names = (PLAIN, BATCHED, FOREST, FOREST_BATCHED, MLP, MLP_BATCHED)
     settings = Settings(models=",".join(names), publish_predictions=False, batching=BATCHING)
     engine = make_engine(f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}")
     runtime = bootstrap(settings, store=store, registry=MemoryRegistry(), engine=engine)
