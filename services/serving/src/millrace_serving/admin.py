@@ -1,12 +1,13 @@
 """Admin routes (the ``admin`` scope when API keys are configured): load a pinned version
-or an extra alias, unload one, or reload a model's aliases from the registry."""
+or an extra alias, unload one, or reload a model's aliases from the registry. A version the
+registry has as ``rejected`` or ``pending`` is never loaded (409 naming its status)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
-from millrace_common.errors import IntegrityError, InvalidInput, NotFound
+from millrace_common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from pydantic import BaseModel, ConfigDict
 
 from millrace_serving.follow import ModelFollower
@@ -43,6 +44,9 @@ def admin_router(follower: ModelFollower) -> APIRouter:
                 f"the registry has no {_what(body)} of model '{name}'",
                 field="version" if body.version is not None else "alias",
             )
+        if outcome is Outcome.REFUSED:
+            why = follower.refused.get((name, slot), f"{_what(body)} may not be served")
+            raise Conflict(f"not loaded: {why}", field="version")
         if outcome is Outcome.FAILED:
             reason = swapper.last_failure.get((name, slot), "unknown")
             raise IntegrityError(f"{_what(body)} of '{name}' could not be loaded: {reason}")

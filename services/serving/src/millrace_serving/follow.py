@@ -10,6 +10,7 @@ import structlog
 from millrace_common.contracts import AliasTarget, ModelPublished
 
 from millrace_serving.adapters.registry import Registry
+from millrace_serving.pins import refusal
 from millrace_serving.swap import Outcome, Swapper, pinned_alias
 
 log = structlog.get_logger(__name__)
@@ -25,6 +26,8 @@ class ModelFollower:
         """(model, version) pairs served as themselves, from MILLRACE_SERVING_VERSIONS."""
         self.expected: set[tuple[str, str]] = set()
         """The (model, alias) pairs the registry said exist at the last sync."""
+        self.refused: dict[tuple[str, str], str] = {}
+        """Why a pinned (model, slot) was not loaded, from its registry status."""
         self.synced = False
 
     async def on_event(self, event: ModelPublished) -> Outcome:
@@ -55,10 +58,17 @@ class ModelFollower:
         self.synced = True
 
     async def load_version(self, *, name: str, version: int) -> Outcome:
-        target = await self.registry.version_target(name, version)
-        if target is None:
+        """Pin ``version`` if the registry has it and its status allows serving it."""
+        found = await self.registry.registered_version(name, version)
+        if found is None:
             return Outcome.ABSENT
-        return await self.swapper.pin(target)
+        slot = (name, pinned_alias(version))
+        refused = refusal(found)
+        if refused is not None:
+            self.refused[slot] = refused.message
+            return self.swapper.refuse(found.target, reason=refused.reason, message=refused.message)
+        self.refused.pop(slot, None)
+        return await self.swapper.pin(found.target)
 
     async def reload(self, *, name: str) -> dict[str, str]:
         """Re-read every alias of ``name`` this process serves from the registry."""
@@ -95,10 +105,15 @@ class ModelFollower:
         if not self.synced:
             return False, "waiting for the registry"
         slots = self.swapper.slots
-        missing = [f"{n}:{a}" for n, a in sorted(self.expected) if slots.find(n, a) is None]
-        if missing:
-            return False, f"not loaded yet: {', '.join(missing)}"
-        return True, f"{len(slots)} model(s) loaded"
+        missing = [(n, a) for n, a in sorted(self.expected) if slots.find(n, a) is None]
+        if not missing:
+            return True, f"{len(slots)} model(s) loaded"
+        waiting = [f"{n}:{a}" for n, a in missing if (n, a) not in self.refused]
+        refused = [
+            f"{n}:{a} refused: {self.refused[n, a]}" for n, a in missing if (n, a) in self.refused
+        ]
+        parts = ([f"not loaded yet: {', '.join(waiting)}"] if waiting else []) + refused
+        return False, "; ".join(parts)
 
 
 def _pinned(alias: str) -> bool:

@@ -32,6 +32,8 @@ class Outcome(StrEnum):
     UNCHANGED = "unchanged"
     SWAPPED = "swapped"
     FAILED = "failed"
+    REFUSED = "refused"
+    """The registry says the version must not be served (rejected, pending …)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Swapper:
         self.extra: set[tuple[str, str]] = set()
         """(model, alias) pairs loaded by an operator beside what the config serves."""
         self.last_failure: dict[tuple[str, str], str] = {}
+        self._refused: set[tuple[str, str, int, str]] = set()
 
     def covers(self, name: str, alias: str) -> bool:
         return self.served.covers(name, alias) or (name, alias) in self.extra
@@ -118,6 +121,24 @@ class Swapper:
                 LOADED_VERSION.remove(name, alias)
             log.info("model_unloaded", model=name, alias=alias, version=removed.version)
         return removed
+
+    def refuse(self, target: AliasTarget, *, reason: str, message: str) -> Outcome:
+        """Do not load ``target`` (the old model, if any, stays); counted and logged once
+        per version and reason, however often a resync or an operator asks again."""
+        self.last_failure[(target.name, target.alias)] = reason
+        identity = (target.name, target.alias, target.version, reason)
+        if identity not in self._refused:
+            self._refused.add(identity)
+            SWAP_FAILURES.labels(target.name, reason).inc()
+            log.warning(
+                "load_refused",
+                model=target.name,
+                alias=target.alias,
+                version=target.version,
+                reason=reason,
+                error=message,
+            )
+        return Outcome.REFUSED
 
     def _lock(self, name: str, alias: str) -> asyncio.Lock:
         return self._locks.setdefault((name, alias), asyncio.Lock())

@@ -1,4 +1,5 @@
-"""The registry as serving sees it: which models exist and what an alias points at."""
+"""The registry as serving sees it: which models exist, what an alias points at, and what
+a registered version is (its artifact and its status)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, Protocol
 import httpx
 from millrace_common.contracts import AliasTarget
 
+from millrace_serving.pins import RegisteredVersion
 from millrace_serving.swap import pinned_alias
 
 
@@ -15,7 +17,7 @@ class Registry(Protocol):
 
     async def alias_target(self, name: str, alias: str) -> AliasTarget | None: ...
 
-    async def version_target(self, name: str, version: int) -> AliasTarget | None: ...
+    async def registered_version(self, name: str, version: int) -> RegisteredVersion | None: ...
 
     async def traffic_policy(self, name: str) -> dict[str, Any] | None: ...
 
@@ -42,13 +44,18 @@ class HttpRegistry:
         response.raise_for_status()
         return AliasTarget.model_validate(response.json())
 
-    async def version_target(self, name: str, version: int) -> AliasTarget | None:
+    async def registered_version(self, name: str, version: int) -> RegisteredVersion | None:
         """A registered version as a load target (its alias is the pinned slot's)."""
         response = await self._client.get(f"/v1/models/{name}/versions/{version}")
         if response.status_code == 404:
             return None
         response.raise_for_status()
-        return version_as_target(response.json(), name=name, version=version)
+        doc = response.json()
+        return RegisteredVersion(
+            target=version_as_target(doc, name=name, version=version),
+            status=str(doc.get("status") or ""),
+            rejection_reason=doc.get("rejection_reason"),
+        )
 
     async def traffic_policy(self, name: str) -> dict[str, Any] | None:
         """The model's traffic policy document; None when the registry does not know the
@@ -79,7 +86,8 @@ def version_as_target(doc: dict[str, Any], *, name: str, version: int) -> AliasT
 
 
 class MemoryRegistry:
-    """In-memory fake for unit tests: ``targets[(name, alias)] = AliasTarget``."""
+    """In-memory fake for unit tests: ``targets[(name, alias)] = AliasTarget``,
+    ``versions[(name, version)] = AliasTarget`` with ``statuses`` (default ``ready``)."""
 
     def __init__(
         self,
@@ -89,6 +97,7 @@ class MemoryRegistry:
         self.targets = dict(targets or {})
         self.extra_names = list(names or [])
         self.versions: dict[tuple[str, int], AliasTarget] = {}
+        self.statuses: dict[tuple[str, int], str] = {}
         self.policies: dict[str, dict[str, Any]] = {}
         """Traffic policy documents by model, as ``GET /v1/models/{name}/traffic``."""
         self.reachable = True
@@ -101,10 +110,15 @@ class MemoryRegistry:
         self._check()
         return self.targets.get((name, alias))
 
-    async def version_target(self, name: str, version: int) -> AliasTarget | None:
+    async def registered_version(self, name: str, version: int) -> RegisteredVersion | None:
         self._check()
         found = self.versions.get((name, version))
-        return None if found is None else found.model_copy(update={"alias": pinned_alias(version)})
+        if found is None:
+            return None
+        return RegisteredVersion(
+            target=found.model_copy(update={"alias": pinned_alias(version)}),
+            status=self.statuses.get((name, version), "ready"),
+        )
 
     async def traffic_policy(self, name: str) -> dict[str, Any] | None:
         self._check()
