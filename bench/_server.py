@@ -19,12 +19,12 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from millrace_common.contracts import AliasTarget
 from millrace_common.db import make_engine
-from millrace_common.http import DirectRoute
+from millrace_common.http import DirectRoute, freeze_startup_heap
 from millrace_common.objectstore import MemoryStore, sha256_hex
 from millrace_serving.adapters.registry import MemoryRegistry
 from millrace_serving.app import bootstrap, create_app
 from millrace_serving.config import Settings
-from millrace_serving.runtime import ServingRuntime, freeze_startup_heap
+from millrace_serving.runtime import ServingRuntime
 
 from bench._model import Kind, fitted
 

@@ -1,4 +1,5 @@
-"""Edge agent: idle memory, start-up time to first prediction, forwarding throughput.
+"""Edge agent: idle memory, start-up time to first prediction, 1-row prediction
+throughput and latency, forwarding throughput.
 
 The agent runs as a real process (``millrace-edge-agent run``) on a local-directory
 object store holding one real ONNX model. Forwarding is measured by filling the queue
@@ -10,6 +11,7 @@ local pre-aggregation on (60 s windows), counting records and bytes in and out.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -23,6 +25,7 @@ from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, w
 from millrace_common.contracts import SiteManifest
 from millrace_common.objectstore import LocalStore
 
+from bench._load import Stats, load, request_bytes
 from tests.support_models import build_model, instance
 
 SITE = "bench-site"
@@ -75,6 +78,12 @@ def _first_prediction(base: str) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200
+
+
+def _predictions(port: int) -> Stats:
+    """1-row predict requests from 16 keep-alive connections for 3 s (serving's load)."""
+    body = json.dumps({"instances": [instance()]}).encode()
+    return load(port, request_bytes(f"/v1/models/{MODEL}/predict", body), concurrency=16)
 
 
 def _fill(base: str) -> float:
@@ -180,6 +189,7 @@ def main() -> None:
             startup = time.perf_counter() - started
             time.sleep(2.0)  # idle: the poller and the forwarder waiting
             rss = _rss_mib(running.popen.pid)
+            predict = _predictions(port)
             accept_rate = _fill(base)
             drain_rate, raw_bytes = _drain(base, centre_port)
         finally:
@@ -187,6 +197,10 @@ def main() -> None:
         agg_rate, agg_counts, agg_bytes = _aggregated(root, env)
     print(f"edge agent idle RSS:                 {rss:8.1f} MiB")
     print(f"edge agent start to first prediction:{startup:8.2f} s")
+    print(
+        f"edge agent predict (1 row, c=16):    {predict.rps:8.0f} req/s, "
+        f"p50 {predict.p50_ms:.2f} ms, p99 {predict.p99_ms:.2f} ms, {predict.errors} errors"
+    )
     print(
         f"edge agent accept into disk queue:   {accept_rate:8.0f} records/s "
         f"({BATCH}-record POSTs, fsynced)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from importlib.metadata import requires
 from pathlib import Path
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from millrace_cli.processes import wait_until
 from millrace_common.contracts import SiteManifest
@@ -52,6 +54,20 @@ def test_serves_the_site_model_over_the_serving_api(tmp_path: Path) -> None:
         status = client.get("/v1/status").json()
         assert status["site"] == SITE and status["last_sync"] is not None
         assert [(m["name"], m["version"]) for m in status["models"]] == [(MODEL, 1)]
+
+
+def test_scoring_route_matched_first_and_start_up_heap_frozen(tmp_path: Path) -> None:
+    """Serving's hot path: predict is the first API route matched, and what start-up
+    built is exempt from garbage collection (a full collection stalls requests)."""
+    gc.unfreeze()
+    settings = Settings(site=SITE, cache_dir=str(tmp_path))
+    app = create_app(bootstrap(settings, store=MemoryStore()))
+    api_routes = [r for r in app.router.routes if isinstance(r, APIRoute)]
+    assert api_routes[0].path == "/v1/models/{name}/predict"
+    assert gc.get_freeze_count() == 0
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert gc.get_freeze_count() > 0
 
 
 def test_not_ready_without_a_model(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
-"""What every HTTP service shares: health, readiness, metrics and error bodies."""
+"""What every HTTP service shares: health, readiness, metrics, error bodies, and the
+hot path's helpers (flat scoring routes, a frozen start-up heap)."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -64,6 +66,15 @@ def include_flat(app: FastAPI, router: APIRouter) -> None:
     then to handle), which costs more than scoring a small model. Only for routers with
     no prefix or dependencies of their own, as the scoring routers are."""
     app.router.routes.extend(router.routes)
+
+
+def freeze_startup_heap() -> None:
+    """Exempt what start-up built (modules, sessions, the app) from garbage collection:
+    those objects live as long as the process, and a full collection re-scanning them
+    stalls every request in flight for 50-250 ms on a 2-core machine. Call it once the
+    process has loaded its models, before it takes traffic."""
+    gc.collect()
+    gc.freeze()
 
 
 def health_router(ready: ReadyCheck) -> APIRouter:

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from millrace_common.dataplane import DataPlane
 from millrace_common.errors import InvalidInput
-from millrace_common.http import health_router, install_error_handlers
+from millrace_common.http import health_router, include_flat, install_error_handlers
 from millrace_common.logs import configure_logging
 from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.predict_api import predict_router
@@ -188,16 +188,15 @@ def create_app(runtime: EdgeRuntime) -> FastAPI:
 
     app = FastAPI(title="millrace-edge-agent", lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(health_router(runtime.ready))
     guard = runtime.syncer.guard
     plane = (
         DataPlane(slots=runtime.slots, run=guard.run, recover=guard.recover)
         if guard is not None
         else None
     )
-    app.include_router(
-        predict_router(runtime.slots, no_lookup_message=NO_ONLINE_STORE, plane=plane)
-    )
+    # routes are matched in order, each a cost on every request: the scoring routes first
+    include_flat(app, predict_router(runtime.slots, no_lookup_message=NO_ONLINE_STORE, plane=plane))
+    app.include_router(health_router(runtime.ready))
 
     @app.exception_handler(RecordsInvalid)
     async def _records_invalid(_request: Request, exc: RecordsInvalid) -> JSONResponse:

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from millrace_common.contracts import ModelPublished
+from millrace_common.http import freeze_startup_heap
 from millrace_common.predict_api import describe
 from millrace_common.project import Project
 from millrace_common.scoring import ModelSlots
@@ -74,6 +75,7 @@ class EdgeRuntime:
             self._spawn(self.events.run(), "model-events")
         if self.mqtt is not None:
             self._spawn(self.mqtt.run(), "mqtt-records")
+        freeze_startup_heap()  # the cached models are open: what start-up built stays
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))

@@ -5,7 +5,6 @@ step, and log predictions. Runs in the background so /healthz answers from the s
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import socket
 import uuid
@@ -16,6 +15,7 @@ from typing import Any
 import structlog
 from aiokafka import ConsumerRecord
 from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished, PredictionLogged
+from millrace_common.http import freeze_startup_heap
 from millrace_common.messaging import (
     ConsumerLoop,
     Poison,
@@ -156,11 +156,3 @@ class ServingRuntime:
 def _report_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background_task_crashed", task=task.get_name(), error=repr(task.exception()))
-
-
-def freeze_startup_heap() -> None:
-    """Exempt what start-up built (modules, sessions, the app) from garbage collection:
-    those objects live as long as the process, and a full collection re-scanning them
-    stalls every request in flight for 50-250 ms on a 2-core machine."""
-    gc.collect()
-    gc.freeze()
