@@ -18,23 +18,34 @@ MODEL = "machine-failure"
 SITE = "dev-site"
 
 
-def dev_config(workdir: Path, project: Path) -> PlatformConfig:
+def dev_config(workdir: Path, project: Path, *, port_offset: int = 0) -> PlatformConfig:
     database = os.environ.get("MILLRACE_DATABASE_URL") or f"sqlite:///{workdir / 'millrace.db'}"
     return PlatformConfig(
         database_url=database,
         object_store=f"file://{workdir / 'objects'}",
         project=project,
         workdir=workdir,
+        ports={name: port + port_offset for name, port in DEFAULT_PORTS.items()},
     )
 
 
-def run_dev(*, workdir: Path, project: Path, batch: int, interval: float, console: Console) -> None:
-    busy = [f"{n} ({p})" for n, p in DEFAULT_PORTS.items() if port_open(p)]
+def run_dev(
+    *,
+    workdir: Path,
+    project: Path,
+    batch: int,
+    interval: float,
+    console: Console,
+    port_offset: int = 0,
+) -> None:
+    config = dev_config(workdir, project, port_offset=port_offset)
+    busy = [f"{n} ({p})" for n, p in config.ports.items() if port_open(p)]
     if busy:
-        raise SystemExit(f"millrace dev: ports already in use: {', '.join(busy)}")
+        raise SystemExit(
+            f"millrace dev: ports already in use: {', '.join(busy)} (--port-offset moves them all)"
+        )
     workdir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C when a manager asks
-    config = dev_config(workdir, project)
     supervisor = Supervisor(workdir / "logs")
     try:
         with console.status("starting Tansu and the services…"):

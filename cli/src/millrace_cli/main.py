@@ -40,6 +40,10 @@ def dev(
     workdir: Annotated[Path, typer.Option(help="state, logs, objects")] = Path(".millrace/dev"),
     batch: Annotated[int, typer.Option(help="simulated records per request")] = 20,
     interval: Annotated[float, typer.Option(help="seconds between batches")] = 0.5,
+    port_offset: Annotated[
+        int,
+        typer.Option(help="added to every port (9092, 8010…8060)", min=0, max=56_000),
+    ] = 0,
 ) -> None:
     """Run the whole platform on this machine (Tansu, SQLite, a local object store)."""
     from millrace_cli.dev import run_dev
@@ -51,6 +55,7 @@ def dev(
             batch=batch,
             interval=interval,
             console=console,
+            port_offset=port_offset,
         )
     except (httpx.HTTPError, RuntimeError, TimeoutError, MillraceError) as exc:
         fail(f"millrace dev: {getattr(exc, 'message', None) or exc}".splitlines()[0])
