@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from millrace_edge_agent.adapters.mqtt import BrokerAddress
+from millrace_edge_agent.config import Settings
+from millrace_edge_agent.mqtt_intake import TopicPattern
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
@@ -54,3 +57,53 @@ def test_services_share_the_platform_variables() -> None:
         assert env["MILLRACE_BROKER"] == "kafka:9092"
         assert env["MILLRACE_DATABASE_URL"].startswith("postgresql")
         assert env["MILLRACE_OBJECT_STORE"].startswith("s3://millrace")
+
+
+def test_the_example_site_takes_records_from_its_mosquitto() -> None:
+    """The edge agent reads the compose file's MQTT settings as it would at start-up,
+    and they name the broker beside it, its credentials and a topic of its own site."""
+    services = _compose()["services"]
+    broker, agent = services["mosquitto"], services["edge-agent"]
+    assert broker["image"].startswith("eclipse-mosquitto:2")
+    assert agent["depends_on"]["mosquitto"]["condition"] == "service_healthy"
+    site = agent["command"][agent["command"].index("--site") + 1]
+    env = agent["environment"]
+    settings = Settings(
+        site=site,
+        mqtt_url=env["MILLRACE_EDGE_AGENT_MQTT_URL"],
+        mqtt_topic=env["MILLRACE_EDGE_AGENT_MQTT_TOPIC"],
+    )
+    address = BrokerAddress.parse(settings.mqtt_url)
+    assert (address.host, address.port) == ("mosquitto", 1883)
+    assert "1883:1883" in broker["ports"]
+    credentials = broker["environment"]
+    assert (address.username, address.password) == (
+        credentials["MQTT_USER"],
+        credentials["MQTT_PASSWORD"],
+    )
+    pattern = TopicPattern.parse(settings.mqtt_topic, site=site)
+    assert pattern.dataset_of(f"millrace/{site}/machines/records") == "machines"
+    assert env["MILLRACE_EDGE_AGENT_FORWARD_URL"] == "http://ingest:8010"
+
+
+def test_mosquitto_config_authenticates_and_persists_sessions() -> None:
+    """The mounted config: no anonymous clients, the password file the service's command
+    writes, persistence on a named volume, and a healthcheck that logs in."""
+    compose = _compose()
+    broker = compose["services"]["mosquitto"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in broker["volumes"]}
+    config_file = "/mosquitto/config/mosquitto.conf"
+    assert f"exec mosquitto -c {config_file}" in broker["command"][0]
+    config = dict(
+        line.split(None, 1)
+        for line in (COMPOSE.parent / mounts[config_file]).read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert config["listener"] == "1883" and config["allow_anonymous"] == "false"
+    assert f"mosquitto_passwd -c -b {config['password_file']} " in broker["command"][0]
+    assert config["persistence"] == "true"
+    volume = mounts[config["persistence_location"].rstrip("/")]
+    assert volume in compose["volumes"]
+    assert int(config["max_queued_messages"]) > 1000
+    health = broker["healthcheck"]["test"][1]
+    assert health.startswith("mosquitto_sub") and '-u "$$MQTT_USER"' in health
