@@ -50,8 +50,11 @@ LATENCY = Histogram(
 SHADOW_FAILURES = Counter(
     "millrace_shadow_failures_total", "Shadow (mirrored) predictions that failed", ["model"]
 )
-# onnxruntime releases the GIL; small batches are faster inline than through a thread hop
 INLINE_ROWS = 64
+INLINE_ROW_SECONDS = 100e-6
+"""onnxruntime releases the GIL while it scores. A model whose row costs more than this
+scores on a thread, so the event loop goes on reading requests (and the other core
+scores); a cheaper one, up to INLINE_ROWS rows, scores inline: the hop would cost more."""
 DEFAULT_ALIAS = "production"
 
 
@@ -102,9 +105,14 @@ def slot_selector(slots: ModelSlots) -> Selector:
     return select
 
 
+def scores_inline(model: LoadedModel, rows: int) -> bool:
+    """Whether ``rows`` rows of ``model`` cost less on the event loop than a thread hop."""
+    return rows <= INLINE_ROWS and model.row_seconds <= INLINE_ROW_SECONDS
+
+
 def run_now(model: LoadedModel, matrix: np.ndarray) -> Outputs | Awaitable[Outputs]:
-    """The default runner: small matrices at once, large ones on a thread."""
-    if len(matrix) <= INLINE_ROWS:
+    """The default runner: cheap work at once, costly work on a thread."""
+    if scores_inline(model, len(matrix)):
         return model.run(matrix)
     return asyncio.to_thread(model.run, matrix)
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import numpy as np
-from millrace_common.dataplane import INLINE_ROWS, Outputs, run_now
+from millrace_common.dataplane import Outputs, run_now, scores_inline
 from millrace_common.scoring import LoadedModel
 from prometheus_client import Histogram
 
@@ -65,7 +65,7 @@ class _Batch:
 class Batcher:
     """A data-plane ``Runner``: batches for configured models, at once for the rest.
 
-    A caller waits on a plain future, resolved when its batch is scored; a batch small
+    A caller waits on a plain future, resolved when its batch is scored; a batch cheap
     enough to score inline is scored in the timer's callback itself, without a task."""
 
     def __init__(self, policies: dict[str, BatchPolicy]) -> None:
@@ -100,7 +100,7 @@ class Batcher:
             else batch.parts[0][0]
         )
         BATCH_ROWS.labels(batch.model.name).observe(len(matrix))
-        if len(matrix) <= INLINE_ROWS:
+        if scores_inline(batch.model, len(matrix)):
             _score_inline(batch, matrix)
             return
         task = asyncio.get_running_loop().create_task(_score_on_thread(batch, matrix))
