@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from millrace_common.dataplane import DataPlane
 from millrace_common.errors import InvalidInput
-from millrace_common.http import health_router, include_flat, install_error_handlers
+from millrace_common.http import health_router, include_flat, install_error_handlers, telemetry
 from millrace_common.logs import configure_logging
 from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.predict_api import predict_router
@@ -186,7 +186,7 @@ def create_app(runtime: EdgeRuntime) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(title="millrace-edge-agent", lifespan=lifespan)
+    app = FastAPI(title="millrace-edge-agent", lifespan=lifespan, telemetry=telemetry())
     install_error_handlers(app)
     guard = runtime.syncer.guard
     plane = (

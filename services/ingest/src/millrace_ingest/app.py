@@ -12,7 +12,7 @@ from fastapi import Body, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from millrace_common.contracts import RAW
 from millrace_common.errors import InvalidInput
-from millrace_common.http import health_router, install_error_handlers
+from millrace_common.http import health_router, install_error_handlers, telemetry
 from millrace_common.logs import bind_trace, configure_logging
 from millrace_common.messaging import Producer, ensure_topics, wait_for_broker
 from millrace_common.project import Project, load_project
@@ -60,7 +60,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         yield
         await runtime.producer.stop()
 
-    app = FastAPI(title="Millrace ingest", lifespan=lifespan)
+    app = FastAPI(title="Millrace ingest", lifespan=lifespan, telemetry=telemetry())
     app.state.runtime = runtime
     install_error_handlers(app)
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished
 from millrace_common.db import make_engine, migrate, session_factory
 from millrace_common.errors import InvalidInput
-from millrace_common.http import health_router, install_error_handlers
+from millrace_common.http import health_router, install_error_handlers, telemetry
 from millrace_common.logs import configure_logging
 from millrace_common.messaging import Producer, connect_retrying, start_producer
 from millrace_common.objectstore import ObjectStore, open_store
@@ -145,7 +145,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         yield
         await runtime.stop()
 
-    app = FastAPI(title="Millrace registry", lifespan=lifespan)
+    app = FastAPI(title="Millrace registry", lifespan=lifespan, telemetry=telemetry())
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(health_router(runtime.ready))

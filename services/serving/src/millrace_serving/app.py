@@ -10,7 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 from millrace_common.dataplane import DataPlane
 from millrace_common.db import make_engine
-from millrace_common.http import health_router, include_flat, install_error_handlers
+from millrace_common.http import health_router, include_flat, install_error_handlers, telemetry
 from millrace_common.inference_protocol import v2_router
 from millrace_common.logs import configure_logging
 from millrace_common.objectstore import ObjectStore, open_store
@@ -74,7 +74,7 @@ def create_app(runtime: ServingRuntime) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(title="millrace-serving", lifespan=lifespan)
+    app = FastAPI(title="millrace-serving", lifespan=lifespan, telemetry=telemetry())
     install_error_handlers(app)
     settings = runtime.settings
     plane = data_plane(runtime)

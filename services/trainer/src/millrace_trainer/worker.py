@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from millrace_common.contracts import DLQ, TRAIN_REQUESTS, TrainRequest
 from millrace_common.errors import IntegrityError, InvalidInput, NotFound
-from millrace_common.http import health_router, install_error_handlers
+from millrace_common.http import health_router, install_error_handlers, telemetry
 from millrace_common.logs import bind_trace, configure_logging
 from millrace_common.messaging import (
     ConsumerLoop,
@@ -147,7 +147,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         yield
         await runtime.stop()
 
-    app = FastAPI(title="Millrace trainer", lifespan=lifespan)
+    app = FastAPI(title="Millrace trainer", lifespan=lifespan, telemetry=telemetry())
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(health_router(runtime.ready))
