@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 import sqlalchemy as sa
+import yaml
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaProducer
 from millrace_cli.processes import (
@@ -26,6 +28,9 @@ from millrace_common.db import make_engine
 from millrace_common.feature_store import offline_rows, online_rows
 from millrace_common.project import load_project
 from millrace_features.pipeline import RawMessage, decode, rows_for
+from millrace_features.tables import snapshots
+
+from tests.conftest import FACTORY
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +68,7 @@ def features(
             "MILLRACE_FEATURES_DATA_DIR": str(tmp_path),
             # each test its own consumer group and table changelog
             "MILLRACE_FEATURES_APP_ID": f"features-it-{port}",
+            "MILLRACE_FEATURES_RETRAIN_CHECK_SECONDS": "0.5",
         },
         ready_url=f"http://127.0.0.1:{port}/readyz",
     )
@@ -177,3 +183,71 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(
     assert _count(database_url, offline_rows) == 3000
     # the restored windows are whole: rows after the restart equal an uninterrupted run's
     assert _stored_features(database_url) == _expected_features(project_dir, records)
+
+
+class TestScheduledRetraining:
+    """``retrain: {every: 4s}`` and no row count: a snapshot and its train request once
+    the interval has passed with new labelled rows, none while nothing new arrives."""
+
+    @pytest.fixture
+    def project_dir(self, tmp_path: Path) -> Path:
+        spec = yaml.safe_load((FACTORY / "millrace.yaml").read_text())
+        spec["models"]["machine-failure"]["retrain"] = {
+            "every_n_labelled_rows": None,
+            "every": "4s",
+        }
+        folder = tmp_path / "project"
+        folder.mkdir()
+        (folder / "millrace.yaml").write_text(yaml.safe_dump(spec))
+        return folder
+
+    async def test_a_snapshot_per_interval_only_when_new_labelled_rows_came(
+        self, features: ProcessSpec, broker: str, database_url: str
+    ) -> None:
+        records = [r for r in _records(400, seed=3) if r.get("failure_within_1h") is not None]
+        _produce(broker, [orjson.dumps(r) for r in records[:200]], [b"m"] * 200)
+        wait_until(
+            lambda: _snapshotted(database_url) == 200,
+            timeout=90,
+            what="a snapshot holding the 200 labelled rows",
+        )
+        taken = _count(database_url, snapshots)
+        time.sleep(10)  # more than two intervals with nothing new: nothing is due
+        assert _count(database_url, snapshots) == taken
+
+        _produce(broker, [orjson.dumps(r) for r in records[200:]], [b"m"] * len(records[200:]))
+        wait_until(
+            lambda: _snapshotted(database_url) == len(records),
+            timeout=90,
+            what="a snapshot holding every labelled row",
+        )
+        requests = await _train_requests(broker, want=_count(database_url, snapshots))
+        assert {r["model"] for r in requests} == {"machine-failure"}
+        assert all(r["reason"].startswith("schedule: every 4s (") for r in requests)
+        assert requests[-1]["snapshot"]["rows"] == len(records)
+
+
+def _snapshotted(database_url: str) -> int:
+    """The labelled rows the newest snapshot held."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(sa.select(sa.func.max(snapshots.c.labelled_rows))) or 0)
+    finally:
+        engine.dispose()
+
+
+async def _train_requests(broker: str, want: int) -> list[dict]:  # type: ignore[type-arg]
+    consumer = AIOKafkaConsumer(
+        "train-requests", bootstrap_servers=broker, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: list[dict] = []  # type: ignore[type-arg]
+    try:
+        async with asyncio.timeout(60):
+            while len(found) < want:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    found.extend(orjson.loads(r.value) for r in batch)
+    finally:
+        await consumer.stop()
+    return found

@@ -77,8 +77,25 @@ class FeatureSet(BaseModel):
 
 
 class RetrainPolicy(BaseModel):
+    """When features asks for a new model: after ``every_n_labelled_rows`` new labelled
+    rows (null or 0: never by count), and/or ``every`` so long (``30m``, ``24h``, ``7d``)
+    after the last snapshot if labelled rows arrived since; whichever comes first.
+    Training on demand (``millrace train``) works whatever the policy."""
+
     model_config = ConfigDict(extra="forbid")
     every_n_labelled_rows: int | None = 1000
+    every: str | None = None
+
+    @field_validator("every")
+    @classmethod
+    def _every_format(cls, value: str | None) -> str | None:
+        if value is not None and not _WINDOW.match(value):
+            raise ValueError("every must look like 30s, 10m, 2h or 1d")
+        return value
+
+    @property
+    def every_seconds(self) -> int | None:
+        return window_seconds(self.every) if self.every is not None else None
 
 
 class ModelSpec(BaseModel):

@@ -35,13 +35,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from millrace_features.adapters.faust_app import StreamApp
 from millrace_features.adapters.snapshots import (
     labelled_count,
-    rows_at_last_snapshot,
+    last_snapshot,
     snapshot_and_request,
 )
 from millrace_features.adapters.store import FeatureStore
 from millrace_features.config import Settings
 from millrace_features.on_demand import accepted, error_answer, parse_ask, request_training
 from millrace_features.pipeline import ComputedRow, RawMessage, Rejected, decode, rows_for
+from millrace_features.retraining import retrain_reason
 from millrace_features.tables import outbox
 
 log = structlog.get_logger(__name__)
@@ -199,32 +200,37 @@ def _wire_retraining(app: faust.App, runtime: Runtime) -> None:
         finally:
             await producer.stop()
 
+    started_at = datetime.now(UTC)
+
     @app.timer(interval=settings.retrain_check_seconds, on_leader=True)
     async def maybe_retrain() -> None:
         for model in runtime.project.models.values():
-            if await asyncio.to_thread(_retrain_due, runtime, model.name):
-                await asyncio.to_thread(_snapshot, runtime, model.name)
+            reason = await asyncio.to_thread(_retrain_due, runtime, model.name, started_at)
+            if reason is not None:
+                await asyncio.to_thread(_snapshot, runtime, model.name, reason)
                 relay.wake()
 
 
-def _retrain_due(runtime: Runtime, model_name: str) -> bool:
+def _retrain_due(runtime: Runtime, model_name: str, started_at: datetime) -> str | None:
     model = runtime.project.model(model_name)
-    every = model.retrain.every_n_labelled_rows
-    if not every:
-        return False
     with runtime.factory() as session:
-        labelled = labelled_count(session, model.feature_set)
-        return labelled - rows_at_last_snapshot(session, model.name) >= every
+        return retrain_reason(
+            model.retrain,
+            labelled=labelled_count(session, model.feature_set),
+            last=last_snapshot(session, model.name),
+            now=datetime.now(UTC),
+            started_at=started_at,
+        )
 
 
-def _snapshot(runtime: Runtime, model_name: str) -> None:
+def _snapshot(runtime: Runtime, model_name: str, reason: str) -> None:
     model = runtime.project.model(model_name)
     request = snapshot_and_request(
         factory=runtime.factory,
         store=runtime.store,
         feature_set=runtime.project.feature_set(model.feature_set),
         model=model,
-        reason=f"{model.retrain.every_n_labelled_rows} new labelled rows",
+        reason=reason,
     )
     SNAPSHOTS.labels(model.name).inc()
     log.info(

@@ -18,6 +18,7 @@ from millrace_common.outbox import add_event
 from millrace_common.project import FeatureSet, ModelSpec
 from sqlalchemy.orm import Session, sessionmaker
 
+from millrace_features.retraining import LastSnapshot
 from millrace_features.tables import outbox, snapshots
 
 
@@ -38,13 +39,17 @@ def labelled_count(session: Session, feature_set: str) -> int:
     )
 
 
-def rows_at_last_snapshot(session: Session, model: str) -> int:
-    return int(
-        session.scalar(
-            sa.select(sa.func.max(snapshots.c.labelled_rows)).where(snapshots.c.model == model)
-        )
-        or 0
-    )
+def last_snapshot(session: Session, model: str) -> LastSnapshot | None:
+    """How many labelled rows the model's newest snapshot held, and when it was cut."""
+    row = session.execute(
+        sa.select(
+            sa.func.max(snapshots.c.labelled_rows).label("labelled_rows"),
+            sa.func.max(snapshots.c.created_at).label("created_at"),
+        ).where(snapshots.c.model == model)
+    ).one()
+    if row.created_at is None:
+        return None
+    return LastSnapshot(labelled_rows=int(row.labelled_rows), created_at=_utc(row.created_at))
 
 
 def build_parquet(session: Session, feature_set: FeatureSet) -> tuple[bytes, int, datetime]:
