@@ -9,7 +9,9 @@ from typing import Annotated
 import httpx
 import typer
 from millrace_common.errors import MillraceError
+from millrace_ingest.connectors.sender import ConnectorError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from millrace_cli import catalog
@@ -30,7 +32,8 @@ err = Console(stderr=True)
 
 
 def fail(message: str) -> None:
-    err.print(f"[red]error:[/] {message}")
+    # one line whatever the terminal's width, the message's brackets printed as they are
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -61,21 +64,111 @@ def dev(
         fail(f"millrace dev: {getattr(exc, 'message', None) or exc}".splitlines()[0])
 
 
+IngestUrlOpt = Annotated[
+    str, typer.Option("--url", help="ingest base URL", envvar="MILLRACE_INGEST_URL")
+]
+BatchOpt = Annotated[int, typer.Option(help="records per request", min=1, max=5000)]
+DatasetOpt = Annotated[str, typer.Option(help="the dataset the records belong to")]
+
+
+def _stopped(exc: ConnectorError) -> None:
+    sent = "no records sent" if exc.sent == 0 else f"{exc.sent} records sent before it"
+    fail(f"{exc.message} ({sent})")
+
+
 @ingest_app.command("file")
 def ingest_file(
     path: Path,
-    dataset: Annotated[str, typer.Option(help="the dataset the records belong to")],
-    url: Annotated[str, typer.Option(help="ingest base URL")] = "http://127.0.0.1:8010",
-    batch: Annotated[int, typer.Option(help="records per request")] = 500,
+    dataset: DatasetOpt,
+    url: IngestUrlOpt = "http://127.0.0.1:8010",
+    batch: BatchOpt = 500,
 ) -> None:
-    """Send a CSV or JSON-lines file to ingest, in batches; stops at the first bad line."""
-    from millrace_cli.ingest_file import send_file
+    """Send a CSV or JSON-lines file (optionally .gz) to ingest, in batches; stops at the
+    first bad line, after sending every line before it. Event ids come from the file's
+    content and line, so loading the same file again doubles nothing."""
+    from millrace_cli.ingest import send_file
 
     try:
         sent = send_file(path=path, dataset=dataset, url=url, batch=batch, console=console)
-    except (MillraceError, httpx.HTTPError) as exc:
-        fail(getattr(exc, "message", None) or str(exc))
+    except ConnectorError as exc:
+        _stopped(exc)
     console.print(f"sent {sent} records to dataset '{dataset}'")
+
+
+@ingest_app.command("s3")
+def ingest_s3(
+    location: Annotated[str, typer.Argument(metavar="s3://BUCKET/PREFIX")],
+    dataset: DatasetOpt,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="S3 endpoint, e.g. http://minio:9000 (default: AWS_ENDPOINT_URL or AWS)"),
+    ] = None,
+    url: IngestUrlOpt = "http://127.0.0.1:8010",
+    batch: BatchOpt = 500,
+) -> None:
+    """Send every CSV / JSON-lines object under the prefix (optionally .gz), in key order.
+    Keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; event ids from bucket, key, ETag
+    and line, so a re-run doubles nothing."""
+    from millrace_cli.ingest import send_s3
+
+    try:
+        sent, scan = send_s3(
+            location=location,
+            endpoint=endpoint,
+            dataset=dataset,
+            url=url,
+            batch=batch,
+            console=console,
+        )
+    except ConnectorError as exc:
+        _stopped(exc)
+    skipped = f", skipped {len(scan.skipped)} not CSV/JSON lines" if scan.skipped else ""
+    console.print(
+        f"sent {sent} records from {len(scan.read)} objects to dataset '{dataset}'{skipped}"
+    )
+
+
+@ingest_app.command("sql")
+def ingest_sql(
+    database_url: Annotated[str, typer.Argument(metavar="DATABASE_URL")],
+    dataset: DatasetOpt,
+    table: Annotated[str | None, typer.Option(help="a table (or schema.table)")] = None,
+    query: Annotated[str | None, typer.Option(help="a SELECT, instead of --table")] = None,
+    since_column: Annotated[
+        str | None, typer.Option(help="incremental: read only rows past the last run's value")
+    ] = None,
+    key_column: Annotated[
+        str | None, typer.Option(help="the column that names a row (its event id)")
+    ] = None,
+    state: Annotated[Path, typer.Option(help="where --since-column's cursor is kept")] = Path(
+        ".millrace/sql-state.json"
+    ),
+    url: IngestUrlOpt = "http://127.0.0.1:8010",
+    batch: BatchOpt = 500,
+) -> None:
+    """Send the rows of a table or query (Postgres, SQLite, … through SQLAlchemy), streamed
+    in batches; with --since-column, only the rows past the last acknowledged one."""
+    from millrace_ingest.connectors.sql import SqlSource
+
+    from millrace_cli.ingest import send_sql
+
+    try:
+        source = SqlSource(
+            database_url,
+            table=table,
+            query=query,
+            since_column=since_column,
+            key_column=key_column,
+        )
+        sent, run = send_sql(
+            source=source, state=state, dataset=dataset, url=url, batch=batch, console=console
+        )
+    except ConnectorError as exc:
+        _stopped(exc)
+    except MillraceError as exc:
+        fail(exc.message)
+    since = f" past {since_column}={run.start.since}" if run.start is not None else ""
+    console.print(f"sent {sent} rows{since} to dataset '{dataset}'")
 
 
 @models_app.command("list")

@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -42,6 +43,10 @@ class ObjectStore(Protocol):
         ...
 
     def stat(self, key: str) -> ObjectInfo: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order (as S3 lists them)."""
+        ...
 
     def uri(self, key: str) -> str: ...
 
@@ -111,6 +116,18 @@ class LocalStore:
         data = self.get(key)
         return ObjectInfo(key, len(data), sha256_hex(data))
 
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        keys = []
+        for path in self.root.rglob("*"):
+            # a dot file is a write in progress (see put), not an object
+            if path.is_file() and not path.name.startswith("."):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        # S3 orders keys by their UTF-8 bytes
+        for key in sorted(keys, key=lambda k: k.encode()):
+            yield self.stat(key)
+
     def uri(self, key: str) -> str:
         return f"file://{self.root}/::/{key}"
 
@@ -142,6 +159,10 @@ class MemoryStore:
     def stat(self, key: str) -> ObjectInfo:
         data = self.get(key)
         return ObjectInfo(key, len(data), sha256_hex(data))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for key in sorted((k for k in self.objects if k.startswith(prefix)), key=str.encode):
+            yield self.stat(key)
 
     def uri(self, key: str) -> str:
         return f"mem:///{key}"
@@ -210,6 +231,19 @@ class S3Store:
                 raise NotFound(f"no object {key}") from None
             raise
         return ObjectInfo(key, stat.size or 0, (stat.etag or "").strip('"'))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        from minio.error import S3Error
+
+        try:
+            for item in self._client.list_objects(self.bucket, prefix=prefix, recursive=True):
+                if item.object_name is not None and not item.is_dir:
+                    etag = (item.etag or "").strip('"')
+                    yield ObjectInfo(item.object_name, item.size or 0, etag)
+        except S3Error as exc:
+            if exc.code == "NoSuchBucket":
+                raise NotFound(f"no bucket {self.bucket}") from None
+            raise
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"

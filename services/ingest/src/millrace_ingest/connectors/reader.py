@@ -1,0 +1,96 @@
+"""CSV and JSON lines (optionally gzip'd) into records of a dataset: one reader for every
+connector that reads bytes (files, S3 objects). No I/O of its own: it reads a stream."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any, Literal, cast
+
+import orjson
+from millrace_common.errors import InvalidInput
+from millrace_common.project import Dataset
+
+Format = Literal["csv", "jsonl"]
+SUFFIXES: dict[str, Format] = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes")
+
+
+_CASTS: dict[str, Callable[[str], Any]] = {"float": float, "int": int, "str": str, "bool": _bool}
+
+
+def format_of(name: str) -> tuple[Format, bool] | None:
+    """The format of ``name`` and whether it is gzip'd (``x.csv.gz``), or None if neither."""
+    lowered = name.lower()
+    gzipped = lowered.endswith(".gz")
+    stem = lowered[: -len(".gz")] if gzipped else lowered
+    for suffix, kind in SUFFIXES.items():
+        if stem.endswith(suffix):
+            return kind, gzipped
+    return None
+
+
+def read_stream(
+    stream: IO[bytes], *, kind: Format, gzipped: bool, dataset: Dataset, where: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, record); a bad line raises InvalidInput naming ``where`` and it."""
+    source = cast(IO[bytes], gzip.GzipFile(fileobj=stream, mode="rb")) if gzipped else stream
+    try:
+        if kind == "csv":
+            yield from _read_csv(source, dataset, where)
+        else:
+            yield from _read_jsonl(source, where)
+    except (gzip.BadGzipFile, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidInput(f"{where}: unreadable ({exc})", field="path") from None
+
+
+def _read_jsonl(stream: IO[bytes], where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"{where} line {number}: not JSON ({exc})", field="path") from None
+        if not isinstance(record, dict):
+            raise InvalidInput(f"{where} line {number}: expected a JSON object", field="path")
+        yield number, record
+
+
+def _read_csv(
+    stream: IO[bytes], dataset: Dataset, where: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    types = dataset.all_fields()
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.DictReader(text)
+    for row in reader:
+        # line_num is the physical line the row ends on, quoted newlines included
+        number = reader.line_num
+        yield number, _typed_row(row, types, f"{where} line {number}")
+
+
+def _typed_row(row: dict[str, str], types: Mapping[str, str], where: str) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for key, text in row.items():
+        if key is None:
+            raise InvalidInput(f"{where}: more values than header columns", field="path")
+        if text is None or text == "":
+            continue
+        kind = types.get(key)
+        try:
+            record[key] = _CASTS[kind](text) if kind else text
+        except ValueError:
+            raise InvalidInput(
+                f"{where}: {key}: expected {kind}, got {text!r}", field=key
+            ) from None
+    return record

@@ -1,0 +1,111 @@
+"""The S3 connector: every CSV / JSON-lines object (optionally gzip'd) under a prefix, in key
+order, through the file reader; event ids from bucket, key, the object's ETag and size, and
+the line."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlparse
+
+from millrace_common.errors import InvalidInput, MillraceError, NotFound
+from millrace_common.objectstore import ObjectInfo, ObjectStore, open_store
+from millrace_common.project import Dataset
+
+from millrace_ingest.connectors.event_ids import s3_event_id, with_event_id
+from millrace_ingest.connectors.reader import format_of, read_stream
+from millrace_ingest.connectors.sender import Item
+
+DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise InvalidInput(f"not an s3://BUCKET/PREFIX url: {url}", field="url")
+        return cls(parsed.netloc, parsed.path.lstrip("/"))
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def open_bucket(location: S3Location, *, endpoint: str | None) -> ObjectStore:
+    """The bucket through the object-store port; keys and region from the usual AWS_* env,
+    the endpoint from ``endpoint``, else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL."""
+    endpoint = (
+        endpoint
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or DEFAULT_ENDPOINT
+    )
+    query = {"endpoint": endpoint}
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        query["region"] = region
+    return open_store(f"s3://{location.bucket}?{urlencode(query)}", create_bucket=False)
+
+
+@dataclass
+class S3Scan:
+    """What a run found: objects read and objects skipped (neither CSV nor JSON lines)."""
+
+    read: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def s3_items(
+    store: ObjectStore, location: S3Location, dataset: Dataset, *, scan: S3Scan | None = None
+) -> Iterator[Item]:
+    """Yield the records of every readable object under the prefix, in key order."""
+    scan = scan if scan is not None else S3Scan()
+    for info in _listing(store, location):
+        found = format_of(info.key)
+        if found is None:
+            scan.skipped.append(info.key)
+            continue
+        kind, gzipped = found
+        where = f"s3://{location.bucket}/{info.key}"
+        data = _get(store, info, where)
+        scan.read.append(info.key)
+        for line, record in read_stream(
+            io.BytesIO(data), kind=kind, gzipped=gzipped, dataset=dataset, where=where
+        ):
+            event_id = s3_event_id(
+                bucket=location.bucket, key=info.key, etag=info.etag, size=info.size, line=line
+            )
+            yield Item(f"{where} line {line}", with_event_id(record, event_id))
+
+
+def _listing(store: ObjectStore, location: S3Location) -> Iterator[ObjectInfo]:
+    try:
+        # listed whole before reading: a key written meanwhile waits for the next run
+        listed = list(store.list(location.prefix))
+    except NotFound:
+        raise InvalidInput(f"no bucket '{location.bucket}'", field="url") from None
+    except MillraceError:
+        raise
+    except Exception as exc:  # minio and urllib3 errors: the store is unreachable or refuses
+        raise InvalidInput(f"cannot list {location}: {_short(exc)}", field="url") from None
+    return iter(listed)
+
+
+def _get(store: ObjectStore, info: ObjectInfo, where: str) -> bytes:
+    try:
+        return store.get(info.key)
+    except MillraceError:
+        raise
+    except Exception as exc:
+        raise InvalidInput(f"cannot read {where}: {_short(exc)}", field="url") from None
+
+
+def _short(exc: Exception) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return str(text).splitlines()[0]

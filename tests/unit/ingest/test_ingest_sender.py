@@ -1,0 +1,116 @@
+"""The shared batch sender against ingest's own app (its producer a fake): batches,
+acknowledgements, and everything before the first bad record sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from millrace_common.errors import InvalidInput
+from millrace_common.project import load_project
+from millrace_ingest.app import Runtime, create_app
+from millrace_ingest.config import Settings
+from millrace_ingest.connectors.sender import ConnectorError, IngestClient, Item, send_all
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class FakeProducer:
+    source = "ingest"
+
+    def __init__(self) -> None:
+        self.values: list[dict[str, Any]] = []
+
+    async def send_many(self, topic: str, items: list[tuple[str, bytes, Any]]) -> None:
+        self.values.extend(orjson.loads(value) for _key, value, _envelope in items)
+
+
+@pytest.fixture
+def producer() -> FakeProducer:
+    return FakeProducer()
+
+
+@pytest.fixture
+def client(producer: FakeProducer) -> IngestClient:
+    settings = Settings(project=str(ROOT / "examples" / "factory"))
+    runtime = Runtime(
+        settings=settings,
+        project=load_project(settings.project),
+        producer=producer,  # type: ignore[arg-type]
+    )
+    return IngestClient("http://ingest", http=TestClient(create_app(runtime)))
+
+
+def items(count: int, *, bad_at: int | None = None) -> list[Item]:
+    return [
+        Item(
+            f"line {i}",
+            {
+                "entity_id": f"m-{i}",
+                "ts": "2026-01-01T00:00:00Z",
+                "temperature": "hot" if i == bad_at else 70.0,
+                "vibration": 0.1,
+                "pressure": 3.0,
+                "speed": 1500.0,
+                "event_id": f"e-{i}",
+            },
+            checkpoint=i,
+        )
+        for i in range(count)
+    ]
+
+
+def test_batches_are_sent_and_acknowledged_in_order(
+    client: IngestClient, producer: FakeProducer
+) -> None:
+    acked: list[list[int]] = []
+    sent = send_all(
+        client=client,
+        dataset="machines",
+        items=items(5),
+        batch=2,
+        on_ack=lambda batch: acked.append([i.checkpoint for i in batch]),
+    )
+    assert sent == 5 and acked == [[0, 1], [2, 3], [4]]
+    assert [v["event_id"] for v in producer.values] == [f"e-{i}" for i in range(5)]
+
+
+def test_everything_before_a_bad_record_is_sent_and_counted(
+    client: IngestClient, producer: FakeProducer
+) -> None:
+    acked: list[int] = []
+    with pytest.raises(ConnectorError) as caught:
+        send_all(
+            client=client,
+            dataset="machines",
+            items=items(10, bad_at=6),
+            batch=4,
+            on_ack=lambda batch: acked.extend(i.checkpoint for i in batch),
+        )
+    assert caught.value.message == "line 6: temperature: expected float, got str"
+    assert caught.value.sent == 6 and acked == list(range(6))
+    assert [v["event_id"] for v in producer.values] == [f"e-{i}" for i in range(6)]
+
+
+def test_a_bad_source_line_sends_what_was_read_before_it(
+    client: IngestClient, producer: FakeProducer
+) -> None:
+    def source() -> Any:
+        yield from items(3)
+        raise InvalidInput("f.csv line 5: temperature: expected float, got 'hot'")
+
+    with pytest.raises(ConnectorError) as caught:
+        send_all(client=client, dataset="machines", items=source(), batch=10)
+    assert caught.value.sent == 3 and len(producer.values) == 3
+    assert caught.value.message.startswith("f.csv line 5")
+
+
+def test_unknown_dataset_and_unreachable_ingest(client: IngestClient) -> None:
+    with pytest.raises(InvalidInput, match="nope"):
+        client.dataset("nope")
+    with IngestClient("http://127.0.0.1:9", timeout=2) as down:
+        with pytest.raises(InvalidInput, match="cannot reach ingest at http://127.0.0.1:9"):
+            down.dataset("machines")
