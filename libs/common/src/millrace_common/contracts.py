@@ -107,6 +107,8 @@ class PredictionLogged(Contract):
     outputs: list[dict[str, Any]]
     latency_ms: float
     at: datetime
+    site: str | None = None
+    """The edge site whose agent answered; None when a serving pod did."""
 
 
 class DeadLetter(Contract):

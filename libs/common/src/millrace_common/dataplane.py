@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -144,6 +145,9 @@ class DataPlane:
     select: Selector | None = None
     run: Runner = run_now
     sink: PredictionSink | None = None
+    log_sample_rate: float = 1.0
+    """The share of answered predictions whose log goes to ``sink``, drawn before the
+    log is built, so an unsampled prediction costs nothing."""
     max_rows: int | None = None
     timeout: float | None = None
     recover: Recover | None = None
@@ -195,11 +199,14 @@ class DataPlane:
         elapsed = time.perf_counter() - started
         _requests(model.name, model.version, "ok").inc()
         _latency(model.name).observe(elapsed)
-        if self.sink is not None:
+        if self.sink is not None and self._sampled():
             self.sink(prediction_log(model, choice.alias, matrix, outputs, elapsed))
         if choice.shadow is not None:
             self._mirror(choice.shadow, choice.shadow_alias, matrix)
         return choice, outputs
+
+    def _sampled(self) -> bool:
+        return self.log_sample_rate >= 1.0 or random.random() < self.log_sample_rate
 
     def failed(self, choice: Choice, exc: MillraceError) -> None:
         """Count a request that failed in its transport (bad tensors, bad features)."""
@@ -231,7 +238,7 @@ class DataPlane:
             SHADOW_FAILURES.labels(shadow.name).inc()
             log.warning("shadow_failed", model=shadow.name, version=shadow.version, error=repr(exc))
             return
-        if self.sink is not None:
+        if self.sink is not None and self._sampled():
             self.sink(prediction_log(shadow, alias, matrix, outputs, time.perf_counter() - started))
 
 

@@ -27,6 +27,7 @@ from millrace_edge_agent.adapters.cache import ModelCache, instance_id
 from millrace_edge_agent.adapters.centre import (
     HeartbeatSink,
     IngestSink,
+    PredictionLogSink,
     RecordSink,
     RegistryHeartbeats,
 )
@@ -35,11 +36,12 @@ from millrace_edge_agent.adapters.mqtt import BrokerAddress, MqttRecords
 from millrace_edge_agent.adapters.queue import DiskQueue, QueueFull
 from millrace_edge_agent.aggregating import AggregatingForwarder
 from millrace_edge_agent.config import Settings, load_settings
-from millrace_edge_agent.forwarder import Forwarder
+from millrace_edge_agent.forwarder import Forwarder, PredictionLogForwarder
 from millrace_edge_agent.health import HealthGuard
 from millrace_edge_agent.heartbeat import Heartbeats
 from millrace_edge_agent.intake import RecordsInvalid, open_project
 from millrace_edge_agent.mqtt_intake import MessageIntake, TopicPattern
+from millrace_edge_agent.prediction_logs import PredictionLogBuffer
 from millrace_edge_agent.runtime import EdgeRuntime
 from millrace_edge_agent.sync import Syncer
 
@@ -62,6 +64,7 @@ def bootstrap(
     store: ObjectStore | None = None,
     sink: RecordSink | None = None,
     heartbeat_sink: HeartbeatSink | None = None,
+    prediction_sink: PredictionLogSink | None = None,
 ) -> EdgeRuntime:
     # no bucket check here: the agent must start, and serve from disk, with the store down
     store = store or open_store(settings.object_store, create_bucket=False)
@@ -87,6 +90,7 @@ def bootstrap(
         max_rows=settings.queue_max_rows,
         max_age=settings.queue_max_age,
         policy=settings.queue_policy,
+        max_prediction_logs=settings.prediction_log_max_rows,
     )
     runtime = EdgeRuntime(
         settings=settings,
@@ -99,10 +103,12 @@ def bootstrap(
     if sink is None and settings.forward_url:
         sink = IngestSink(settings.forward_url)
         runtime.closers.append(sink)
+        prediction_sink = prediction_sink or sink
     if sink is not None:
         runtime.forwarder = make_forwarder(
             settings, queue=queue, sink=sink, project=runtime.project
         )
+    make_prediction_logs(settings, runtime=runtime, queue=queue, sink=prediction_sink)
     if settings.broker and settings.follow_kafka:
         runtime.events = ModelEvents(
             bootstrap=settings.broker,
@@ -148,6 +154,32 @@ def make_mqtt(
     return intake, client
 
 
+def make_prediction_logs(
+    settings: Settings,
+    *,
+    runtime: EdgeRuntime,
+    queue: DiskQueue,
+    sink: PredictionLogSink | None,
+) -> None:
+    """Prediction logs to disk, and from there to the centre when it is configured."""
+    if settings.prediction_sample_rate == 0:
+        return
+    if sink is not None:
+        runtime.prediction_forwarder = PredictionLogForwarder(
+            queue=queue,
+            sink=sink,
+            batch_size=settings.forward_batch,
+            retry_cap=settings.forward_retry_cap,
+        )
+    forwarder = runtime.prediction_forwarder
+    runtime.prediction_logs = PredictionLogBuffer(
+        queue=queue,
+        site=settings.site,
+        max_buffer=settings.prediction_log_buffer,
+        on_stored=forwarder.wakeup.set if forwarder is not None else None,
+    )
+
+
 def make_forwarder(
     settings: Settings, *, queue: DiskQueue, sink: RecordSink, project: Project | None
 ) -> Forwarder:
@@ -189,11 +221,14 @@ def create_app(runtime: EdgeRuntime) -> FastAPI:
     app = FastAPI(title="millrace-edge-agent", lifespan=lifespan, telemetry=telemetry())
     install_error_handlers(app)
     guard = runtime.syncer.guard
-    plane = (
-        DataPlane(slots=runtime.slots, run=guard.run, recover=guard.recover)
-        if guard is not None
-        else None
+    logs = runtime.prediction_logs
+    plane = DataPlane(
+        slots=runtime.slots,
+        sink=logs.offer if logs is not None else None,
+        log_sample_rate=runtime.settings.prediction_sample_rate,
     )
+    if guard is not None:
+        plane.run, plane.recover = guard.run, guard.recover
     # routes are matched in order, each a cost on every request: the scoring routes first
     include_flat(app, predict_router(runtime.slots, no_lookup_message=NO_ONLINE_STORE, plane=plane))
     app.include_router(health_router(runtime.ready))

@@ -11,7 +11,7 @@ import yaml
 from millrace_common.errors import InvalidInput
 from millrace_common.project import window_seconds
 from millrace_common.settings import CommonSettings, service_config
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -58,6 +58,15 @@ class Settings(CommonSettings):
     """How long past a window's end (by the site's clock), and since its last record
     arrived, a window waits for stragglers before it is sent."""
     max_records_per_request: int = 5000
+    prediction_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    """The share of answered predictions logged for the centre (``predictions``, through
+    ingest): 1.0 logs every one, 0 none."""
+    prediction_log_max_rows: int = Field(default=100_000, ge=1)
+    """Prediction logs kept on disk for the centre; past it the oldest are dropped
+    (and counted): a prediction is never refused for its log."""
+    prediction_log_buffer: int = Field(default=10_000, ge=1)
+    """Prediction logs held in memory between writes to disk; past it they are dropped
+    (and counted). A crash loses at most what this buffer holds."""
     registry_url: str = ""
     """Where heartbeats go. Empty: no heartbeats."""
     heartbeat_interval: float = 30.0

@@ -3,20 +3,23 @@ only once the centre acknowledged them.
 
 One batch at a time in queue order keeps every entity's records in order; a batch the
 centre half-took before the link broke is sent again whole, and the centre drops the
-repeats by event id. Failures back off exponentially with jitter, capped.
+repeats by event id. Failures back off exponentially with jitter, capped. Prediction
+logs go the same way in a loop of their own (``PredictionLogForwarder``), so neither
+kind waits behind the other; a resent log carries its request id, the centre's key to
+drop the repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
 
-from millrace_edge_agent.adapters.centre import RecordSink, Refused
+from millrace_edge_agent.adapters.centre import PredictionLogSink, RecordSink, Refused
 from millrace_edge_agent.adapters.queue import DiskQueue, Queued
 from millrace_edge_agent.metrics import (
     DROPPED,
@@ -24,6 +27,10 @@ from millrace_edge_agent.metrics import (
     FORWARD_RECORDS_IN,
     FORWARD_RECORDS_OUT,
     FORWARDED,
+    PREDICTION_LOG_DEPTH,
+    PREDICTION_LOG_FORWARD_FAILURES,
+    PREDICTION_LOGS_DROPPED,
+    PREDICTION_LOGS_FORWARDED,
     QUEUE_DEPTH,
 )
 from millrace_edge_agent.sync import next_delay
@@ -55,28 +62,17 @@ class Forwarder:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
-        while True:
-            sent = await self.forward_once()
-            if sent:
-                continue
-            if self.status.consecutive_failures:
-                await asyncio.sleep(
-                    next_delay(
-                        interval=self.retry_base,
-                        failures=self.status.consecutive_failures,
-                        cap=self.retry_cap,
-                        rand=self.rand,
-                    )
-                )
-            else:
-                await self._idle()
+        await forward_forever(
+            self.forward_once,
+            status=self.status,
+            retry_base=self.retry_base,
+            retry_cap=self.retry_cap,
+            rand=self.rand,
+            idle=self._idle,
+        )
 
     async def _idle(self) -> None:
-        self.wakeup.clear()
-        try:
-            await asyncio.wait_for(self.wakeup.wait(), timeout=self.idle_wait)
-        except TimeoutError:
-            pass
+        await _idle(self.wakeup, self.idle_wait)
 
     async def forward_once(self) -> int:
         """Send the oldest batch; return how many records left the queue (0: none did)."""
@@ -143,3 +139,107 @@ class Forwarder:
         FORWARD_RECORDS_OUT.inc(count)
         FORWARD_RECORDS_IN.inc(records_in)
         QUEUE_DEPTH.set(self.queue.depth())
+
+
+async def forward_forever(
+    forward_once: Callable[[], Awaitable[int]],
+    *,
+    status: ForwardStatus,
+    retry_base: float,
+    retry_cap: float,
+    rand: Callable[[], float],
+    idle: Callable[[], Awaitable[None]],
+) -> None:
+    """Send batch after batch; back off while ``status`` counts failures, idle when
+    there is nothing to send."""
+    while True:
+        sent = await forward_once()
+        if sent:
+            continue
+        if status.consecutive_failures:
+            await asyncio.sleep(
+                next_delay(
+                    interval=retry_base,
+                    failures=status.consecutive_failures,
+                    cap=retry_cap,
+                    rand=rand,
+                )
+            )
+        else:
+            await idle()
+
+
+async def _idle(wakeup: asyncio.Event, timeout: float) -> None:
+    wakeup.clear()
+    try:
+        await asyncio.wait_for(wakeup.wait(), timeout=timeout)
+    except TimeoutError:
+        pass
+
+
+@dataclass
+class PredictionLogForwarder:
+    """The queued prediction logs to the centre, with the records' retry and backoff."""
+
+    queue: DiskQueue
+    sink: PredictionLogSink
+    batch_size: int = 500
+    retry_base: float = 0.5
+    retry_cap: float = 30.0
+    idle_wait: float = 1.0
+    rand: Callable[[], float] = random.random
+    status: ForwardStatus = field(default_factory=ForwardStatus)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        await forward_forever(
+            self.forward_once,
+            status=self.status,
+            retry_base=self.retry_base,
+            retry_cap=self.retry_cap,
+            rand=self.rand,
+            idle=lambda: _idle(self.wakeup, self.idle_wait),
+        )
+
+    async def forward_once(self) -> int:
+        """Send the oldest batch; return how many logs left the queue (0: none did)."""
+        batch = await asyncio.to_thread(self.queue.peek_prediction_logs, self.batch_size)
+        if not batch:
+            return 0
+        try:
+            await self.sink.send_predictions([body for _seq, body in batch])
+        except Refused as exc:
+            return await self._refused(batch, exc)
+        except Exception as exc:  # noqa: BLE001 - the link may be down for days
+            self._failed(exc)
+            return 0
+        depth = await asyncio.to_thread(self._ack, [seq for seq, _body in batch])
+        if self.status.consecutive_failures:
+            log.info("prediction_logs_forward_resumed", after=self.status.consecutive_failures)
+        self.status.consecutive_failures = 0
+        self.status.forwarded += len(batch)
+        self.status.records_in += len(batch)
+        self.status.last_forward = datetime.now(UTC)
+        PREDICTION_LOGS_FORWARDED.inc(len(batch))
+        PREDICTION_LOG_DEPTH.set(depth)
+        return len(batch)
+
+    def _ack(self, seqs: list[int]) -> int:
+        self.queue.ack_prediction_logs(seqs)
+        return self.queue.prediction_log_depth()
+
+    async def _refused(self, batch: list[tuple[int, bytes]], exc: Refused) -> int:
+        seqs = [seq for i, (seq, _body) in enumerate(batch) if i in exc.indices]
+        await asyncio.to_thread(self.queue.reject_prediction_logs, seqs, reason="refused_by_centre")
+        PREDICTION_LOGS_DROPPED.labels("refused_by_centre").inc(len(seqs))
+        self.status.last_error = f"centre refused {len(seqs)} prediction log(s): {exc}"
+        log.error("prediction_logs_refused_by_centre", count=len(seqs), error=str(exc))
+        return len(seqs)
+
+    def _failed(self, exc: Exception) -> None:
+        self.status.consecutive_failures += 1
+        self.status.last_error = f"prediction logs forward failed: {exc}"
+        PREDICTION_LOG_FORWARD_FAILURES.inc()
+        failures = self.status.consecutive_failures
+        if failures in (1, 10) or failures % 100 == 0:
+            log.warning("prediction_logs_forward_failed", error=str(exc), consecutive=failures)

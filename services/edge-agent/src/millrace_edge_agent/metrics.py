@@ -65,3 +65,22 @@ MQTT_MESSAGES = Counter(
     "deferred_queue_full (left with the broker until the queue has room)",
     ["outcome"],
 )
+PREDICTION_LOGS_STORED = Counter(
+    "millrace_edge_prediction_logs_stored_total", "Prediction logs written to the on-disk queue"
+)
+PREDICTION_LOGS_FORWARDED = Counter(
+    "millrace_edge_prediction_logs_forwarded_total", "Prediction logs the centre acknowledged"
+)
+PREDICTION_LOGS_DROPPED = Counter(
+    "millrace_edge_prediction_logs_dropped_total",
+    "Prediction logs that will never reach the centre: buffer_full (the in-memory buffer "
+    "had no room), queue_full_dropped_oldest, refused_by_centre, write_failed",
+    ["reason"],
+)
+PREDICTION_LOG_DEPTH = Gauge(
+    "millrace_edge_prediction_log_depth", "Prediction logs waiting on disk for the centre"
+)
+PREDICTION_LOG_FORWARD_FAILURES = Counter(
+    "millrace_edge_prediction_log_forward_failures_total",
+    "Prediction-log batches the centre did not acknowledge (retried later)",
+)

@@ -1,6 +1,6 @@
 """The agent's lifecycle: serve the cached models first, then poll the manifest (sooner
-when ``model-published`` says a listed model moved), forward the queue to the centre
-and report heartbeats, each in its own task."""
+when ``model-published`` says a listed model moved), forward the queue to the centre,
+write and forward prediction logs, and report heartbeats, each in its own task."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from millrace_edge_agent.adapters.kafka import ModelEvents
 from millrace_edge_agent.adapters.mqtt import MqttRecords
 from millrace_edge_agent.adapters.queue import DiskQueue, NewRecord, QueueFull
 from millrace_edge_agent.config import Settings
-from millrace_edge_agent.forwarder import Forwarder
+from millrace_edge_agent.forwarder import Forwarder, PredictionLogForwarder
 from millrace_edge_agent.heartbeat import Heartbeats
 from millrace_edge_agent.intake import prepare
 from millrace_edge_agent.metrics import (
@@ -31,6 +31,7 @@ from millrace_edge_agent.metrics import (
     SYNC_FAILURES,
 )
 from millrace_edge_agent.mqtt_intake import MessageIntake
+from millrace_edge_agent.prediction_logs import PredictionLogBuffer
 from millrace_edge_agent.sync import Syncer, failure_reason, next_delay
 
 log = structlog.get_logger(__name__)
@@ -50,6 +51,8 @@ class EdgeRuntime:
     events: ModelEvents | None = None
     mqtt: MqttRecords | None = None
     mqtt_intake: MessageIntake | None = None
+    prediction_logs: PredictionLogBuffer | None = None
+    prediction_forwarder: PredictionLogForwarder | None = None
     closers: list[Any] = field(default_factory=list)
     """Async ``close()`` of the adapters, called at shutdown."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -69,6 +72,10 @@ class EdgeRuntime:
         self._spawn(self.poll_forever(), "manifest-poll")
         if self.forwarder is not None:
             self._spawn(self.forwarder.run(), "forwarder")
+        if self.prediction_logs is not None:
+            self._spawn(self.prediction_logs.run(), "prediction-logs")
+        if self.prediction_forwarder is not None:
+            self._spawn(self.prediction_forwarder.run(), "prediction-log-forwarder")
         if self.heartbeats is not None:
             self._spawn(self.heartbeats.run(), "heartbeats")
         if self.events is not None:
@@ -84,6 +91,8 @@ class EdgeRuntime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.prediction_logs is not None:
+            await self.prediction_logs.flush()  # a clean stop loses no prediction log
         for closer in self.closers:
             await closer.close()
         if self.queue is not None:
@@ -183,6 +192,7 @@ class EdgeRuntime:
             "model_events": self.describe_events(),
             "mqtt": self.describe_mqtt(),
             **self.describe_queue(),
+            "prediction_logs": self.describe_prediction_logs(),
         }
 
     def last_error(self) -> str | None:
@@ -233,6 +243,27 @@ class EdgeRuntime:
             if forward and forward.last_forward
             else None,
             "forward_failures": forward.consecutive_failures if forward else 0,
+        }
+
+    def describe_prediction_logs(self) -> dict[str, Any]:
+        if self.prediction_logs is None or self.queue is None:
+            return {"state": "off"}
+        drops = self.queue.prediction_log_drops()
+        if self.prediction_logs.lost:  # not on disk yet: written with the next batch
+            drops["buffer_full"] = drops.get("buffer_full", 0) + self.prediction_logs.lost
+        forward = self.prediction_forwarder.status if self.prediction_forwarder else None
+        return {
+            "sample_rate": self.settings.prediction_sample_rate,
+            "buffered": self.prediction_logs.buffered,
+            "queue_depth": self.queue.prediction_log_depth(),
+            "max_rows": self.queue.max_prediction_logs,
+            "drops": drops,
+            "forwarded": forward.forwarded if forward else 0,
+            "last_forward": forward.last_forward.isoformat()
+            if forward and forward.last_forward
+            else None,
+            "forward_failures": forward.consecutive_failures if forward else 0,
+            "last_error": forward.last_error if forward else None,
         }
 
     def heartbeat(self) -> dict[str, Any]:

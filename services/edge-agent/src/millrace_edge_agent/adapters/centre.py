@@ -1,4 +1,4 @@
-"""The centre as the forwarder and the heartbeat see it: ingest REST and the registry.
+"""The centre as the forwarders and the heartbeat see it: ingest REST and the registry.
 
 ``send`` returns only when the centre acknowledged the whole batch; it raises
 ``Refused`` naming the records the centre will never take (a 4xx with field errors),
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import httpx
 
-_RECORD_INDEX = re.compile(r"^records\[(\d+)\]")
+_ITEM_INDEX = re.compile(r"^(\w+)\[(\d+)\]")
 
 
 class Refused(Exception):
@@ -32,8 +32,14 @@ class RecordSink(Protocol):
     async def send(self, dataset: str, records: Sequence[dict[str, Any]]) -> None: ...
 
 
+class PredictionLogSink(Protocol):
+    async def send_predictions(self, logs: Sequence[bytes]) -> None:
+        """``logs``: each a ``PredictionLogged`` as JSON."""
+
+
 class IngestSink:
-    """``POST {base}/v1/datasets/{dataset}/records``; ingest keeps each record's event_id."""
+    """``POST {base}/v1/datasets/{dataset}/records``, ingest keeping each record's
+    event_id; and ``POST {base}/v1/predictions`` for prediction logs."""
 
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -49,24 +55,41 @@ class IngestSink:
             )
         except httpx.HTTPError as exc:
             raise CentreUnavailable(f"{type(exc).__name__}: {exc}") from None
-        if response.status_code < 300:
-            return
-        if response.status_code == 422:
-            raise Refused(
-                response.text[:500], indices=refused_indices(response.json(), size=len(records))
+        _check(response, size=len(records), items="records")
+
+    async def send_predictions(self, logs: Sequence[bytes]) -> None:
+        body = b'{"predictions":[' + b",".join(logs) + b"]}"
+        try:
+            response = await self.client.post(
+                f"{self.base_url}/v1/predictions",
+                content=body,
+                headers={"content-type": "application/json"},
             )
-        raise CentreUnavailable(f"ingest answered {response.status_code}: {response.text[:200]}")
+        except httpx.HTTPError as exc:
+            raise CentreUnavailable(f"{type(exc).__name__}: {exc}") from None
+        _check(response, size=len(logs), items="predictions")
 
 
-def refused_indices(body: Any, *, size: int) -> set[int]:
-    """Which records a 422 names (``records[3].temperature``); all of them when it names
-    none (an unknown dataset, say), since resending them can never succeed."""
+def _check(response: httpx.Response, *, size: int, items: str) -> None:
+    if response.status_code < 300:
+        return
+    if response.status_code == 422:
+        raise Refused(
+            response.text[:500], indices=refused_indices(response.json(), size=size, items=items)
+        )
+    raise CentreUnavailable(f"ingest answered {response.status_code}: {response.text[:200]}")
+
+
+def refused_indices(body: Any, *, size: int, items: str = "records") -> set[int]:
+    """Which of the batch's ``items`` a 422 names (``records[3].temperature``); all of
+    them when it names none (an unknown dataset, say), since resending them can never
+    succeed."""
     errors = body.get("errors") if isinstance(body, dict) else None
     found = {
-        int(m.group(1))
+        int(m.group(2))
         for e in errors or []
         if isinstance(e, dict)
-        if (m := _RECORD_INDEX.match(str(e.get("field", ""))))
+        if (m := _ITEM_INDEX.match(str(e.get("field", "")))) and m.group(1) == items
     }
     found = {i for i in found if i < size}
     return found or set(range(size))

@@ -3,7 +3,9 @@
 A record is in this file before its producer hears 202, so a crash, a ``kill -9`` or a
 power cut after that answer loses nothing. Rows leave the queue only when the centre
 acknowledged them (``ack``) or when a bound forces a drop, and every drop is counted
-in the ``drops`` table, which survives restarts like the rows do.
+in the ``drops`` table, which survives restarts like the rows do. Prediction logs come
+in batches from an in-memory buffer (``prediction_logs.PredictionLogBuffer``), so they
+cost one commit per batch, not one per prediction.
 
     records(seq, event_id UNIQUE, dataset, entity_id, body, enqueued_at, event_ts)
     drops(reason, count)
@@ -11,6 +13,10 @@ in the ``drops`` table, which survives restarts like the rows do.
     heartbeats(seq, body)        reports waiting for the registry (bounded, oldest dropped)
     dead_letters(seq, received_at, source, topic, reason, payload)
                                  messages no record could be taken from (bounded, newest kept)
+    prediction_logs(seq, request_id UNIQUE, body, logged_at)
+                                 prediction logs waiting for the centre (bounded, oldest dropped)
+    prediction_log_drops(reason, count)
+                                 prediction logs that will never reach the centre
 """
 
 from __future__ import annotations
@@ -51,6 +57,13 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason TEXT NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS prediction_logs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL UNIQUE,
+    body BLOB NOT NULL,
+    logged_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS prediction_log_drops (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS closed_windows (
     dataset TEXT NOT NULL,
     entity_id TEXT NOT NULL,
@@ -116,6 +129,7 @@ class DiskQueue:
         policy: Policy,
         max_heartbeats: int = 2000,
         max_dead_letters: int = 1000,
+        max_prediction_logs: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +139,7 @@ class DiskQueue:
         self.policy = policy
         self.max_heartbeats = max_heartbeats
         self.max_dead_letters = max_dead_letters
+        self.max_prediction_logs = max_prediction_logs
         self.clock = clock
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -351,6 +366,65 @@ class DiskQueue:
             ).fetchall()
         return [DeadLetter(*row) for row in rows]
 
+    # prediction logs: never refused, the oldest give way (a prediction is never held up)
+    def append_prediction_logs(
+        self, logs: Sequence[tuple[str, bytes]], *, lost_in_buffer: int = 0
+    ) -> int:
+        """Store ``(request_id, body)`` pairs in one transaction, then drop (and count)
+        the oldest beyond ``max_prediction_logs``; return how many were dropped.
+
+        ``lost_in_buffer``: logs the in-memory buffer had no room for, counted here so
+        the count survives a restart like the others."""
+        with self._tx() as db:
+            _count(db, "buffer_full", lost_in_buffer, table="prediction_log_drops")
+            db.executemany(
+                "INSERT OR IGNORE INTO prediction_logs (request_id, body, logged_at)"
+                " VALUES (?, ?, ?)",
+                [(request_id, body, self.clock()) for request_id, body in logs],
+            )
+            excess = _prediction_log_depth(db) - self.max_prediction_logs
+            if excess <= 0:
+                return 0
+            removed = int(
+                db.execute(
+                    "DELETE FROM prediction_logs WHERE seq IN "
+                    "(SELECT seq FROM prediction_logs ORDER BY seq LIMIT ?)",
+                    (excess,),
+                ).rowcount
+            )
+            _count(db, "queue_full_dropped_oldest", removed, table="prediction_log_drops")
+            return removed
+
+    def peek_prediction_logs(self, limit: int) -> list[tuple[int, bytes]]:
+        """The oldest logs as ``(seq, JSON body)``, in the order they were logged."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, body FROM prediction_logs ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        return [(seq, bytes(body)) for seq, body in rows]
+
+    def ack_prediction_logs(self, seqs: Sequence[int]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM prediction_logs WHERE seq = ?", [(s,) for s in seqs])
+
+    def reject_prediction_logs(self, seqs: Sequence[int], *, reason: str) -> None:
+        """The centre refuses these for good: drop and count them."""
+        with self._tx() as db:
+            removed = sum(
+                db.execute("DELETE FROM prediction_logs WHERE seq = ?", (s,)).rowcount for s in seqs
+            )
+            _count(db, reason, removed, table="prediction_log_drops")
+
+    def prediction_log_depth(self) -> int:
+        with self._lock:
+            return _prediction_log_depth(self._db)
+
+    def prediction_log_drops(self) -> dict[str, int]:
+        with self._lock:
+            return dict(
+                self._db.execute("SELECT reason, count FROM prediction_log_drops").fetchall()
+            )
+
 
 def _window_start(event_ts: float, width: int) -> int:
     return tumbling_start(event_ts, width=width)
@@ -360,10 +434,14 @@ def _depth(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
 
-def _count(db: sqlite3.Connection, reason: str, count: int) -> None:
+def _prediction_log_depth(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT COUNT(*) FROM prediction_logs").fetchone()[0])
+
+
+def _count(db: sqlite3.Connection, reason: str, count: int, *, table: str = "drops") -> None:
     if count:
         db.execute(
-            "INSERT INTO drops (reason, count) VALUES (?, ?) ON CONFLICT(reason) "
+            f"INSERT INTO {table} (reason, count) VALUES (?, ?) ON CONFLICT(reason) "
             "DO UPDATE SET count = count + excluded.count",
             (reason, count),
         )
