@@ -1,15 +1,18 @@
 """What the edge agent's integration tests share: the centre's ingest as a process, and
-reading back what reached ``raw``."""
+reading back what reached ``raw`` and ``predictions``."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script
+from millrace_common.contracts import PREDICTIONS
 
 
 def start_ingest(supervisor: Supervisor, *, name: str, broker: str, project_dir: Path) -> int:
@@ -57,3 +60,23 @@ def first_seen_per_entity(records: list[dict[str, Any]]) -> dict[str, list[str]]
             seen.add(record["event_id"])
             order.setdefault(record["entity_id"], []).append(record["event_id"])
     return order
+
+
+async def read_predictions(
+    broker: str, *, match: Callable[[dict[str, Any]], bool], until: int
+) -> list[ConsumerRecord]:  # type: ignore[type-arg]
+    """Every ``predictions`` message whose value ``match``es, once ``until`` distinct
+    request ids are seen (repeats included, so the test can dedup like the centre)."""
+    consumer = AIOKafkaConsumer(
+        PREDICTIONS, bootstrap_servers=broker, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    found: list[ConsumerRecord] = []  # type: ignore[type-arg]
+    try:
+        async with asyncio.timeout(60):
+            while len({orjson.loads(r.value)["request_id"] for r in found}) < until:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    found.extend(r for r in records if match(orjson.loads(r.value)))
+    finally:
+        await consumer.stop()
+    return found

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script
+from millrace_common.contracts import PredictionLogged
+
+from tests.integration.edge_support import read_predictions
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +100,58 @@ def test_unknown_dataset_and_malformed_body(ingest_url: str) -> None:
     assert unknown.status_code == 422 and unknown.json()["field"] == "dataset"
     malformed = httpx.post(f"{ingest_url}/v1/datasets/machines/records", json={"rows": []})
     assert malformed.status_code == 422 and "records" in malformed.json()["message"]
+
+
+def prediction_log(request_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "model": "machine-failure",
+        "version": 3,
+        "alias": "production",
+        "inputs_sha256": "0" * 64,
+        "outputs": [{"label": 1, "probability": 0.8}],
+        "latency_ms": 1.25,
+        "at": datetime.now(UTC).isoformat(),
+        **extra,
+    }
+
+
+async def test_prediction_logs_reach_predictions_keyed_by_model_with_the_envelope(
+    ingest_url: str, broker: str
+) -> None:
+    tag = secrets.token_hex(4)
+    logs = [prediction_log(f"{tag}-{n}", site="plant-x") for n in range(3)]
+    traceparent = "00-" + "ef" * 16 + "-" + "cd" * 8 + "-01"
+    response = httpx.post(
+        f"{ingest_url}/v1/predictions",
+        json={"predictions": logs},
+        headers={"traceparent": traceparent},
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 3
+    records = await read_predictions(
+        broker, match=lambda v: v["request_id"].startswith(tag), until=3
+    )
+    assert len(records) == 3 and {r.key for r in records} == {b"machine-failure"}
+    for record in records:
+        event = PredictionLogged.model_validate_json(record.value)
+        headers = {k: v.decode() for k, v in record.headers}
+        assert headers["ce_id"] == event.request_id  # the centre's key to drop a repeat
+        assert headers["ce_type"] == "millrace.prediction_logged"
+        assert headers["traceparent"].split("-")[1] == "ef" * 16
+        assert event.site == "plant-x" and event.version == 3
+
+
+def test_a_malformed_prediction_log_is_a_422_naming_the_field(ingest_url: str) -> None:
+    url = f"{ingest_url}/v1/predictions"
+    good = prediction_log("p-1")
+    wrong_type = httpx.post(url, json={"predictions": [good, {**good, "latency_ms": "fast"}]})
+    assert wrong_type.status_code == 422
+    assert wrong_type.json()["field"] == "predictions[1].latency_ms"
+    missing = {k: v for k, v in good.items() if k != "request_id"}
+    no_id = httpx.post(url, json={"predictions": [missing]})
+    assert no_id.status_code == 422 and no_id.json()["field"] == "predictions[0].request_id"
+    unknown = httpx.post(url, json={"predictions": [{**good, "sight": "typo"}]})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "predictions[0].sight"
+    empty = httpx.post(url, json={"predictions": []})
+    assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "predictions"

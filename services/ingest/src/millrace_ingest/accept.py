@@ -1,4 +1,5 @@
-"""Turning a REST batch into raw records: validation with every bad field named."""
+"""Turning a REST batch into raw records or prediction logs: validation with every bad
+field named."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from millrace_common.contracts import PredictionLogged
 from millrace_common.errors import InvalidInput
 from millrace_common.project import Dataset
 from millrace_common.records import RecordInvalid, ValidRecord, validate_record
+from pydantic import ValidationError
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,27 @@ def accept_batch(dataset: Dataset, records: list[dict[str, Any]]) -> list[ValidR
     if rejections:
         raise BatchInvalid(rejections)
     return valid
+
+
+def accept_predictions(items: list[Any]) -> list[PredictionLogged]:
+    """Validate every prediction log; raise BatchInvalid naming each bad field
+    (``predictions[2].latency_ms``), else all are valid."""
+    valid: list[PredictionLogged] = []
+    rejections: list[Rejection] = []
+    for i, data in enumerate(items):
+        try:
+            valid.append(PredictionLogged.model_validate(data))
+        except ValidationError as exc:
+            rejections.extend(
+                Rejection(_path(f"predictions[{i}]", e["loc"]), e["msg"]) for e in exc.errors()
+            )
+    if rejections:
+        raise BatchInvalid(rejections)
+    return valid
+
+
+def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    return prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
 
 
 def raw_value(record: ValidRecord) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""ingest: the REST front door into ``raw``."""
+"""ingest: the REST front door into ``raw``, and into ``predictions`` for the prediction
+logs of edge agents."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import structlog
 import uvicorn
 from fastapi import Body, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
-from millrace_common.contracts import RAW
+from millrace_common.contracts import PREDICTIONS, RAW
 from millrace_common.errors import InvalidInput
 from millrace_common.http import health_router, install_error_handlers, telemetry
 from millrace_common.logs import bind_trace, configure_logging
@@ -20,17 +21,31 @@ from millrace_common.tracing import child_of, trace_id_of
 from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
-from millrace_ingest.accept import BatchInvalid, accept_batch, raw_value
+from millrace_ingest.accept import BatchInvalid, accept_batch, accept_predictions, raw_value
+from millrace_ingest.adapters.predictions_topic import publish_predictions
 from millrace_ingest.adapters.raw_topic import publish_records
 from millrace_ingest.config import Settings
 
 log = structlog.get_logger(__name__)
 ACCEPTED = Counter("millrace_ingest_records_total", "Records accepted into raw", ["dataset"])
 REJECTED = Counter("millrace_ingest_rejected_batches_total", "Batches refused", ["dataset"])
+PREDICTIONS_ACCEPTED = Counter(
+    "millrace_ingest_prediction_logs_total", "Prediction logs accepted into predictions"
+)
+PREDICTIONS_REJECTED = Counter(
+    "millrace_ingest_rejected_prediction_batches_total", "Prediction-log batches refused"
+)
 
 
 class RecordBatch(BaseModel):
     records: list[Any] = Field(min_length=1)
+
+
+class PredictionBatch(BaseModel):
+    """``{"predictions": [PredictionLogged, ...]}``, validated one by one in the route so
+    a 422 names ``predictions[i].field`` like the records route does."""
+
+    predictions: list[Any] = Field(min_length=1)
 
 
 class Runtime:
@@ -54,7 +69,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await wait_for_broker(runtime.settings.broker)
-        await ensure_topics(runtime.settings.broker, [RAW])
+        await ensure_topics(runtime.settings.broker, [RAW, PREDICTIONS])
         await runtime.producer.start()
         runtime.started = True
         yield
@@ -119,6 +134,30 @@ def create_app(runtime: Runtime) -> FastAPI:
             "event_ids": [v["event_id"] for v in values],
             "trace_id": trace_id_of(parent),
         }
+
+    @app.post("/v1/predictions", status_code=202)
+    async def post_predictions(
+        rt: RuntimeDep,
+        batch: Annotated[PredictionBatch, Body()],
+        traceparent: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        """Prediction logs from an edge agent; 202 once the broker has them all."""
+        if len(batch.predictions) > rt.settings.max_records_per_request:
+            raise InvalidInput(
+                f"at most {rt.settings.max_records_per_request} prediction logs per request",
+                field="predictions",
+            )
+        try:
+            logs = accept_predictions(batch.predictions)
+        except BatchInvalid:
+            PREDICTIONS_REJECTED.inc()
+            raise
+        parent = child_of(traceparent)
+        bind_trace(trace_id_of(parent))
+        await publish_predictions(rt.producer, logs, traceparent=parent)
+        PREDICTIONS_ACCEPTED.inc(len(logs))
+        log.info("prediction_logs_accepted", count=len(logs), site=logs[0].site)
+        return {"accepted": len(logs), "trace_id": trace_id_of(parent)}
 
     return app
 

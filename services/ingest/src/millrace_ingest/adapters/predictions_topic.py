@@ -1,0 +1,28 @@
+"""Publishing prediction logs (from edge agents) to ``predictions``, keyed by model."""
+
+from __future__ import annotations
+
+from millrace_common.contracts import PREDICTIONS, PredictionLogged
+from millrace_common.messaging import Envelope, Producer, dumps
+
+
+async def publish_predictions(
+    producer: Producer, logs: list[PredictionLogged], *, traceparent: str
+) -> None:
+    """The envelope's id is the log's request id, so a resent log is recognisable by
+    its headers as well as by its value."""
+    items = [
+        (
+            log.model,
+            dumps(log),
+            Envelope(
+                id=log.request_id,
+                type="millrace.prediction_logged",
+                source=producer.source,
+                time=log.at.isoformat(),
+                traceparent=traceparent,
+            ),
+        )
+        for log in logs
+    ]
+    await producer.send_many(PREDICTIONS, items)
