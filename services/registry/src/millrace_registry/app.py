@@ -29,6 +29,7 @@ from millrace_registry.config import Settings
 from millrace_registry.fleet import fleet_router
 from millrace_registry.service import Registry
 from millrace_registry.traffic import traffic_router
+from millrace_registry.ui import home_router, ui_router
 
 log = structlog.get_logger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -152,6 +153,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(router)
     app.include_router(fleet_router)
     app.include_router(traffic_router)
+    app.include_router(ui_router)
+    app.include_router(home_router)
     return app
 
 

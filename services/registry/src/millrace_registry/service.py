@@ -335,11 +335,14 @@ class Registry:
         }
 
     def audit(self, *, name: str, limit: int = 200) -> list[dict[str, Any]]:
+        return self.audit_page(name=name, limit=limit, offset=0)[0]
+
+    def audit_page(self, *, name: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of the audit log, newest first, and the number of entries in all."""
         with self._factory() as session:
             self._model_row(session, name)
-            return [
-                views.audit_doc(row) for row in repo.list_audit(session, name=name, limit=limit)
-            ]
+            rows = repo.list_audit(session, name=name, limit=limit, offset=offset)
+            return [views.audit_doc(row) for row in rows], repo.count_audit(session, name=name)
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ def version_doc(row: RowMapping, *, aliases: dict[str, int]) -> dict[str, Any]:
         "champion_metrics": row["champion_metrics"],
         "champion_version": row["champion_version"],
         "params": row["params"],
+        "promotion": row["promotion"],
         "lineage": row["lineage"],
         "promoted": row["promoted"],
         "reason": row["decision"],

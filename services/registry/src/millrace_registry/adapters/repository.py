@@ -195,15 +195,22 @@ def add_audit(
     )
 
 
-def list_audit(session: Session, *, name: str, limit: int) -> list[RowMapping]:
+def list_audit(session: Session, *, name: str, limit: int, offset: int = 0) -> list[RowMapping]:
+    """A model's audit entries, newest first."""
     return list(
         session.execute(
             sa.select(audit_log)
             .where(audit_log.c.model == name)
             .order_by(audit_log.c.id.desc())
             .limit(limit)
+            .offset(offset)
         ).mappings()
     )
+
+
+def count_audit(session: Session, *, name: str) -> int:
+    query = sa.select(sa.func.count()).select_from(audit_log).where(audit_log.c.model == name)
+    return int(session.execute(query).scalar_one())
 
 
 def set_deployment(session: Session, *, site_id: str, model: str, alias: str) -> None:
