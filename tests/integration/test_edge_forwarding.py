@@ -7,8 +7,6 @@ and counts exactly what the centre will miss."""
 from __future__ import annotations
 
 import secrets
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -18,71 +16,15 @@ import httpx
 import pytest
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
 
-from tests.integration.edge_support import first_seen_per_entity, read_raw, start_ingest
+from tests.integration.edge_support import (
+    LinkProxy,
+    first_seen_per_entity,
+    read_raw,
+    start_ingest,
+)
 
 pytestmark = pytest.mark.integration
 SITE = "plant-fw"
-
-
-class LinkProxy:
-    """A TCP relay to ``target``; ``cut()`` resets every connection and refuses new ones
-    until ``restore()``, as a dead uplink does."""
-
-    def __init__(self, target: int) -> None:
-        self.target = target
-        self.up = True
-        self._lock = threading.Lock()
-        self._conns: list[socket.socket] = []
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = self._server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def cut(self) -> None:
-        with self._lock:
-            self.up = False
-            for conn in self._conns:
-                _close(conn)
-            self._conns.clear()
-
-    def restore(self) -> None:
-        self.up = True
-
-    def close(self) -> None:
-        self.cut()
-        _close(self._server)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            if not self.up:
-                _close(client)
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            with self._lock:
-                self._conns += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(src, dst), daemon=True).start()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    _close(src)
-    _close(dst)
-
-
-def _close(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()
 
 
 @pytest.fixture

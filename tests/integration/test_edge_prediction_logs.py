@@ -1,0 +1,125 @@
+"""Prediction logs from an edge site reach ``predictions`` through an outage: the agent,
+ingest and the broker are real processes, and the link between agent and ingest is a
+proxy the test cuts and restores. Every prediction answered while the centre was away
+(and across a ``kill -9`` of the agent) arrives once it is back, once per request id,
+naming its site."""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
+from millrace_common.contracts import PredictionLogged, SiteManifest
+from millrace_common.objectstore import open_store
+
+from tests.integration.edge_support import LinkProxy, read_predictions, start_ingest
+from tests.support_models import build_model, instance
+
+pytestmark = pytest.mark.integration
+MODEL = "machine-failure"
+
+
+@pytest.fixture
+def link(supervisor: Supervisor, broker: str, project_dir: Path) -> Iterator[LinkProxy]:
+    port = start_ingest(supervisor, name="ingest-pl", broker=broker, project_dir=project_dir)
+    proxy = LinkProxy(port)
+    yield proxy
+    proxy.close()
+    supervisor.stop("ingest-pl")
+
+
+def deploy(objects: Path, site: str) -> None:
+    """What the registry does for a site: the artifact, then the manifest naming it."""
+    store = open_store(f"file://{objects}")
+    artifact = build_model(seed=1)
+    store.put(artifact.key(MODEL, 1), artifact.data)
+    manifest = SiteManifest(
+        site=site,
+        updated_at=datetime.now(UTC),
+        models=[artifact.target(store, name=MODEL, version=1)],
+    )
+    store.put(f"sites/{site}/manifest.json", manifest.model_dump_json(by_alias=True).encode())
+
+
+def logs_state(base: str) -> dict[str, Any]:
+    return httpx.get(f"{base}/v1/status", timeout=5).json()["prediction_logs"]  # type: ignore[no-any-return]
+
+
+def predict(base: str, value: float) -> None:
+    response = httpx.post(
+        f"{base}/v1/models/{MODEL}/predict", json={"instances": [instance(value)]}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_predictions_made_offline_reach_the_centre_once_each_with_their_site(
+    tmp_path: Path, project_dir: Path, link: LinkProxy, broker: str
+) -> None:
+    site = f"plant-pl-{secrets.token_hex(3)}"
+    deploy(tmp_path / "objects", site)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    spec = ProcessSpec(
+        name="edge-pl",
+        argv=[script("millrace-edge-agent"), "run", "--site", site],
+        env={
+            "MILLRACE_EDGE_AGENT_PORT": str(port),
+            "MILLRACE_EDGE_AGENT_CACHE_DIR": str(tmp_path / "site"),
+            "MILLRACE_OBJECT_STORE": f"file://{tmp_path / 'objects'}",
+            "MILLRACE_PROJECT": str(project_dir),
+            "MILLRACE_BROKER": "",
+            "MILLRACE_EDGE_AGENT_FORWARD_URL": f"http://127.0.0.1:{link.port}",
+            "MILLRACE_EDGE_AGENT_FORWARD_RETRY_CAP": "0.5",
+            "MILLRACE_EDGE_AGENT_FORWARD_BATCH": "4",
+        },
+        ready_url=f"{base}/readyz",  # ready once the site's model is loaded
+    )
+    supervisor = Supervisor(tmp_path / "logs")
+    link.cut()
+    try:
+        supervisor.start(spec, timeout=60)
+        for n in range(12):
+            predict(base, n / 10)
+        wait_until(
+            lambda: (
+                logs_state(base)["queue_depth"] == 12 and logs_state(base)["forward_failures"] > 0
+            ),
+            timeout=30,
+            what="the logs on disk, the agent failing to reach the centre",
+        )
+        supervisor.kill("edge-pl")  # kill -9 in the middle of the outage
+
+        supervisor.start(spec, timeout=60)
+        assert logs_state(base)["queue_depth"] == 12  # what was on disk is still there
+        for n in range(12, 15):
+            predict(base, n / 10)
+        link.restore()
+        wait_until(
+            lambda: logs_state(base)["queue_depth"] == 0 and logs_state(base)["buffered"] == 0,
+            timeout=60,
+            what="the prediction logs to drain once the link is back",
+        )
+        assert logs_state(base)["drops"] == {}
+    finally:
+        supervisor.stop_all()
+
+    records = await read_predictions(broker, match=lambda v: v.get("site") == site, until=15)
+    events = [PredictionLogged.model_validate_json(r.value) for r in records]
+    by_id = {e.request_id: e for e in events}  # the centre's dedup
+    assert len(by_id) == 15
+    ids_per_input: dict[str, set[str]] = defaultdict(set)
+    for event in events:
+        ids_per_input[event.inputs_sha256].add(event.request_id)
+    # fifteen different inputs, each logged under one request id (a resend keeps it)
+    assert len(ids_per_input) == 15 and all(len(ids) == 1 for ids in ids_per_input.values())
+    assert {(e.site, e.model, e.version) for e in events} == {(site, MODEL, 1)}
+    assert {r.key for r in records} == {MODEL.encode()}
+    for record, event in zip(records, events, strict=True):
+        assert dict(record.headers)["ce_id"].decode() == event.request_id
