@@ -135,4 +135,4 @@ def _announce(console: Console, config: PlatformConfig, version: int, sent: int)
         soft_wrap=True,
         markup=False,
     )
-    console.print("Ctrl-C stops everything.")
+    console.print(f"Web UI: {config.url('registry')}/ui   Ctrl-C stops everything.")
