@@ -150,6 +150,10 @@ def test_sql_ids_from_source_and_key_or_the_whole_row() -> None:
     assert sql_event_id(source="t", key=5) == sql_event_id(source="t", key=5)
     assert sql_event_id(source="t", key=5) != sql_event_id(source="t", key="5")
     assert sql_event_id(source="t", key=5) != sql_event_id(source="u", key=5)
+    # polled by a cursor column: an update past the cursor is a new record
+    first = sql_event_id(source="t", key=5, version="2026-11-30T08:00:00")
+    assert first == sql_event_id(source="t", key=5, version="2026-11-30T08:00:00")
+    assert first != sql_event_id(source="t", key=5, version="2026-11-30T09:00:00")
     row = {"a": 1, "b": "x"}
     assert sql_row_event_id(source="t", row=row) == sql_row_event_id(
         source="t", row={"b": "x", "a": 1}

@@ -28,9 +28,14 @@ def s3_event_id(*, bucket: str, key: str, etag: str, size: int, line: int) -> st
     return f"s3-{_digest(bucket, key, etag, str(size))}-{line}"
 
 
-def sql_event_id(*, source: str, key: Any) -> str:
-    """From the table (or query) and the row's key-column value."""
-    return f"sql-{_digest(source, orjson.dumps(key).decode())}"
+def sql_event_id(*, source: str, key: Any, version: Any = None) -> str:
+    """From the table (or query), the row's key-column value and, when the source is
+    polled by a cursor column, the row's value there: a row updated past the cursor is a
+    new record, the same row seen again is the same one."""
+    parts = [source, orjson.dumps(key).decode()]
+    if version is not None:
+        parts.append(orjson.dumps(version).decode())
+    return f"sql-{_digest(*parts)}"
 
 
 def sql_row_event_id(*, source: str, row: dict[str, Any]) -> str:

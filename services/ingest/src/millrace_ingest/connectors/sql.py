@@ -264,7 +264,12 @@ class SqlRun:
             if source.key_column is not None:
                 key = json_value(row[source.key_column])
                 where = f"{source.label} row {source.key_column}={key}"
-                event_id = sql_event_id(source=source.name, key=key)
+                version = (
+                    json_value(row[source.since_column])
+                    if source.since_column is not None
+                    else None
+                )
+                event_id = sql_event_id(source=source.name, key=key, version=version)
             else:
                 where = f"{source.label} row {number} of this run"
                 event_id = sql_row_event_id(source=source.name, row=record)
