@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,8 @@ def test_formats_by_name() -> None:
     assert format_of("a/b.CSV") == ("csv", False)
     assert format_of("b.jsonl.gz") == ("jsonl", True)
     assert format_of("b.ndjson") == ("jsonl", False)
-    assert format_of("b.parquet") is None and format_of("b.gz") is None
+    assert format_of("b.parquet") == ("parquet", False)
+    assert format_of("b.parquet.gz") is None and format_of("b.gz") is None
 
 
 def test_csv_fields_typed_by_the_dataset_and_empty_cells_left_out() -> None:
@@ -111,9 +113,9 @@ def test_a_record_keeps_its_own_event_id(tmp_path: Path) -> None:
 
 
 def test_unsupported_or_missing_file(tmp_path: Path) -> None:
-    (tmp_path / "x.parquet").write_bytes(b"")
+    (tmp_path / "x.xlsx").write_bytes(b"")
     with pytest.raises(InvalidInput, match="unsupported file type"):
-        list(file_items(tmp_path / "x.parquet", MACHINES))
+        list(file_items(tmp_path / "x.xlsx", MACHINES))
     with pytest.raises(InvalidInput, match="no such file"):
         list(file_items(tmp_path / "nope.csv", MACHINES))
 
@@ -161,3 +163,36 @@ def test_sql_ids_from_source_and_key_or_the_whole_row() -> None:
     assert sql_row_event_id(source="t", row=row) != sql_row_event_id(
         source="t", row={**row, "a": 2}
     )
+
+
+def test_parquet_rows_keep_their_types_and_number_by_row(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "readings.parquet"
+    table = pa.table(
+        {
+            "entity_id": ["m-1", "m-2", "m-3"],
+            "ts": pa.array(
+                [datetime(2026, 11, 30, 8, i, tzinfo=UTC) for i in range(3)],
+                type=pa.timestamp("us", tz="UTC"),
+            ),
+            "temperature": [71.5, None, 70.0],
+            "failure_within_1h": pa.array([0, 1, None], type=pa.int64()),
+        }
+    )
+    pq.write_table(table, path, row_group_size=2)  # two row groups, numbering runs on
+    items = list(file_items(path, MACHINES))
+    assert [i.where for i in items] == [f"{path} row {n}" for n in (1, 2, 3)]
+    first, second, third = (i.record for i in items)
+    assert first["ts"] == "2026-11-30T08:00:00+00:00" and first["temperature"] == 71.5
+    assert "temperature" not in second and second["failure_within_1h"] == 1
+    assert "failure_within_1h" not in third
+    assert len({i.record["event_id"] for i in items}) == 3
+
+
+def test_an_unreadable_parquet_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1 not really")
+    with pytest.raises(InvalidInput, match="broken.parquet: unreadable"):
+        list(file_items(path, MACHINES))

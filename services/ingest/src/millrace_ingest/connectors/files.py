@@ -1,5 +1,5 @@
-"""The file connector: a CSV or JSON-lines file (optionally gzip'd) into records of a dataset,
-each with an event id from the file's content and its line."""
+"""The file connector: a CSV or JSON-lines file (optionally gzip'd) or a Parquet file into
+records of a dataset, each with an event id from the file's content and its line (row)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from millrace_common.errors import InvalidInput
 from millrace_common.project import Dataset
 
 from millrace_ingest.connectors.event_ids import file_event_id, with_event_id
-from millrace_ingest.connectors.reader import format_of, read_stream
+from millrace_ingest.connectors.reader import format_of, position, read_stream
 from millrace_ingest.connectors.sender import Item
 
 
@@ -22,7 +22,8 @@ def file_items(path: Path, dataset: Dataset) -> Iterator[Item]:
     found = format_of(path.name)
     if found is None:
         raise InvalidInput(
-            f"unsupported file type '{path.suffix}' (use .csv or .jsonl, optionally .gz)",
+            f"unsupported file type '{path.suffix}' (use .csv or .jsonl, optionally .gz, "
+            "or .parquet)",
             field="path",
         )
     kind, gzipped = found
@@ -31,7 +32,8 @@ def file_items(path: Path, dataset: Dataset) -> Iterator[Item]:
         for line, record in read_stream(
             handle, kind=kind, gzipped=gzipped, dataset=dataset, where=str(path)
         ):
-            yield Item(f"{path} line {line}", with_event_id(record, file_event_id(content, line)))
+            where = f"{path} {position(kind, line)}"
+            yield Item(where, with_event_id(record, file_event_id(content, line)))
 
 
 def _sha256(path: Path) -> str:

@@ -1,5 +1,6 @@
-"""CSV and JSON lines (optionally gzip'd) into records of a dataset: one reader for every
-connector that reads bytes (files, S3 objects). No I/O of its own: it reads a stream."""
+"""CSV and JSON lines (optionally gzip'd) and Parquet into records of a dataset: one reader
+for every connector that reads bytes (files, S3 objects). No I/O of its own: it reads a
+stream. A record's number is its line (CSV, JSON lines) or its row (Parquet, from 1)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,22 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, Literal, cast
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 from millrace_common.errors import InvalidInput
 from millrace_common.project import Dataset
 
-Format = Literal["csv", "jsonl"]
+from millrace_ingest.connectors.values import json_value
+
+Format = Literal["csv", "jsonl", "parquet"]
 SUFFIXES: dict[str, Format] = {
     ".csv": "csv",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".json": "jsonl",
+    ".parquet": "parquet",
 }
+PARQUET_BATCH = 1024
 
 
 def _bool(text: str) -> bool:
@@ -30,14 +37,20 @@ _CASTS: dict[str, Callable[[str], Any]] = {"float": float, "int": int, "str": st
 
 
 def format_of(name: str) -> tuple[Format, bool] | None:
-    """The format of ``name`` and whether it is gzip'd (``x.csv.gz``), or None if neither."""
+    """The format of ``name`` and whether it is gzip'd (``x.csv.gz``), or None if neither
+    (Parquet compresses inside the file, so ``x.parquet.gz`` is not one)."""
     lowered = name.lower()
     gzipped = lowered.endswith(".gz")
     stem = lowered[: -len(".gz")] if gzipped else lowered
     for suffix, kind in SUFFIXES.items():
         if stem.endswith(suffix):
-            return kind, gzipped
+            return None if gzipped and kind == "parquet" else (kind, gzipped)
     return None
+
+
+def position(kind: Format, number: int) -> str:
+    """How a record's number reads in a message: its line, or its row for Parquet."""
+    return f"row {number}" if kind == "parquet" else f"line {number}"
 
 
 def read_stream(
@@ -48,9 +61,11 @@ def read_stream(
     try:
         if kind == "csv":
             yield from _read_csv(source, dataset, where)
+        elif kind == "parquet":
+            yield from _read_parquet(source)
         else:
             yield from _read_jsonl(source, where)
-    except (gzip.BadGzipFile, EOFError, UnicodeDecodeError, csv.Error) as exc:
+    except (gzip.BadGzipFile, EOFError, UnicodeDecodeError, csv.Error, pa.ArrowException) as exc:
         raise InvalidInput(f"{where}: unreadable ({exc})", field="path") from None
 
 
@@ -65,6 +80,15 @@ def _read_jsonl(stream: IO[bytes], where: str) -> Iterator[tuple[int, dict[str, 
         if not isinstance(record, dict):
             raise InvalidInput(f"{where} line {number}: expected a JSON object", field="path")
         yield number, record
+
+
+def _read_parquet(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Row by row, a batch of columns at a time; the file's own types, nulls left out."""
+    number = 0
+    for batch in pq.ParquetFile(stream).iter_batches(batch_size=PARQUET_BATCH):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, {k: json_value(v) for k, v in row.items() if v is not None}
 
 
 def _read_csv(

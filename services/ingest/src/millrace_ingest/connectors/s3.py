@@ -15,7 +15,7 @@ from millrace_common.objectstore import ObjectInfo, ObjectStore, open_store
 from millrace_common.project import Dataset
 
 from millrace_ingest.connectors.event_ids import s3_event_id, with_event_id
-from millrace_ingest.connectors.reader import format_of, read_stream
+from millrace_ingest.connectors.reader import format_of, position, read_stream
 from millrace_ingest.connectors.sender import Item
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
@@ -81,7 +81,7 @@ def s3_items(
             event_id = s3_event_id(
                 bucket=location.bucket, key=info.key, etag=info.etag, size=info.size, line=line
             )
-            yield Item(f"{where} line {line}", with_event_id(record, event_id))
+            yield Item(f"{where} {position(kind, line)}", with_event_id(record, event_id))
 
 
 def _listing(store: ObjectStore, location: S3Location) -> Iterator[ObjectInfo]:

@@ -14,11 +14,10 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 from millrace_common.db import normalise_url
@@ -27,6 +26,7 @@ from millrace_common.project import Dataset
 
 from millrace_ingest.connectors.event_ids import sql_event_id, sql_row_event_id, with_event_id
 from millrace_ingest.connectors.sender import Item
+from millrace_ingest.connectors.values import json_value
 
 DEFAULT_STATE = Path(".millrace/sql-state.json")
 
@@ -82,27 +82,6 @@ class SqlSource:
 
 
 # -- values ----------------------------------------------------------------------------
-
-
-def json_value(value: Any) -> Any:
-    """A database value as JSON: datetimes → ISO 8601, Decimal → float, bytes → hex."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    if isinstance(value, list | tuple):
-        return [json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): json_value(v) for k, v in value.items()}
-    if isinstance(value, UUID):
-        return str(value)
-    return str(value)
 
 
 def row_record(row: Mapping[str, Any], *, dataset: Dataset, skip: set[str]) -> dict[str, Any]:
