@@ -50,12 +50,17 @@ bench-mlserver: .bench-venv/bin/mlserver
 	-$(PYTHON) -m venv .bench-venv && .bench-venv/bin/pip install --quiet mlserver mlserver-sklearn
 
 # the compose file as Compose itself reads it (v2 plugin or v1 docker-compose), else as
-# the deploy tests parse it: no Docker engine is needed either way
+# the deploy tests parse it: no Docker engine is needed either way; then the Prometheus
+# config and alert rules with promtool, when it is installed
 compose-check:
 	@if docker compose version >/dev/null 2>&1; then docker compose -f deploy/docker-compose.yml config -q; \
 	elif command -v docker-compose >/dev/null; then docker-compose -f deploy/docker-compose.yml config -q; \
 	else $(MAKE) --no-print-directory install && $(RUN) pytest -q tests/unit/deploy; fi
 	@echo "deploy/docker-compose.yml: valid"
+	@if command -v promtool >/dev/null; then \
+	promtool check config deploy/prometheus/prometheus.yml && \
+	promtool check rules deploy/prometheus/alerts.yml; \
+	else echo "promtool not found (Debian: apt-get install prometheus): Prometheus files not checked"; fi
 
 clean:
 	rm -rf .millrace .venv .tools

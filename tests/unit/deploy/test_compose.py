@@ -107,3 +107,27 @@ def test_mosquitto_config_authenticates_and_persists_sessions() -> None:
     assert int(config["max_queued_messages"]) > 1000
     health = broker["healthcheck"]["test"][1]
     assert health.startswith("mosquitto_sub") and '-u "$$MQTT_USER"' in health
+
+
+def test_prometheus_and_grafana_run_beside_the_platform() -> None:
+    """Prometheus on 9090 and Grafana on 3000 (DESIGN §12), their files mounted read-only,
+    Grafana started once Prometheus is healthy, its admin password from the environment."""
+    services = _compose()["services"]
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    assert prometheus["image"].startswith("prom/prometheus:")
+    assert grafana["image"].startswith("grafana/grafana:")
+    assert "9090:9090" in prometheus["ports"] and "3000:3000" in grafana["ports"]
+    for service in (prometheus, grafana):
+        for volume in service["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert volume.endswith(":ro"), volume
+                assert (COMPOSE.parent / source).exists(), volume
+            else:
+                assert source in _compose()["volumes"], volume
+    assert "/-/ready" in " ".join(prometheus["healthcheck"]["test"])
+    assert "/api/health" in " ".join(grafana["healthcheck"]["test"])
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    env = grafana["environment"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD")
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
