@@ -51,7 +51,7 @@ bench-mlserver: .bench-venv/bin/mlserver
 
 # the compose file as Compose itself reads it (v2 plugin or v1 docker-compose), else as
 # the deploy tests parse it: no Docker engine is needed either way; then the Prometheus
-# config and alert rules with promtool, when it is installed
+# config and alert rules with promtool, and deploy/k8s with kubectl kustomize, when installed
 compose-check:
 	@if docker compose version >/dev/null 2>&1; then docker compose -f deploy/docker-compose.yml config -q; \
 	elif command -v docker-compose >/dev/null; then docker-compose -f deploy/docker-compose.yml config -q; \
@@ -61,6 +61,8 @@ compose-check:
 	promtool check config deploy/prometheus/prometheus.yml && \
 	promtool check rules deploy/prometheus/alerts.yml; \
 	else echo "promtool not found (Debian: apt-get install prometheus): Prometheus files not checked"; fi
+	@if command -v kubectl >/dev/null; then \
+	kubectl kustomize deploy/k8s >/dev/null && echo "deploy/k8s: kustomize build ok"; fi
 
 clean:
 	rm -rf .millrace .venv .tools

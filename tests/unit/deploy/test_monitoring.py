@@ -45,7 +45,7 @@ class Metric:
 
 def _literal_strings(node: ast.expr | None) -> list[str]:
     if isinstance(node, ast.List | ast.Tuple):
-        return [e.value for e in node.elts if isinstance(e, ast.Constant)]
+        return [str(e.value) for e in node.elts if isinstance(e, ast.Constant)]
     return []
 
 
