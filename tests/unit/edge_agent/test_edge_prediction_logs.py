@@ -4,19 +4,23 @@ deleted only once the centre acknowledged them; a prediction is never refused fo
 
 from __future__ import annotations
 
-import uuid
+import functools
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 from millrace_cli.processes import wait_until
-from millrace_common.contracts import PredictionLogged, SiteManifest
+from millrace_common.contracts import SiteManifest
+from millrace_common.dataplane import PendingLog, prediction_log
 from millrace_common.errors import InvalidInput
 from millrace_common.objectstore import MemoryStore
+from millrace_common.scoring import LoadedModel, load_model
 from millrace_edge_agent.adapters.centre import CentreUnavailable, Refused, refused_indices
 from millrace_edge_agent.adapters.queue import DiskQueue
 from millrace_edge_agent.app import bootstrap, create_app
@@ -32,17 +36,23 @@ SITE = "plant-pl"
 MODEL = "machine-failure"
 
 
-def logged(n: int = 0, *, latency_ms: float = 1.0) -> PredictionLogged:
-    return PredictionLogged(
-        request_id=str(uuid.uuid4()),
-        model=MODEL,
-        version=1,
-        alias="production",
-        inputs_sha256=f"{n:064x}",
-        outputs=[{"label": 1, "probability": 0.9}],
-        latency_ms=latency_ms,
-        at=datetime.now(UTC),
+@functools.cache
+def scored() -> LoadedModel:
+    artifact = build_model(seed=1)
+    return load_model(
+        name=MODEL, version=1, data=artifact.data, sha256=artifact.sha256, schema=artifact.schema
     )
+
+
+def logged(n: int = 0, *, latency_ms: float = 1.0) -> PendingLog:
+    """What the data plane hands the sink for the n-th prediction (inputs differ by n)."""
+    model = scored()
+    matrix = np.full((1, len(model.schema.features)), n, dtype=np.float32)
+    return prediction_log(model, "production", matrix, model.run(matrix), latency_ms / 1000)
+
+
+def inputs_of(pending: PendingLog) -> str:
+    return hashlib.sha256(pending.matrix.tobytes()).hexdigest()
 
 
 def queue(tmp_path: Path, **kwargs: Any) -> DiskQueue:
@@ -89,7 +99,8 @@ async def test_the_buffer_writes_in_batches_and_counts_what_it_had_no_room_for(
     assert await buffer.flush() == 5
     assert disk.writes == [2, 2, 1]  # one commit per batch, not per prediction
     stored = on_disk(disk)
-    assert [s["request_id"] for s in stored] == [e.request_id for e in events[:5]]
+    assert [s["inputs_sha256"] for s in stored] == [inputs_of(e) for e in events[:5]]
+    assert len({s["request_id"] for s in stored}) == 5
     assert {s["site"] for s in stored} == {SITE}
     assert disk.prediction_log_drops() == {"buffer_full": 3}  # on disk, survives a restart
     assert buffer.lost == 0 and await buffer.flush() == 0
@@ -161,7 +172,8 @@ async def test_forwarding_deletes_only_what_the_centre_acknowledged_with_the_sam
     assert disk.prediction_log_drops() == {"refused_by_centre": 1}
     assert dropped("refused_by_centre") == before + 1
     by_id = {v["request_id"]: v for v in centre.received}  # the centre's dedup
-    assert set(by_id) == {e.request_id for e in events[:4]}
+    assert len(by_id) == 4
+    assert {v["inputs_sha256"] for v in by_id.values()} == {inputs_of(e) for e in events[:4]}
     assert len(centre.received) == 7  # 3 twice (the lost ack), then the fourth
     assert {v["site"] for v in centre.received} == {SITE}
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from millrace_common.contracts import PredictionLogged
+from millrace_common.dataplane import PendingLog
 from millrace_serving.runtime import ServingRuntime
 from prometheus_client import REGISTRY
 
@@ -42,8 +43,8 @@ class CollectedLogs:
     def __init__(self) -> None:
         self.events: list[PredictionLogged] = []
 
-    def offer(self, event: PredictionLogged) -> None:
-        self.events.append(event)
+    def offer(self, pending: PendingLog) -> None:
+        self.events.append(pending.event())
 
 
 async def with_challenger(tmp_path: Path, **settings: object) -> ServingRuntime:

@@ -2,16 +2,17 @@
 ``DataPlane.log_sample_rate``) is logged for the centre's monitoring, never delaying or
 failing the prediction itself.
 
-The data plane hands each log to ``PredictionLogBuffer.offer``, which only appends to
-a bounded in-memory buffer; a background task writes the buffer to the on-disk queue
+The data plane hands each log, unbuilt, to ``PredictionLogBuffer.offer``, which only
+appends to a bounded in-memory buffer; a background task builds the logs and writes them
+to the on-disk queue
 in batches (one SQLite commit, so one fsync, per batch, not per prediction), and the
 ``PredictionLogForwarder`` sends the queued logs to the centre. A full buffer or a full
 queue drops logs, never predictions, and counts every drop.
 
 What a crash can lose: at most the unflushed buffer, the logs of the last
 ``flush_interval`` seconds (no more than ``max_buffer`` logs). A clean shutdown
-writes the buffer out first. Each log keeps the ``request_id`` it got when the
-prediction was answered, on disk and in every resend, so the centre deduplicates by it.
+writes the buffer out first. Each log keeps the ``request_id`` it got when it was built,
+on disk and in every resend, so the centre deduplicates by it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 
 import structlog
-from millrace_common.contracts import PredictionLogged
+from millrace_common.dataplane import PendingLog, cooperatively
 
 from millrace_edge_agent.adapters.queue import DiskQueue
 from millrace_edge_agent.metrics import (
@@ -51,18 +52,18 @@ class PredictionLogBuffer:
         self.flush_interval = flush_interval
         self.on_stored = on_stored
         """Called after a batch reached the disk (the forwarder's wake-up)."""
-        self._pending: deque[PredictionLogged] = deque()
+        self._pending: deque[PendingLog] = deque()
         self._batch_ready = asyncio.Event()
         self.lost = 0
         """Logs the buffer had no room for since the last write (persisted with it)."""
 
-    def offer(self, event: PredictionLogged) -> None:
+    def offer(self, pending: PendingLog) -> None:
         """The data plane's sink, on the request's path: an append, nothing more."""
         if len(self._pending) >= self.max_buffer:
             self.lost += 1
             PREDICTION_LOGS_DROPPED.labels("buffer_full").inc()
             return
-        self._pending.append(event)
+        self._pending.append(pending)
         if len(self._pending) == self.batch:
             self._batch_ready.set()
 
@@ -91,19 +92,16 @@ class PredictionLogBuffer:
             stored += written
         return stored
 
-    async def _write(self, events: list[PredictionLogged]) -> int | None:
+    async def _write(self, pending: list[PendingLog]) -> int | None:
         """Store one batch; None when the disk refused it (the batch is dropped)."""
-        rows = [
-            (e.request_id, e.model_copy(update={"site": self.site}).model_dump_json().encode())
-            for e in events
-        ]
+        rows = await cooperatively(pending, self._row)
         lost, self.lost = self.lost, 0
         try:
             dropped, depth = await asyncio.to_thread(self._store, rows, lost)
         except Exception as exc:  # noqa: BLE001 - a failing disk must not stop the agent
             self.lost += lost  # still to be recorded on disk, by a later write
-            PREDICTION_LOGS_DROPPED.labels("write_failed").inc(len(rows))
-            log.error("prediction_logs_write_failed", count=len(rows), error=repr(exc))
+            PREDICTION_LOGS_DROPPED.labels("write_failed").inc(len(pending))
+            log.error("prediction_logs_write_failed", count=len(pending), error=repr(exc))
             return None
         if dropped:
             PREDICTION_LOGS_DROPPED.labels("queue_full_dropped_oldest").inc(dropped)
@@ -113,11 +111,15 @@ class PredictionLogBuffer:
                 count=dropped,
                 max_rows=self.queue.max_prediction_logs,
             )
-        PREDICTION_LOGS_STORED.inc(len(rows))
+        PREDICTION_LOGS_STORED.inc(len(pending))
         PREDICTION_LOG_DEPTH.set(depth)
-        if rows and self.on_stored is not None:
+        if pending and self.on_stored is not None:
             self.on_stored()
-        return len(rows)
+        return len(pending)
+
+    def _row(self, pending: PendingLog) -> tuple[str, bytes]:
+        event = pending.event(site=self.site)
+        return event.request_id, event.model_dump_json().encode()
 
     def _store(self, rows: list[tuple[str, bytes]], lost: int) -> tuple[int, int]:
         dropped = self.queue.append_prediction_logs(rows, lost_in_buffer=lost)

@@ -14,7 +14,8 @@ from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord
-from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished, PredictionLogged
+from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished
+from millrace_common.dataplane import PendingLog
 from millrace_common.http import freeze_startup_heap
 from millrace_common.messaging import (
     ConsumerLoop,
@@ -121,11 +122,11 @@ class ServingRuntime:
             raise Poison(f"not a ModelPublished event: {exc}") from None
         await self.follower.on_event(event)
 
-    def offer_prediction(self, event: PredictionLogged) -> None:
+    def offer_prediction(self, pending: PendingLog) -> None:
         if self.publisher is None:
             PREDICTION_LOGS_DROPPED.inc()
             return
-        self.publisher.offer(event)
+        self.publisher.offer(pending)
 
     async def ready(self) -> tuple[bool, str]:
         consumer_task = next((t for t in self._tasks if t.get_name() == "model-published"), None)
