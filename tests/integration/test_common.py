@@ -12,6 +12,7 @@ from millrace_common.errors import IntegrityError, NotFound
 from millrace_common.messaging import ConsumerLoop, Envelope, Poison, Producer, ensure_topics
 from millrace_common.objectstore import get_verified, open_store, sha256_hex
 from millrace_common.outbox import OutboxRelay, add_event, outbox_table
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
 
@@ -83,10 +84,21 @@ async def test_outbox_relay_publishes_committed_rows(broker: str, database_url: 
     producer = Producer(broker, source="test")
     await producer.start()
     relay = OutboxRelay(factory=factory, table=table, producer=producer, source="test")
+    published = _sample("millrace_outbox_published_total", source="test", topic="outbox-test")
     assert await relay.relay_once() == 1
+    assert _sample("millrace_outbox_oldest_unsent_seconds", source="test") > 0
     assert await relay.relay_once() == 0
+    assert _sample("millrace_outbox_oldest_unsent_seconds", source="test") == 0
+    assert (
+        _sample("millrace_outbox_published_total", source="test", topic="outbox-test")
+        == published + 1
+    )
     await producer.stop()
     engine.dispose()
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def test_dead_letter_contract_round_trip() -> None:

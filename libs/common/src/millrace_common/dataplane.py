@@ -196,6 +196,7 @@ class DataPlane:
         except Exception as exc:
             retry = self.recover(choice, exc) if self.recover is not None else None
             if retry is None:
+                _requests(choice.model.name, choice.model.version, "internal_error").inc()
                 raise
             _requests(choice.model.name, choice.model.version, "recovered").inc()
             choice = retry

@@ -8,6 +8,7 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -27,6 +28,7 @@ from millrace_common.errors import (
     Unauthorized,
 )
 
+log = structlog.get_logger(__name__)
 ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
 _STATUS = {
     NotFound: 404,
@@ -124,6 +126,21 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.field:
             body["field"] = exc.field
         return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A bug, not bad input: the trace goes to the log, the caller gets one line."""
+        log.error(
+            "request_failed",
+            method=request.method,
+            path=request.url.path,
+            error=repr(exc),
+            exc_info=exc,
+        )
+        return JSONResponse(
+            {"error": "internal", "message": "internal error; the service log has the details"},
+            status_code=500,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 import structlog
+from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,6 +65,19 @@ def add_event(
     )
 
 
+PUBLISHED = Counter(
+    "millrace_outbox_published_total", "Outbox events published", ["source", "topic"]
+)
+RELAY_FAILURES = Counter(
+    "millrace_outbox_relay_failures_total", "Relay passes that failed (and will retry)", ["source"]
+)
+OLDEST_UNSENT = Gauge(
+    "millrace_outbox_oldest_unsent_seconds",
+    "Age of the oldest committed event not yet published (0: none waiting)",
+    ["source"],
+)
+
+
 @dataclass(frozen=True)
 class PendingEvent:
     id: int
@@ -73,6 +87,7 @@ class PendingEvent:
     payload: bytes
     ce_type: str
     traceparent: str | None
+    created_at: datetime
 
     def json(self) -> dict[str, Any]:
         return orjson.loads(self.payload)
@@ -111,6 +126,7 @@ class OutboxRelay:
             try:
                 sent = await self.relay_once()
             except Exception as exc:  # noqa: BLE001 - keep relaying after a broker hiccup
+                RELAY_FAILURES.labels(self._source).inc()
                 log.warning("outbox_relay_failed", error=repr(exc))
                 sent = 0
             if not sent:
@@ -122,6 +138,10 @@ class OutboxRelay:
 
     async def relay_once(self, limit: int = 100) -> int:
         pending = await asyncio.to_thread(self._pending, limit)
+        oldest = _aware(pending[0].created_at) if pending else None
+        OLDEST_UNSENT.labels(self._source).set(
+            (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        )
         for event in pending:
             if self._before_send is not None:
                 await self._before_send(event)
@@ -134,6 +154,7 @@ class OutboxRelay:
             )
             await self._producer.send(event.topic, event.payload, key=event.key, envelope=envelope)
             await asyncio.to_thread(self._mark_sent, event.id)
+            PUBLISHED.labels(self._source, event.topic).inc()
             log.info("outbox_relayed", topic=event.topic, event_id=event.event_id)
         return len(pending)
 
@@ -149,6 +170,7 @@ class OutboxRelay:
                     t.c.payload,
                     t.c.ce_type,
                     t.c.traceparent,
+                    t.c.created_at,
                 )
                 .where(t.c.sent_at.is_(None))
                 .order_by(t.c.id)
@@ -163,3 +185,8 @@ class OutboxRelay:
                 .where(self._table.c.id == row_id)
                 .values(sent_at=datetime.now(UTC))
             )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

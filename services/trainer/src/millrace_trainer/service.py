@@ -70,7 +70,11 @@ class TrainService:
             RUNS.labels(request.model, "duplicate").inc()
             return existing
         with RUN_SECONDS.time():
-            version = await self._train_and_register(request)
+            try:
+                version = await self._train_and_register(request)
+            except Exception:
+                RUNS.labels(request.model, "failed").inc()
+                raise
         RUNS.labels(request.model, version["status"]).inc()
         return version
 

@@ -1,0 +1,60 @@
+"""A bug behind a route is a 500 with one line of JSON, never a stack trace; a scoring
+failure nobody could recover from is counted among the predict requests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from millrace_common.dataplane import DataPlane, Route
+from millrace_common.http import install_error_handlers
+from millrace_common.scoring import LoadedModel, ModelSlots, load_model
+from prometheus_client import REGISTRY
+
+from tests.support_models import build_model
+
+
+def test_an_unexpected_error_is_one_line_of_json() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret detail /etc/passwd")
+
+    answer = TestClient(app, raise_server_exceptions=False).get("/boom")
+    assert answer.status_code == 500
+    assert answer.json() == {
+        "error": "internal",
+        "message": "internal error; the service log has the details",
+    }
+    assert "Traceback" not in answer.text and "secret" not in answer.text
+
+
+class Broken(LoadedModel):
+    def run(self, matrix: np.ndarray) -> list[np.ndarray]:
+        raise RuntimeError("onnxruntime fell over")
+
+
+async def test_an_unrecoverable_scoring_failure_is_counted() -> None:
+    artifact = build_model(seed=1)
+    good = load_model(
+        name="m-broken",
+        version=1,
+        data=artifact.data,
+        sha256=artifact.sha256,
+        schema=artifact.schema,
+    )
+    broken = Broken(
+        name=good.name, version=1, sha256=good.sha256, schema=good.schema, session=good.session
+    )
+    slots = ModelSlots()
+    slots.swap("m-broken", "production", broken)
+    plane = DataPlane(slots=slots)
+    labels = {"model": "m-broken", "version": "1", "status": "internal_error"}
+    before = REGISTRY.get_sample_value("millrace_predict_requests_total", labels) or 0.0
+    choice = plane.choose(Route(name="m-broken", alias=None, version=None, key=None, entity=None))
+    with pytest.raises(RuntimeError):
+        await plane.answer(choice, np.zeros((1, 7), dtype=np.float32), started=0.0)
+    assert REGISTRY.get_sample_value("millrace_predict_requests_total", labels) == before + 1
