@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -94,6 +95,34 @@ async def test_outbox_relay_publishes_committed_rows(broker: str, database_url: 
         == published + 1
     )
     await producer.stop()
+    engine.dispose()
+
+
+def test_outbox_keeps_sent_rows_for_a_while_and_unsent_ones_always(database_url: str) -> None:
+    engine = make_engine(database_url)
+    metadata = sa.MetaData()
+    table = outbox_table(metadata, "public")
+    metadata.create_all(engine)
+    factory = session_factory(engine)
+    now = datetime.now(UTC)
+    with factory() as session, session.begin():
+        for event_id in ("old-sent", "new-sent", "old-unsent"):
+            add_event(session, table, topic="t", key=None, event_id=event_id, value={}, ce_type="t")
+        for event_id, column, days in (
+            ("old-sent", "sent_at", 8),
+            ("new-sent", "sent_at", 6),
+            ("old-unsent", "created_at", 30),
+        ):
+            session.execute(
+                table.update()
+                .where(table.c.event_id == event_id)
+                .values({column: now - timedelta(days=days)})
+            )
+    relay = OutboxRelay(factory=factory, table=table, producer=None, source="test")  # type: ignore[arg-type]
+    assert relay.purge_sent(now=now) == 1
+    with factory() as session:
+        left = set(session.scalars(sa.select(table.c.event_id)))
+    assert {"new-sent", "old-unsent"} <= left and "old-sent" not in left
     engine.dispose()
 
 

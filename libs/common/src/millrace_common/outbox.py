@@ -6,9 +6,10 @@ deduplicate by event id."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -97,7 +98,10 @@ BeforeSend = Callable[[PendingEvent], Awaitable[None]]
 
 
 class OutboxRelay:
-    """Publish unsent outbox rows in order, then mark them sent."""
+    """Publish unsent outbox rows in order, then mark them sent; rows sent more than
+    ``keep_sent`` seconds ago are deleted every ``purge_every`` seconds, so the table
+    (and the relay's scan for unsent rows) stays small. Consumers deduplicate by event
+    id, so a sent row has no use once the publish is done; days are kept for reading."""
 
     def __init__(
         self,
@@ -108,6 +112,8 @@ class OutboxRelay:
         source: str,
         before_send: BeforeSend | None = None,
         interval: float = 0.2,
+        keep_sent: float = 7 * 86_400,
+        purge_every: float = 3_600,
     ) -> None:
         self._factory = factory
         self._table = table
@@ -115,6 +121,8 @@ class OutboxRelay:
         self._source = source
         self._before_send = before_send
         self._interval = interval
+        self._keep_sent = keep_sent
+        self._purge_every = purge_every
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -122,6 +130,7 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
+        next_purge = time.monotonic()
         while True:
             try:
                 sent = await self.relay_once()
@@ -129,6 +138,9 @@ class OutboxRelay:
                 RELAY_FAILURES.labels(self._source).inc()
                 log.warning("outbox_relay_failed", error=repr(exc))
                 sent = 0
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + self._purge_every
+                await self._purge()
             if not sent:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
@@ -157,6 +169,26 @@ class OutboxRelay:
             PUBLISHED.labels(self._source, event.topic).inc()
             log.info("outbox_relayed", topic=event.topic, event_id=event.event_id)
         return len(pending)
+
+    async def _purge(self) -> None:
+        try:
+            purged = await asyncio.to_thread(self.purge_sent)
+        except Exception as exc:  # noqa: BLE001 - a failed purge is retried next time
+            log.warning("outbox_purge_failed", error=repr(exc))
+            return
+        if purged:
+            log.info("outbox_purged", rows=purged, keep_sent_seconds=self._keep_sent)
+
+    def purge_sent(self, *, now: datetime | None = None) -> int:
+        """Delete the rows published more than ``keep_sent`` seconds before ``now``;
+        unsent rows are never touched, however old."""
+        cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self._keep_sent)
+        t = self._table
+        with self._factory() as session, session.begin():
+            purged = session.execute(
+                t.delete().where(t.c.sent_at.is_not(None), t.c.sent_at < cutoff).returning(t.c.id)
+            )
+            return len(purged.all())
 
     def _pending(self, limit: int) -> list[PendingEvent]:
         t = self._table
