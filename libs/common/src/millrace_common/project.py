@@ -76,15 +76,39 @@ class FeatureSet(BaseModel):
         return max(f.window_seconds for f in self.features)
 
 
+class DriftPolicy(BaseModel):
+    """Retrain on data drift: when a feature's Population Stability Index over the newest
+    ``window`` of event time (at least ``min_rows`` rows), against the latest snapshot's
+    distribution, exceeds ``psi``."""
+
+    model_config = ConfigDict(extra="forbid")
+    psi: float = Field(default=0.2, gt=0)
+    window: str = "1h"
+    min_rows: int = Field(default=200, ge=1)
+
+    @field_validator("window")
+    @classmethod
+    def _window_format(cls, value: str) -> str:
+        if not _WINDOW.match(value) or window_seconds(value) == 0:
+            raise ValueError("window must look like 30s, 10m, 2h or 1d")
+        return value
+
+    @property
+    def window_seconds(self) -> int:
+        return window_seconds(self.window)
+
+
 class RetrainPolicy(BaseModel):
     """When features asks for a new model: after ``every_n_labelled_rows`` new labelled
     rows (null or 0: never by count), and/or ``every`` so long (``30m``, ``24h``, ``7d``)
-    after the last snapshot if labelled rows arrived since; whichever comes first.
-    Training on demand (``millrace train``) works whatever the policy."""
+    after the last snapshot if labelled rows arrived since, and/or on ``drift``;
+    whichever comes first. Training on demand (``millrace train``) works whatever the
+    policy."""
 
     model_config = ConfigDict(extra="forbid")
     every_n_labelled_rows: int | None = 1000
     every: str | None = None
+    drift: DriftPolicy | None = None
 
     @field_validator("every")
     @classmethod

@@ -19,6 +19,9 @@ snapshots = sa.Table(
     sa.Column("cutoff", sa.DateTime(timezone=True), nullable=False),
     sa.Column("request_id", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # each feature's quantile bins and shares in this snapshot (millrace_features.drift)
+    sa.Column("reference", sa.JSON),
+    sa.Column("reason", sa.Text),
     schema=SCHEMA,
 )
 

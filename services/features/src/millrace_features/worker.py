@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.outbox import OutboxRelay
 from millrace_common.project import Project, load_project
 from millrace_common.tracing import trace_id_of
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
 from millrace_features.adapters.faust_app import StreamApp
 from millrace_features.adapters.snapshots import (
@@ -40,6 +41,7 @@ from millrace_features.adapters.snapshots import (
 )
 from millrace_features.adapters.store import FeatureStore
 from millrace_features.config import Settings
+from millrace_features.monitoring import DriftGate, drift_answer, measure_drift, verdict
 from millrace_features.on_demand import accepted, error_answer, parse_ask, request_training
 from millrace_features.pipeline import ComputedRow, RawMessage, Rejected, decode, rows_for
 from millrace_features.retraining import retrain_reason
@@ -50,6 +52,11 @@ ROWS = Counter("millrace_features_rows_total", "Offline feature rows written", [
 REPLAYS = Counter("millrace_features_replayed_total", "Events seen again (no effect)")
 REJECTS = Counter("millrace_features_rejected_total", "Raw messages sent to the dlq")
 SNAPSHOTS = Counter("millrace_features_snapshots_total", "Snapshots written", ["model"])
+DRIFT_PSI = Gauge(
+    "millrace_features_drift_psi",
+    "Population Stability Index of a feature's recent window against the latest snapshot",
+    ["model", "feature"],
+)
 
 
 class Runtime:
@@ -62,6 +69,8 @@ class Runtime:
         self.features = FeatureStore(self.factory)
         self.assigned = False
         self.relay: OutboxRelay | None = None
+        self.drift_gate = DriftGate()
+        self.drift_checked = float("-inf")  # monotonic time of the last drift measurement
 
 
 def build_app(runtime: Runtime) -> faust.App:
@@ -204,8 +213,14 @@ def _wire_retraining(app: faust.App, runtime: Runtime) -> None:
 
     @app.timer(interval=settings.retrain_check_seconds, on_leader=True)
     async def maybe_retrain() -> None:
+        drift_due = time.monotonic() - runtime.drift_checked >= settings.drift_check_seconds
+        if drift_due:
+            runtime.drift_checked = time.monotonic()
         for model in runtime.project.models.values():
             reason = await asyncio.to_thread(_retrain_due, runtime, model.name, started_at)
+            if drift_due:
+                drifted = await asyncio.to_thread(_drift_due, runtime, model.name)
+                reason = reason or drifted
             if reason is not None:
                 await asyncio.to_thread(_snapshot, runtime, model.name, reason)
                 relay.wake()
@@ -221,6 +236,32 @@ def _retrain_due(runtime: Runtime, model_name: str, started_at: datetime) -> str
             now=datetime.now(UTC),
             started_at=started_at,
         )
+
+
+def _drift_due(runtime: Runtime, model_name: str) -> str | None:
+    """Measure the model's drift (gauge, log) and say whether its drift policy fires."""
+    try:
+        measured = measure_drift(
+            factory=runtime.factory,
+            project=runtime.project,
+            model=model_name,
+            max_rows=runtime.settings.drift_max_rows,
+        )
+    except MillraceError:  # no snapshot (with a reference) yet: nothing to compare with
+        return None
+    for feature, value in measured.psi.items():
+        DRIFT_PSI.labels(model_name, feature).set(value)
+    reason = verdict(measured, runtime.drift_gate)
+    runtime.drift_gate.observe(measured)
+    log.info(
+        "drift_measured",
+        model=model_name,
+        reference=measured.reference.snapshot_id,
+        rows=measured.rows,
+        top={name: round(value, 3) for name, value in list(measured.psi.items())[:3]},
+        fires=reason is not None,
+    )
+    return reason
 
 
 def _snapshot(runtime: Runtime, model_name: str, reason: str) -> None:
@@ -239,10 +280,13 @@ def _snapshot(runtime: Runtime, model_name: str, reason: str) -> None:
         request_id=request.request_id,
         snapshot=request.snapshot.uri,
         rows=request.snapshot.rows,
+        reason=reason,
     )
 
 
 def _wire_web(app: faust.App, runtime: Runtime) -> None:
+    settings = runtime.settings
+
     # mode calls receivers as (sender, assigned, signal=...): keep the positional slot
     async def _assigned(_app: Any, _assigned_tps: Any = None, **_kwargs: Any) -> None:
         runtime.assigned = True
@@ -281,6 +325,24 @@ def _wire_web(app: faust.App, runtime: Runtime) -> None:
             if runtime.relay is not None:
                 runtime.relay.wake()
             return self.json(accepted(queued), status=202)
+
+    @app.page("/v1/models/{model}/drift")
+    class Drift(View):
+        async def get(self, request: Request, model: str) -> Response:
+            """The PSI per feature of the model's recent window against its latest
+            snapshot, and whether the drift policy would fire (404, 409 no snapshot)."""
+            try:
+                measured = await asyncio.to_thread(
+                    measure_drift,
+                    factory=runtime.factory,
+                    project=runtime.project,
+                    model=model,
+                    max_rows=settings.drift_max_rows,
+                )
+            except MillraceError as exc:
+                body, status = error_answer(exc)
+                return self.json(body, status=status)
+            return self.json(drift_answer(measured, verdict(measured, runtime.drift_gate)))
 
     @app.page("/metrics")
     class Metrics(View):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,6 +20,7 @@ from millrace_common.outbox import add_event
 from millrace_common.project import FeatureSet, ModelSpec
 from sqlalchemy.orm import Session, sessionmaker
 
+from millrace_features.drift import reference_of
 from millrace_features.retraining import LastSnapshot
 from millrace_features.tables import outbox, snapshots
 
@@ -26,6 +29,27 @@ from millrace_features.tables import outbox, snapshots
 class Snapshot:
     ref: SnapshotRef
     labelled_rows: int
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The newest snapshot of a model as drift sees it."""
+
+    snapshot_id: str
+    rows: int
+    labelled_rows: int
+    created_at: datetime
+    reason: str | None
+    distribution: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Window:
+    """The feature rows of the newest stretch of event time of a feature set."""
+
+    rows: list[dict[str, Any]]
+    start: datetime | None
+    end: datetime | None
 
 
 def labelled_count(session: Session, feature_set: str) -> int:
@@ -52,8 +76,51 @@ def last_snapshot(session: Session, model: str) -> LastSnapshot | None:
     return LastSnapshot(labelled_rows=int(row.labelled_rows), created_at=_utc(row.created_at))
 
 
-def build_parquet(session: Session, feature_set: FeatureSet) -> tuple[bytes, int, datetime]:
-    """All labelled rows of the feature set, in event-time order."""
+def latest_reference(session: Session, model: str) -> Reference | None:
+    row = session.execute(
+        sa.select(snapshots)
+        .where(snapshots.c.model == model)
+        .order_by(snapshots.c.created_at.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return Reference(
+        snapshot_id=row.snapshot_id,
+        rows=row.rows,
+        labelled_rows=row.labelled_rows,
+        created_at=_utc(row.created_at),
+        reason=row.reason,
+        distribution=row.reference,
+    )
+
+
+def recent_window(session: Session, feature_set: str, *, seconds: int, limit: int) -> Window:
+    """The rows (labelled or not) whose event time is within ``seconds`` of the feature
+    set's newest row, the newest ``limit`` of them: the window follows the data's own
+    clock, so a replay or a backfill is measured as it was."""
+    end = session.scalar(
+        sa.select(sa.func.max(offline_rows.c.event_time)).where(
+            offline_rows.c.feature_set == feature_set
+        )
+    )
+    if end is None:
+        return Window(rows=[], start=None, end=None)
+    start = _utc(end) - timedelta(seconds=seconds)
+    rows = session.scalars(
+        sa.select(offline_rows.c.features)
+        .where(offline_rows.c.feature_set == feature_set, offline_rows.c.event_time > start)
+        .order_by(offline_rows.c.event_time.desc())
+        .limit(limit)
+    ).all()
+    return Window(rows=list(rows), start=start, end=_utc(end))
+
+
+def build_parquet(
+    session: Session, feature_set: FeatureSet
+) -> tuple[bytes, int, datetime, dict[str, Any]]:
+    """All labelled rows of the feature set, in event-time order, and each feature's
+    reference distribution over them."""
     rows = session.execute(
         sa.select(
             offline_rows.c.event_id,
@@ -66,17 +133,19 @@ def build_parquet(session: Session, feature_set: FeatureSet) -> tuple[bytes, int
         .order_by(offline_rows.c.event_time, offline_rows.c.event_id)
     ).all()
     times = [_utc(r.event_time) for r in rows]
-    columns: dict[str, list[object]] = {
+    columns: dict[str, Sequence[object]] = {
         "event_id": [r.event_id for r in rows],
         "entity_id": [r.entity_id for r in rows],
         "event_time": list(times),
     }
-    for name in feature_set.feature_names:
-        columns[name] = [float(r.features[name]) for r in rows]
+    values = {name: [float(r.features[name]) for r in rows] for name in feature_set.feature_names}
+    columns.update(values)
     columns["label"] = [float(r.label) for r in rows]
+    reference = reference_of(values)
     buffer = io.BytesIO()
     pq.write_table(pa.table(columns), buffer)
-    return buffer.getvalue(), len(rows), max(times) if times else datetime.now(UTC)
+    cutoff = max(times) if times else datetime.now(UTC)
+    return buffer.getvalue(), len(rows), cutoff, reference
 
 
 def _utc(value: datetime) -> datetime:
@@ -95,7 +164,7 @@ def snapshot_and_request(
     """Write an immutable snapshot, then record it and its train request in one transaction."""
     with factory() as session:
         labelled = labelled_count(session, feature_set.name)
-        data, rows, cutoff = build_parquet(session, feature_set)
+        data, rows, cutoff, reference = build_parquet(session, feature_set)
     snapshot_id = f"{cutoff:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     key = f"datasets/{feature_set.name}/{snapshot_id}.parquet"
     store.put(key, data)
@@ -128,6 +197,8 @@ def snapshot_and_request(
                 cutoff=cutoff,
                 request_id=request.request_id,
                 created_at=datetime.now(UTC),
+                reference=reference,
+                reason=reason,
             )
         )
         add_event(
