@@ -12,9 +12,10 @@ import io
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol, cast
 from urllib.parse import parse_qs, urlparse
 
 from millrace_common.errors import IntegrityError, InvalidInput, NotFound
@@ -37,6 +38,10 @@ class ObjectStore(Protocol):
     ) -> ObjectInfo: ...
 
     def get(self, key: str) -> bytes: ...
+
+    def open(self, key: str) -> AbstractContextManager[IO[bytes]]:
+        """The object as a stream read as it arrives (for objects too large to hold)."""
+        ...
 
     def get_if_changed(self, key: str, etag: str | None) -> tuple[bytes, str] | None:
         """The object and its ETag, or None when its ETag still equals ``etag``."""
@@ -107,6 +112,12 @@ class LocalStore:
         except FileNotFoundError:
             raise NotFound(f"no object {key}") from None
 
+    def open(self, key: str) -> AbstractContextManager[IO[bytes]]:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"no object {key}") from None
+
     def get_if_changed(self, key: str, etag: str | None) -> tuple[bytes, str] | None:
         data = self.get(key)
         digest = sha256_hex(data)
@@ -150,6 +161,9 @@ class MemoryStore:
             return self.objects[key]
         except KeyError:
             raise NotFound(f"no object {key}") from None
+
+    def open(self, key: str) -> AbstractContextManager[IO[bytes]]:
+        return closing(io.BytesIO(self.get(key)))
 
     def get_if_changed(self, key: str, etag: str | None) -> tuple[bytes, str] | None:
         data = self.get(key)
@@ -201,6 +215,11 @@ class S3Store:
         return ObjectInfo(key, len(data), result.etag or "")
 
     def get(self, key: str) -> bytes:
+        with self.open(key) as stream:
+            return stream.read()
+
+    @contextmanager
+    def open(self, key: str) -> Iterator[IO[bytes]]:
         from minio.error import S3Error
 
         try:
@@ -209,8 +228,11 @@ class S3Store:
             if exc.code in ("NoSuchKey", "NoSuchBucket"):
                 raise NotFound(f"no object {key}") from None
             raise
+        # urllib3 closes a response read to its end, under the io wrappers (gzip, text)
+        # that still read it; they need it open until they are done
+        response.auto_close = False
         try:
-            return response.read()
+            yield cast(IO[bytes], response)  # urllib3's response is a readable io stream
         finally:
             response.close()
             response.release_conn()

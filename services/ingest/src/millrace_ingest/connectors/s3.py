@@ -7,7 +7,9 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import IO, Any
 from urllib.parse import urlencode, urlparse
 
 from millrace_common.errors import InvalidInput, MillraceError, NotFound
@@ -15,7 +17,7 @@ from millrace_common.objectstore import ObjectInfo, ObjectStore, open_store
 from millrace_common.project import Dataset
 
 from millrace_ingest.connectors.event_ids import s3_event_id, with_event_id
-from millrace_ingest.connectors.reader import format_of, position, read_stream
+from millrace_ingest.connectors.reader import Format, format_of, position, read_stream
 from millrace_ingest.connectors.sender import Item
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
@@ -73,15 +75,14 @@ def s3_items(
             continue
         kind, gzipped = found
         where = f"s3://{location.bucket}/{info.key}"
-        data = _get(store, info, where)
         scan.read.append(info.key)
-        for line, record in read_stream(
-            io.BytesIO(data), kind=kind, gzipped=gzipped, dataset=dataset, where=where
-        ):
-            event_id = s3_event_id(
-                bucket=location.bucket, key=info.key, etag=info.etag, size=info.size, line=line
-            )
-            yield Item(f"{where} {position(kind, line)}", with_event_id(record, event_id))
+        with _opened(store, info, kind, where) as stream:
+            records = read_stream(stream, kind=kind, gzipped=gzipped, dataset=dataset, where=where)
+            for line, record in _reading(records, where):
+                event_id = s3_event_id(
+                    bucket=location.bucket, key=info.key, etag=info.etag, size=info.size, line=line
+                )
+                yield Item(f"{where} {position(kind, line)}", with_event_id(record, event_id))
 
 
 def _listing(store: ObjectStore, location: S3Location) -> Iterator[ObjectInfo]:
@@ -97,12 +98,31 @@ def _listing(store: ObjectStore, location: S3Location) -> Iterator[ObjectInfo]:
     return iter(listed)
 
 
-def _get(store: ObjectStore, info: ObjectInfo, where: str) -> bytes:
+@contextmanager
+def _opened(store: ObjectStore, info: ObjectInfo, kind: Format, where: str) -> Iterator[IO[bytes]]:
+    """The object as a stream, read as it arrives (an object may be larger than memory);
+    Parquet whole, since its reader seeks to the footer first."""
     try:
-        return store.get(info.key)
+        if kind == "parquet":
+            yield io.BytesIO(store.get(info.key))
+            return
+        with store.open(info.key) as stream:
+            yield stream
     except MillraceError:
         raise
     except Exception as exc:
+        raise InvalidInput(f"cannot read {where}: {_short(exc)}", field="url") from None
+
+
+def _reading(
+    records: Iterator[tuple[int, dict[str, Any]]], where: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``records``, with a connection lost mid-object named as such (one line)."""
+    try:
+        yield from records
+    except MillraceError:
+        raise
+    except Exception as exc:  # urllib3/minio errors while the body streams in
         raise InvalidInput(f"cannot read {where}: {_short(exc)}", field="url") from None
 
 
