@@ -258,6 +258,11 @@ def test_unknown_things_are_404_pages_naming_them(client: TestClient) -> None:
         ("/ui/models/machine-failure/versions/9", "model 'machine-failure' has no version 9"),
         ("/ui/models/machine-failure/compare?run=run-1&run=ghost", "has no run 'ghost'"),
         ("/ui/sites/atlantis", "no site 'atlantis'"),
+        (
+            "/ui/models/machine-failure/versions/1/extra",
+            "no page /ui/models/machine-failure/versions/1/extra",
+        ),
+        ("/ui/nothing-here", "no page /ui/nothing-here"),
     ):
         response = client.get(url)
         assert response.status_code == 404, url

@@ -13,13 +13,21 @@ use cases as the REST API (changes stay audited REST or CLI calls; the pages sho
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from millrace_registry.ui import model, models, sites, version
+from millrace_registry.ui.render import error_page
 
 ui_router = APIRouter(include_in_schema=False)
 for pages in (models.router, model.router, version.router, sites.router):
     ui_router.include_router(pages, prefix="/ui")
+
+
+@ui_router.get("/ui/{path:path}")
+async def no_such_page(path: str) -> HTMLResponse:
+    """Matched last: a browser that asks for a page that does not exist gets a page."""
+    return error_page(404, f"no page /ui/{path}")
+
 
 home_router = APIRouter(include_in_schema=False)
 
