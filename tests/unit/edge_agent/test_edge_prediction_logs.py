@@ -241,6 +241,9 @@ def test_every_prediction_is_answered_and_logged_on_disk_within_its_bound(
         assert (state["queue_depth"], state["sample_rate"]) == (4, 1.0)
         assert state["forward_failures"] > 0 and state["forwarded"] == 0
         assert dropped("queue_full_dropped_oldest") == before + 6
+        # the heartbeat tells the centre too, apart from the records it dropped (none)
+        beat = runtime.heartbeat()
+        assert (beat["prediction_log_drops"], beat["drops"]) == (6, 0)
         assert (
             'millrace_edge_prediction_logs_dropped_total{reason="queue_full_dropped_oldest"}'
             in client.get("/metrics").text

@@ -220,6 +220,7 @@ class S3Store:
 
     @contextmanager
     def open(self, key: str) -> Iterator[IO[bytes]]:
+        import urllib3
         from minio.error import S3Error
 
         try:
@@ -230,7 +231,8 @@ class S3Store:
             raise
         # urllib3 closes a response read to its end, under the io wrappers (gzip, text)
         # that still read it; they need it open until they are done
-        response.auto_close = False
+        if isinstance(response, urllib3.HTTPResponse):
+            response.auto_close = False
         try:
             yield cast(IO[bytes], response)  # urllib3's response is a readable io stream
         finally:

@@ -278,5 +278,6 @@ class EdgeRuntime:
             "last_sync": state["last_sync"],
             "queue_depth": state.get("queue_depth", 0),
             "drops": sum(state.get("drops", {}).values()),
+            "prediction_log_drops": sum(state["prediction_logs"].get("drops", {}).values()),
             "last_error": state["last_error"],
         }

@@ -50,6 +50,9 @@ class Heartbeat(BaseModel):
     last_sync: datetime | None = None
     queue_depth: int = Field(0, ge=0)
     drops: int = Field(0, ge=0)
+    """Records the site dropped (the centre is missing exactly these)."""
+    prediction_log_drops: int = Field(0, ge=0)
+    """Prediction logs the site dropped (its monitoring data, not its records)."""
     last_error: str | None = None
     sent_at: datetime
 
