@@ -7,8 +7,11 @@ import asyncio
 import base64
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
@@ -47,6 +50,12 @@ def broker(supervisor: Supervisor) -> Iterator[str]:
 
 
 @pytest.fixture
+def features_env() -> dict[str, str]:
+    """More settings for the features process (a test class overrides it)."""
+    return {}
+
+
+@pytest.fixture
 def features(
     supervisor: Supervisor,
     broker: str,
@@ -54,6 +63,7 @@ def features(
     object_store_url: str,
     project_dir: Path,
     tmp_path: Path,
+    features_env: dict[str, str],
 ) -> Iterator[ProcessSpec]:
     port = free_port()
     spec = ProcessSpec(
@@ -69,6 +79,7 @@ def features(
             # each test its own consumer group and table changelog
             "MILLRACE_FEATURES_APP_ID": f"features-it-{port}",
             "MILLRACE_FEATURES_RETRAIN_CHECK_SECONDS": "0.5",
+            **features_env,
         },
         ready_url=f"http://127.0.0.1:{port}/readyz",
     )
@@ -251,3 +262,129 @@ async def _train_requests(broker: str, want: int) -> list[dict]:  # type: ignore
     finally:
         await consumer.stop()
     return found
+
+
+class TestDriftRetraining:
+    """``retrain: {every_n_labelled_rows: 1500, drift: {psi: 0.2, window: 1h, ...}}``: the
+    count cuts the first snapshot (the reference); more of the same data does not drift;
+    temperature +15 does, once: a snapshot and train request whose reason names the
+    feature, and the drift route shows it."""
+
+    @pytest.fixture
+    def project_dir(self, tmp_path: Path) -> Path:
+        spec = yaml.safe_load((FACTORY / "millrace.yaml").read_text())
+        spec["models"]["machine-failure"]["retrain"] = {
+            "every_n_labelled_rows": 1500,
+            "drift": {"psi": 0.2, "window": "1h", "min_rows": 200},
+        }
+        folder = tmp_path / "project"
+        folder.mkdir()
+        (folder / "millrace.yaml").write_text(yaml.safe_dump(spec))
+        return folder
+
+    @pytest.fixture
+    def features_env(self) -> dict[str, str]:
+        return {"MILLRACE_FEATURES_DRIFT_CHECK_SECONDS": "0.5"}
+
+    @staticmethod
+    def _fleet() -> Iterator[dict[str, Any]]:
+        """50 machines read every 10 minutes (so the 10m windows hold one or two readings
+        and rows an hour apart are nearly independent), started well after the
+        simulation's start so the machines' wear is spread over its cycle. Seed 1 measured
+        offline: unshifted hourly windows stay under PSI 0.1 against the reference,
+        temperature +15 gives about 6."""
+        fleet = factory_records(machines=50, seed=1, step=timedelta(minutes=10))
+        take(fleet, 5000)
+        return ({"dataset": "machines", **r} for r in fleet)
+
+    async def test_a_shift_in_the_sensors_cuts_one_snapshot_naming_the_feature(
+        self, features: ProcessSpec, broker: str, database_url: str
+    ) -> None:
+        url = f"http://127.0.0.1:{features.env['MILLRACE_FEATURES_PORT']}"
+        drift_url = f"{url}/v1/models/machine-failure/drift"
+        fleet = self._fleet()
+        # unlabelled: fills the feature windows, not counted, not in the reference
+        warm = [{k: v for k, v in r.items() if k != "failure_within_1h"} for r in take(fleet, 50)]
+        send = self._sender(broker)
+        assert httpx.get(drift_url).status_code == 409  # no snapshot yet
+        assert httpx.get(f"{url}/v1/models/nope/drift").status_code == 404
+
+        send(warm + take(fleet, 1500))
+        wait_until(
+            lambda: _count(database_url, snapshots) == 1, timeout=60, what="the count snapshot"
+        )
+
+        control = take(fleet, 300)
+        send(control)
+        last = control[-1]["ts"].replace("Z", "+00:00")
+        wait_until(
+            lambda: _drift(drift_url)["window"]["end"] == last,
+            timeout=60,
+            what="the drift route to measure the unshifted rows",
+        )
+        unshifted = _drift(drift_url)
+        assert unshifted["window"]["rows"] >= 200 and unshifted["new_labelled_rows"] == 300
+        assert max(unshifted["psi"].values()) < 0.2 and unshifted["would_fire"] is False
+        _timer_measured(url, unshifted)
+        assert _count(database_url, snapshots) == 1
+
+        send([{**r, "temperature": r["temperature"] + 15} for r in take(fleet, 300)])
+        wait_until(
+            lambda: _count(database_url, snapshots) == 2, timeout=60, what="a drift snapshot"
+        )
+        requests = await _train_requests(broker, want=2)
+        assert requests[0]["reason"] == "1500 new labelled rows"
+        reason = requests[1]["reason"]
+        assert reason.startswith("drift: temperature_m") and "> 0.2 (1h, " in reason, reason
+        drifted = _drift(drift_url)
+        assert drifted["reference"]["reason"] == reason
+        assert drifted["reference"]["rows"] == requests[1]["snapshot"]["rows"] == 2100
+        assert set(drifted["psi"]) >= {"temperature_mean_10m", "temperature_max_10m"}
+
+        # the drift persists against the new reference: it does not fire again
+        more = [{**r, "temperature": r["temperature"] + 15} for r in take(fleet, 300)]
+        send(more)
+        last = more[-1]["ts"].replace("Z", "+00:00")
+        wait_until(
+            lambda: _drift(drift_url)["window"]["end"] == last,
+            timeout=60,
+            what="the drift route to measure the new rows",
+        )
+        again = _drift(drift_url)
+        assert max(again["psi"].values()) > 0.2 and again["would_fire"] is False, again
+        _timer_measured(url, again)
+        assert _count(database_url, snapshots) == 2
+
+    @staticmethod
+    def _sender(broker: str) -> Any:
+        def send(records: list[dict[str, Any]]) -> None:
+            # one key, one partition: the rows land in event-time order
+            _produce(broker, [orjson.dumps(r) for r in records], [b"fleet"] * len(records))
+
+        return send
+
+
+def _drift(url: str) -> dict[str, Any]:
+    answer = httpx.get(url, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def _timer_measured(url: str, measured: dict[str, Any]) -> None:
+    """Wait until the leader's timer has measured what the route did (its gauge shows
+    the same PSI), then a few more of its 0.5 s ticks, for a snapshot it would cut."""
+    feature, value = next(iter(measured["psi"].items()))
+    line = f'millrace_features_drift_psi{{feature="{feature}",model="machine-failure"}} '
+
+    def gauge() -> float | None:
+        for row in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+            if row.startswith(line):
+                return float(row.removeprefix(line))
+        return None
+
+    wait_until(
+        lambda: (g := gauge()) is not None and abs(g - value) < 1e-3,
+        timeout=30,
+        what=f"the timer's gauge for {feature} to read {value}",
+    )
+    time.sleep(1.5)
