@@ -21,11 +21,11 @@ from millrace_common.objectstore import get_verified, key_of, open_store
 from millrace_trainer.worker import Runtime
 from typer.testing import CliRunner
 
-from tests.integration.test_features import _count, _produce, broker, features
+from tests.integration.test_features import _count, _produce, broker, features, features_env
 from tests.integration.test_trainer import MODEL, registry_url, trainer
 
 pytestmark = pytest.mark.integration
-__all__ = ["broker", "features", "registry_url", "trainer"]  # fixtures reused
+__all__ = ["broker", "features", "features_env", "registry_url", "trainer"]  # fixtures reused
 runner = CliRunner()
 
 
