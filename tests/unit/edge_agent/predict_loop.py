@@ -18,6 +18,17 @@ class Answers:
     failures: list[str] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)
 
+    def wait_for_more(self, count: int, *, timeout: float = 10) -> list[int]:
+        """Wait until ``count`` more requests were answered; the versions that answered them."""
+        seen = len(self.versions)
+        wait_until(
+            lambda: len(self.versions) >= seen + count,
+            timeout=timeout,
+            what=f"{count} more answered predictions",
+            interval=0.01,
+        )
+        return self.versions[seen : seen + count]
+
 
 @contextmanager
 def predict_loop(client: TestClient, *, model: str, what: str) -> Iterator[Answers]:

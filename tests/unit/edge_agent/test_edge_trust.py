@@ -97,6 +97,7 @@ def test_bad_models_are_refused_while_the_old_one_answers_every_request(tmp_path
                 assert reason in (runtime.describe()["last_error"] or "")
                 assert runtime.slots.get(MODEL).version == 1
                 assert not (tmp_path / "models" / MODEL / str(version)).exists()
+                assert answers.wait_for_more(4) == [1] * 4  # the old model goes on answering
             publish(store, 5, build_model(seed=5).data)
             runtime.syncer.sync_once()
             wait_until(lambda: answers.versions[-1:] == [5], timeout=10, what="version 5 to answer")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -49,10 +49,12 @@ class ForwardStatus:
     consecutive_failures: int = 0
 
 
-@dataclass
-class Forwarder:
-    queue: DiskQueue
-    sink: RecordSink
+@dataclass(kw_only=True)
+class ForwardLoop:
+    """What both forwarders share: batch after batch while there is something to send,
+    exponential backoff with jitter (capped) while the centre fails, and an idle wait
+    that ``wakeup`` cuts short when something new is queued."""
+
     batch_size: int = 500
     retry_base: float = 0.5
     retry_cap: float = 30.0
@@ -61,18 +63,38 @@ class Forwarder:
     status: ForwardStatus = field(default_factory=ForwardStatus)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
+    async def forward_once(self) -> int:
+        """Send the oldest batch; return how many queued rows left the queue."""
+        raise NotImplementedError
+
     async def run(self) -> None:
-        await forward_forever(
-            self.forward_once,
-            status=self.status,
-            retry_base=self.retry_base,
-            retry_cap=self.retry_cap,
-            rand=self.rand,
-            idle=self._idle,
-        )
+        while True:
+            if await self.forward_once():
+                continue
+            if self.status.consecutive_failures:
+                await asyncio.sleep(
+                    next_delay(
+                        interval=self.retry_base,
+                        failures=self.status.consecutive_failures,
+                        cap=self.retry_cap,
+                        rand=self.rand,
+                    )
+                )
+            else:
+                await self._idle()
 
     async def _idle(self) -> None:
-        await _idle(self.wakeup, self.idle_wait)
+        self.wakeup.clear()
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), timeout=self.idle_wait)
+        except TimeoutError:
+            pass
+
+
+@dataclass(kw_only=True)
+class Forwarder(ForwardLoop):
+    queue: DiskQueue
+    sink: RecordSink
 
     async def forward_once(self) -> int:
         """Send the oldest batch; return how many records left the queue (0: none did)."""
@@ -141,65 +163,12 @@ class Forwarder:
         QUEUE_DEPTH.set(self.queue.depth())
 
 
-async def forward_forever(
-    forward_once: Callable[[], Awaitable[int]],
-    *,
-    status: ForwardStatus,
-    retry_base: float,
-    retry_cap: float,
-    rand: Callable[[], float],
-    idle: Callable[[], Awaitable[None]],
-) -> None:
-    """Send batch after batch; back off while ``status`` counts failures, idle when
-    there is nothing to send."""
-    while True:
-        sent = await forward_once()
-        if sent:
-            continue
-        if status.consecutive_failures:
-            await asyncio.sleep(
-                next_delay(
-                    interval=retry_base,
-                    failures=status.consecutive_failures,
-                    cap=retry_cap,
-                    rand=rand,
-                )
-            )
-        else:
-            await idle()
-
-
-async def _idle(wakeup: asyncio.Event, timeout: float) -> None:
-    wakeup.clear()
-    try:
-        await asyncio.wait_for(wakeup.wait(), timeout=timeout)
-    except TimeoutError:
-        pass
-
-
-@dataclass
-class PredictionLogForwarder:
+@dataclass(kw_only=True)
+class PredictionLogForwarder(ForwardLoop):
     """The queued prediction logs to the centre, with the records' retry and backoff."""
 
     queue: DiskQueue
     sink: PredictionLogSink
-    batch_size: int = 500
-    retry_base: float = 0.5
-    retry_cap: float = 30.0
-    idle_wait: float = 1.0
-    rand: Callable[[], float] = random.random
-    status: ForwardStatus = field(default_factory=ForwardStatus)
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self) -> None:
-        await forward_forever(
-            self.forward_once,
-            status=self.status,
-            retry_base=self.retry_base,
-            retry_cap=self.retry_cap,
-            rand=self.rand,
-            idle=lambda: _idle(self.wakeup, self.idle_wait),
-        )
 
     async def forward_once(self) -> int:
         """Send the oldest batch; return how many logs left the queue (0: none did)."""
