@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import yaml
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaProducer
+from millrace_cli.main import app as cli_app
 from millrace_cli.processes import (
     ProcessSpec,
     Supervisor,
@@ -32,6 +33,7 @@ from millrace_common.feature_store import offline_rows, online_rows
 from millrace_common.project import load_project
 from millrace_features.pipeline import RawMessage, decode, rows_for
 from millrace_features.tables import snapshots
+from typer.testing import CliRunner
 
 from tests.conftest import FACTORY
 
@@ -355,6 +357,18 @@ class TestDriftRetraining:
         _timer_measured(url, again)
         assert _count(database_url, snapshots) == 2
 
+        # the same, as a data scientist reads it
+        shown = _cli("models", "drift", "machine-failure", "--features-url", url)
+        assert shown.exit_code == 0, shown.output
+        top = next(iter(again["psi"]))
+        assert top in shown.output and "over the policy's threshold" in shown.output
+        assert "it would not retrain now" in shown.output
+        as_json = _cli("models", "drift", "machine-failure", "--features-url", url, "--json")
+        assert orjson.loads(as_json.output)["psi"] == _drift(drift_url)["psi"]
+        unknown = _cli("models", "drift", "nope", "--features-url", url)
+        assert unknown.exit_code == 1 and "HTTP 404" in unknown.output
+        assert len(unknown.output.strip().splitlines()) == 1
+
     @staticmethod
     def _sender(broker: str) -> Any:
         def send(records: list[dict[str, Any]]) -> None:
@@ -362,6 +376,10 @@ class TestDriftRetraining:
             _produce(broker, [orjson.dumps(r) for r in records], [b"fleet"] * len(records))
 
         return send
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(cli_app, list(args), env={"COLUMNS": "200"})
 
 
 def _drift(url: str) -> dict[str, Any]:

@@ -191,6 +191,7 @@ def reproduce_table(report: dict[str, Any]) -> Table:
 
 def install(app: typer.Typer, models_app: typer.Typer) -> None:
     """Add the catalog commands to the ``millrace`` app."""
+    from millrace_cli.drift import drift
     from millrace_cli.training import train
 
     app.add_typer(runs_app, name="runs")
@@ -202,6 +203,7 @@ def install(app: typer.Typer, models_app: typer.Typer) -> None:
         ("rollback", rollback),
         ("lineage", lineage),
         ("reproduce", reproduce),
+        ("drift", drift),
     ):
         models_app.command(name)(command)
 
