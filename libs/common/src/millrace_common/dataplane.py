@@ -17,7 +17,7 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -298,16 +298,19 @@ async def cooperatively(items: Sequence[T], work: Callable[[T], R], *, chunk: in
     return done
 
 
+_request_numbers = itertools.count()  # next() on it is atomic: safe from any thread
+
+
 @functools.cache
-def _request_ids() -> Iterator[str]:
-    """UUID-shaped ids: a random 64-bit prefix drawn once per process, then a counter;
-    unique across processes and restarts without asking the OS for randomness per log."""
-    prefix = secrets.randbits(64) << 64
-    return (str(uuid.UUID(int=prefix | n)) for n in itertools.count())
+def _request_id_prefix() -> int:
+    """A random 64-bit prefix, drawn once per process."""
+    return secrets.randbits(64) << 64
 
 
 def next_request_id() -> str:
-    return next(_request_ids())
+    """UUID-shaped: the process's random prefix and a counter, so ids are unique across
+    processes and restarts without asking the OS for randomness per log."""
+    return str(uuid.UUID(int=_request_id_prefix() | next(_request_numbers)))
 
 
 def describe_loaded(model: LoadedModel, alias: str | None) -> dict[str, Any]:
