@@ -35,6 +35,38 @@ def start_ingest(supervisor: Supervisor, *, name: str, broker: str, project_dir:
     return port
 
 
+def forwarding_agent(
+    *,
+    name: str,
+    site: str,
+    tmp_path: Path,
+    project_dir: Path,
+    forward_url: str,
+    ready: str = "/healthz",
+    env: dict[str, str] | None = None,
+) -> tuple[ProcessSpec, str]:
+    """An edge agent serving the models under ``tmp_path/objects`` with no broker, which
+    forwards to ``forward_url`` (retries capped at 0.5 s); its spec and base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    spec = ProcessSpec(
+        name=name,
+        argv=[script("millrace-edge-agent"), "run", "--site", site],
+        env={
+            "MILLRACE_EDGE_AGENT_PORT": str(port),
+            "MILLRACE_EDGE_AGENT_CACHE_DIR": str(tmp_path / "site"),
+            "MILLRACE_OBJECT_STORE": f"file://{tmp_path / 'objects'}",
+            "MILLRACE_PROJECT": str(project_dir),
+            "MILLRACE_BROKER": "",
+            "MILLRACE_EDGE_AGENT_FORWARD_URL": forward_url,
+            "MILLRACE_EDGE_AGENT_FORWARD_RETRY_CAP": "0.5",
+            **(env or {}),
+        },
+        ready_url=f"{base}{ready}",
+    )
+    return spec, base
+
+
 async def read_raw(broker: str, *, entities: set[str], until: int) -> list[dict[str, Any]]:
     """Every raw record of ``entities`` in partition order, once ``until`` distinct event
     ids are seen (duplicates included, so the test can dedup like the centre does)."""

@@ -14,11 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
+from millrace_cli.processes import ProcessSpec, Supervisor, wait_until
 
 from tests.integration.edge_support import (
     LinkProxy,
     first_seen_per_entity,
+    forwarding_agent,
     read_raw,
     start_ingest,
 )
@@ -43,26 +44,14 @@ def link(ingest_port: int) -> Iterator[LinkProxy]:
 def agent_spec(
     tmp_path: Path, project_dir: Path, link: LinkProxy, **extra: str
 ) -> tuple[ProcessSpec, str]:
-    port = free_port()
-    env = {
-        "MILLRACE_EDGE_AGENT_PORT": str(port),
-        "MILLRACE_EDGE_AGENT_CACHE_DIR": str(tmp_path / "site"),
-        "MILLRACE_OBJECT_STORE": f"file://{tmp_path / 'objects'}",
-        "MILLRACE_PROJECT": str(project_dir),
-        "MILLRACE_BROKER": "",
-        "MILLRACE_EDGE_AGENT_FORWARD_URL": f"http://127.0.0.1:{link.port}",
-        "MILLRACE_EDGE_AGENT_FORWARD_RETRY_CAP": "0.5",
-        "MILLRACE_EDGE_AGENT_FORWARD_BATCH": "7",
-        **extra,
-    }
-    base = f"http://127.0.0.1:{port}"
-    spec = ProcessSpec(
+    return forwarding_agent(
         name="edge-fw",
-        argv=[script("millrace-edge-agent"), "run", "--site", SITE],
-        env=env,
-        ready_url=f"{base}/healthz",
+        site=SITE,
+        tmp_path=tmp_path,
+        project_dir=project_dir,
+        forward_url=f"http://127.0.0.1:{link.port}",
+        env={"MILLRACE_EDGE_AGENT_FORWARD_BATCH": "7", **extra},
     )
-    return spec, base
 
 
 class Producer:

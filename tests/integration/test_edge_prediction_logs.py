@@ -15,11 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
-from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
+from millrace_cli.processes import Supervisor, wait_until
 from millrace_common.contracts import PredictionLogged, SiteManifest
 from millrace_common.objectstore import open_store
 
-from tests.integration.edge_support import LinkProxy, read_predictions, start_ingest
+from tests.integration.edge_support import (
+    LinkProxy,
+    forwarding_agent,
+    read_predictions,
+    start_ingest,
+)
 from tests.support_models import build_model, instance
 
 pytestmark = pytest.mark.integration
@@ -64,22 +69,14 @@ async def test_predictions_made_offline_reach_the_centre_once_each_with_their_si
 ) -> None:
     site = f"plant-pl-{secrets.token_hex(3)}"
     deploy(tmp_path / "objects", site)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    spec = ProcessSpec(
+    spec, base = forwarding_agent(
         name="edge-pl",
-        argv=[script("millrace-edge-agent"), "run", "--site", site],
-        env={
-            "MILLRACE_EDGE_AGENT_PORT": str(port),
-            "MILLRACE_EDGE_AGENT_CACHE_DIR": str(tmp_path / "site"),
-            "MILLRACE_OBJECT_STORE": f"file://{tmp_path / 'objects'}",
-            "MILLRACE_PROJECT": str(project_dir),
-            "MILLRACE_BROKER": "",
-            "MILLRACE_EDGE_AGENT_FORWARD_URL": f"http://127.0.0.1:{link.port}",
-            "MILLRACE_EDGE_AGENT_FORWARD_RETRY_CAP": "0.5",
-            "MILLRACE_EDGE_AGENT_FORWARD_BATCH": "4",
-        },
-        ready_url=f"{base}/readyz",  # ready once the site's model is loaded
+        site=site,
+        tmp_path=tmp_path,
+        project_dir=project_dir,
+        forward_url=f"http://127.0.0.1:{link.port}",
+        ready="/readyz",  # ready once the site's model is loaded
+        env={"MILLRACE_EDGE_AGENT_FORWARD_BATCH": "4"},
     )
     supervisor = Supervisor(tmp_path / "logs")
     link.cut()

@@ -67,8 +67,31 @@ def features(
     tmp_path: Path,
     features_env: dict[str, str],
 ) -> Iterator[ProcessSpec]:
+    spec = features_process(
+        broker=broker,
+        database_url=database_url,
+        object_store_url=object_store_url,
+        project_dir=project_dir,
+        data_dir=tmp_path,
+        env={"MILLRACE_FEATURES_RETRAIN_CHECK_SECONDS": "0.5", **features_env},
+    )
+    supervisor.start(spec, timeout=120)
+    yield spec
+    supervisor.stop(spec.name)
+
+
+def features_process(
+    *,
+    broker: str,
+    database_url: str,
+    object_store_url: str,
+    project_dir: Path,
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+) -> ProcessSpec:
+    """A features worker of its own: its port, consumer group and table changelog."""
     port = free_port()
-    spec = ProcessSpec(
+    return ProcessSpec(
         name=f"features-{port}",
         argv=[script("millrace-features")],
         env={
@@ -77,17 +100,12 @@ def features(
             "MILLRACE_OBJECT_STORE": object_store_url,
             "MILLRACE_PROJECT": str(project_dir),
             "MILLRACE_FEATURES_PORT": str(port),
-            "MILLRACE_FEATURES_DATA_DIR": str(tmp_path),
-            # each test its own consumer group and table changelog
+            "MILLRACE_FEATURES_DATA_DIR": str(data_dir),
             "MILLRACE_FEATURES_APP_ID": f"features-it-{port}",
-            "MILLRACE_FEATURES_RETRAIN_CHECK_SECONDS": "0.5",
-            **features_env,
+            **(env or {}),
         },
         ready_url=f"http://127.0.0.1:{port}/readyz",
     )
-    supervisor.start(spec, timeout=120)
-    yield spec
-    supervisor.stop(spec.name)
 
 
 def _count(database_url: str, table: sa.Table) -> int:

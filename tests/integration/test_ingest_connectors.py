@@ -20,7 +20,6 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 from millrace_cli.processes import (
-    ProcessSpec,
     Supervisor,
     free_port,
     script,
@@ -31,32 +30,24 @@ from millrace_common.db import make_engine
 from millrace_common.feature_store import offline_rows
 from millrace_common.objectstore import ObjectStore, open_store
 
+from tests.integration.edge_support import start_ingest
+from tests.integration.test_features import features_process
+
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def start_ingest(supervisor: Supervisor, broker: str, project_dir: Path) -> tuple[str, str]:
-    port = free_port()
-    name = f"ingest-conn-{port}"
-    supervisor.start(
-        ProcessSpec(
-            name=name,
-            argv=[script("millrace-ingest")],
-            env={
-                "MILLRACE_BROKER": broker,
-                "MILLRACE_PROJECT": str(project_dir),
-                "MILLRACE_INGEST_PORT": str(port),
-            },
-            ready_url=f"http://127.0.0.1:{port}/readyz",
-        )
-    )
+def started_ingest(supervisor: Supervisor, broker: str, project_dir: Path) -> tuple[str, str]:
+    """The centre's ingest as a process of its own: its name and base URL."""
+    name = f"ingest-conn-{secrets.token_hex(3)}"
+    port = start_ingest(supervisor, name=name, broker=broker, project_dir=project_dir)
     return name, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
 def ingest_url(supervisor: Supervisor, broker: str, project_dir: Path) -> Iterator[str]:
-    name, url = start_ingest(supervisor, broker, project_dir)
+    name, url = started_ingest(supervisor, broker, project_dir)
     yield url
     supervisor.stop(name)
 
@@ -375,21 +366,13 @@ def platform(
     broker_spec.name = f"tansu-conn-{port}"
     supervisor.start(broker_spec)
     broker = f"127.0.0.1:{port}"
-    ingest_name, url = start_ingest(supervisor, broker, project_dir)
-    features_port = free_port()
-    features = ProcessSpec(
-        name=f"features-conn-{features_port}",
-        argv=[script("millrace-features")],
-        env={
-            "MILLRACE_BROKER": broker,
-            "MILLRACE_DATABASE_URL": database_url,
-            "MILLRACE_OBJECT_STORE": object_store_url,
-            "MILLRACE_PROJECT": str(project_dir),
-            "MILLRACE_FEATURES_PORT": str(features_port),
-            "MILLRACE_FEATURES_DATA_DIR": str(tmp_path / "features"),
-            "MILLRACE_FEATURES_APP_ID": f"features-conn-{features_port}",
-        },
-        ready_url=f"http://127.0.0.1:{features_port}/readyz",
+    ingest_name, url = started_ingest(supervisor, broker, project_dir)
+    features = features_process(
+        broker=broker,
+        database_url=database_url,
+        object_store_url=object_store_url,
+        project_dir=project_dir,
+        data_dir=tmp_path / "features",
     )
     supervisor.start(features, timeout=120)
     yield url, broker

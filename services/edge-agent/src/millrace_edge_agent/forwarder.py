@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +51,7 @@ class ForwardStatus:
 
 
 @dataclass(kw_only=True)
-class ForwardLoop:
+class ForwardLoop(ABC):
     """What both forwarders share: batch after batch while there is something to send,
     exponential backoff with jitter (capped) while the centre fails, and an idle wait
     that ``wakeup`` cuts short when something new is queued."""
@@ -63,9 +64,9 @@ class ForwardLoop:
     status: ForwardStatus = field(default_factory=ForwardStatus)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @abstractmethod
     async def forward_once(self) -> int:
         """Send the oldest batch; return how many queued rows left the queue."""
-        raise NotImplementedError
 
     async def run(self) -> None:
         while True:

@@ -80,7 +80,7 @@ def _floats(table: pa.Table, name: str) -> np.ndarray:
     column = table.column(name)
     try:
         return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except pa.ArrowException:  # invalid values, or no cast from that type
         raise TrainingError(f"column '{name}' is not numeric", field=name) from None
 
 
@@ -89,7 +89,7 @@ def _times(table: pa.Table) -> np.ndarray:
     if not pa.types.is_timestamp(column.type):
         try:
             column = pc.cast(column, pa.timestamp("us", tz="UTC"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        except pa.ArrowException:  # invalid values, or no cast from that type
             raise TrainingError(
                 "column 'event_time' is not a timestamp", field="event_time"
             ) from None
