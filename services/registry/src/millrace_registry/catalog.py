@@ -67,6 +67,7 @@ class Catalog:
         alias: str | None,
         limit: int,
         offset: int,
+        newest_first: bool = False,
     ) -> tuple[list[dict[str, Any]], int]:
         if alias is not None:
             check_alias(alias)
@@ -78,7 +79,7 @@ class Catalog:
             and (metric is None or metric.matches(doc["metrics"]))
             and (alias is None or alias in doc["aliases"])
         ]
-        return page(docs, limit=limit, offset=offset)
+        return page(docs[::-1] if newest_first else docs, limit=limit, offset=offset)
 
     # -- updates ---------------------------------------------------------------------
 

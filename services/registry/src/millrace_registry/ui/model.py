@@ -12,7 +12,6 @@ from fastapi.responses import HTMLResponse
 from millrace_registry.api import CatalogDep, RegistryDep, RunStatus, VersionStatus
 from millrace_registry.catalog import Catalog
 from millrace_registry.domain import PRODUCTION
-from millrace_registry.filters import page
 from millrace_registry.service import Registry
 from millrace_registry.traffic import PoliciesDep, TrafficPolicies
 from millrace_registry.ui.render import (
@@ -28,8 +27,6 @@ from millrace_registry.ui.render import (
 router = APIRouter(prefix="/models/{name}", route_class=PageRoute)
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 Offset = Annotated[int, Query(ge=0)]
-EVERY = 1_000_000_000
-"""Fetch every match: the versions table shows the newest first, so it pages itself."""
 
 
 @router.get("")
@@ -86,10 +83,16 @@ def _overview(
     offset: int,
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], int]:
     model = registry.model(name=name)
-    found, _ = catalog.search_versions(
-        name=name, status=status, tags={}, metric=None, alias=None, limit=EVERY, offset=0
+    versions, total = catalog.search_versions(
+        name=name,
+        status=status,
+        tags={},
+        metric=None,
+        alias=None,
+        limit=limit,
+        offset=offset,
+        newest_first=True,
     )
-    versions, total = page(found[::-1], limit=limit, offset=offset)
     return model, policies.get(name=name), versions, total
 
 
