@@ -9,10 +9,11 @@ converted with skl2onnx (input "input" [None, 7], outputs "label" and "probabili
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import numpy as np
-from millrace_common.contracts import AliasTarget, ModelSchema
+from millrace_common.contracts import AliasTarget, ModelSchema, SiteManifest
 from millrace_common.objectstore import ObjectStore, sha256_hex
 from millrace_common.scoring import describe_session, open_session
 
@@ -84,6 +85,18 @@ def build_model(*, seed: int = 0) -> ModelArtifact:
         features=list(FACTORY_FEATURES), inputs=inputs, outputs=outputs, task="classification"
     )
     return ModelArtifact(data=data, schema=schema)
+
+
+def deploy_to_site(
+    store: ObjectStore, *, site: str, name: str, version: int = 1, seed: int = 1
+) -> AliasTarget:
+    """What the registry does for a site: the artifact, then the site's manifest naming it."""
+    artifact = build_model(seed=seed)
+    store.put(artifact.key(name, version), artifact.data)
+    target = artifact.target(store, name=name, version=version)
+    manifest = SiteManifest(site=site, updated_at=datetime.now(UTC), models=[target])
+    store.put(f"sites/{site}/manifest.json", manifest.model_dump_json(by_alias=True).encode())
+    return target
 
 
 def instance(value: float = 0.5) -> dict[str, float]:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from millrace_cli.processes import Supervisor, wait_until
-from millrace_common.contracts import PredictionLogged, SiteManifest
+from millrace_common.contracts import PredictionLogged
 from millrace_common.objectstore import open_store
 
 from tests.integration.edge_support import (
@@ -25,7 +24,7 @@ from tests.integration.edge_support import (
     read_predictions,
     start_ingest,
 )
-from tests.support_models import build_model, instance
+from tests.support_models import deploy_to_site, instance
 
 pytestmark = pytest.mark.integration
 MODEL = "machine-failure"
@@ -41,16 +40,7 @@ def link(supervisor: Supervisor, broker: str, project_dir: Path) -> Iterator[Lin
 
 
 def deploy(objects: Path, site: str) -> None:
-    """What the registry does for a site: the artifact, then the manifest naming it."""
-    store = open_store(f"file://{objects}")
-    artifact = build_model(seed=1)
-    store.put(artifact.key(MODEL, 1), artifact.data)
-    manifest = SiteManifest(
-        site=site,
-        updated_at=datetime.now(UTC),
-        models=[artifact.target(store, name=MODEL, version=1)],
-    )
-    store.put(f"sites/{site}/manifest.json", manifest.model_dump_json(by_alias=True).encode())
+    deploy_to_site(open_store(f"file://{objects}"), site=site, name=MODEL)
 
 
 def logs_state(base: str) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
-from datetime import UTC, datetime
 from importlib.metadata import requires
 from pathlib import Path
 
@@ -13,15 +12,13 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from millrace_cli.processes import wait_until
-from millrace_common.contracts import SiteManifest
 from millrace_common.errors import InvalidInput
 from millrace_common.objectstore import MemoryStore
 from millrace_edge_agent.adapters.kafka import group_id_of
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings, load_settings
-from millrace_edge_agent.sync import manifest_key
 
-from tests.support_models import build_model, instance
+from tests.support_models import deploy_to_site, instance
 
 SITE = "plant-1"
 MODEL = "machine-failure"
@@ -29,14 +26,7 @@ MODEL = "machine-failure"
 
 def test_serves_the_site_model_over_the_serving_api(tmp_path: Path) -> None:
     store = MemoryStore()
-    artifact = build_model(seed=1)
-    store.put(artifact.key(MODEL, 1), artifact.data)
-    manifest = SiteManifest(
-        site=SITE,
-        updated_at=datetime.now(UTC),
-        models=[artifact.target(store, name=MODEL, version=1)],
-    )
-    store.put(manifest_key(SITE), manifest.model_dump_json(by_alias=True).encode())
+    deploy_to_site(store, site=SITE, name=MODEL)
     settings = Settings(site=SITE, cache_dir=str(tmp_path), poll_interval=0.05)
     with TestClient(create_app(bootstrap(settings, store=store))) as client:
         wait_until(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from millrace_cli.processes import wait_until
-from millrace_common.contracts import SiteManifest
 from millrace_common.dataplane import PendingLog, prediction_log
 from millrace_common.errors import InvalidInput
 from millrace_common.objectstore import MemoryStore
@@ -27,10 +25,9 @@ from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings, load_settings
 from millrace_edge_agent.forwarder import PredictionLogForwarder
 from millrace_edge_agent.prediction_logs import PredictionLogBuffer
-from millrace_edge_agent.sync import manifest_key
 from prometheus_client import REGISTRY
 
-from tests.support_models import build_model, instance
+from tests.support_models import build_model, deploy_to_site, instance
 
 SITE = "plant-pl"
 MODEL = "machine-failure"
@@ -191,14 +188,7 @@ def test_a_422_names_the_refused_prediction_logs() -> None:
 
 def deployed_store() -> MemoryStore:
     store = MemoryStore()
-    artifact = build_model(seed=1)
-    store.put(artifact.key(MODEL, 1), artifact.data)
-    manifest = SiteManifest(
-        site=SITE,
-        updated_at=datetime.now(UTC),
-        models=[artifact.target(store, name=MODEL, version=1)],
-    )
-    store.put(manifest_key(SITE), manifest.model_dump_json(by_alias=True).encode())
+    deploy_to_site(store, site=SITE, name=MODEL)
     return store
 
 
