@@ -58,3 +58,75 @@ async def test_an_unrecoverable_scoring_failure_is_counted() -> None:
     with pytest.raises(RuntimeError):
         await plane.answer(choice, np.zeros((1, 7), dtype=np.float32), started=0.0)
     assert REGISTRY.get_sample_value("millrace_predict_requests_total", labels) == before + 1
+
+
+def scaffolded_app() -> FastAPI:
+    from millrace_common.http import errors
+    from millrace_common.service import service_app
+
+    class Idle:
+        async def start(self) -> None: ...
+
+        async def stop(self) -> None: ...
+
+        async def ready(self) -> tuple[bool, str]:
+            return True, "idle"
+
+    app = service_app(Idle(), title="t")
+
+    @app.post("/v1/things", responses=errors(422))
+    async def make(thing: dict[str, int]) -> dict[str, int]:
+        return thing
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer(name: str, body: dict[str, int]) -> dict[str, int]:
+        return body
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("get", "/v1/nothing-here", None, 404, "not_found"),
+        ("delete", "/v1/things", None, 405, "method_not_allowed"),
+        ("post", "/v1/things", b"{not json", 422, "invalid_input"),
+        ("post", "/v1/things", b'{"a": "x"}', 422, "invalid_input"),
+    ],
+)
+def test_every_error_outside_v2_has_the_one_shape(
+    method: str, path: str, body: bytes | None, status: int, code: str
+) -> None:
+    client = TestClient(scaffolded_app())
+    answer = client.request(
+        method, path, content=body, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == status
+    assert answer.json()["error"] == code and answer.json()["message"]
+    assert "detail" not in answer.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("get", "/v2/models/m/nothing", None, 404),
+        ("get", "/v2/models/m/infer", None, 405),
+        ("post", "/v2/models/m/infer", b"{not json", 422),
+    ],
+)
+def test_every_error_under_v2_is_the_open_inference_protocols(
+    method: str, path: str, body: bytes | None, status: int
+) -> None:
+    client = TestClient(scaffolded_app())
+    answer = client.request(
+        method, path, content=body, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == status
+    assert list(answer.json()) == ["error"] and answer.json()["error"]
+
+
+def test_the_scaffold_documents_health_and_errors() -> None:
+    spec = TestClient(scaffolded_app()).get("/openapi.json").json()
+    assert {"/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
+    declared = spec["paths"]["/v1/things"]["post"]["responses"]["422"]
+    assert declared["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

@@ -11,6 +11,7 @@ from millrace_edge_agent.mqtt_intake import TopicPattern
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 SERVICES = ("ingest", "features", "trainer", "registry", "serving", "edge-agent")
 
 
@@ -18,14 +19,27 @@ def _compose() -> dict:  # type: ignore[type-arg]
     return yaml.safe_load(COMPOSE.read_text())
 
 
-def test_every_millrace_service_builds_from_its_own_dockerfile() -> None:
+def test_every_millrace_service_builds_from_the_one_dockerfile() -> None:
+    """One parametrised Dockerfile: the service and its port are build arguments, the
+    image is the one the Kubernetes manifests name."""
     services = _compose()["services"]
     for name in SERVICES:
         build = services[name]["build"]
-        dockerfile = (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve()
-        assert dockerfile == ROOT / "services" / name / "Dockerfile"
-        assert dockerfile.is_file()
-        assert f"millrace-{name}" in dockerfile.read_text()
+        assert (COMPOSE.parent / build["context"]).resolve() == ROOT
+        assert (ROOT / build["dockerfile"]).resolve() == DOCKERFILE
+        assert build["args"]["SERVICE"] == name
+        assert (ROOT / "services" / name / "pyproject.toml").is_file()
+        assert services[name]["ports"][0].endswith(f":{build['args']['PORT']}")
+        assert services[name]["image"].startswith(f"millrace-{name}:")
+    assert not list(ROOT.glob("services/*/Dockerfile"))
+
+
+def test_the_dockerfile_runs_the_services_own_command() -> None:
+    recipe = DOCKERFILE.read_text()
+    assert "ARG SERVICE" in recipe and "ARG PORT" in recipe
+    assert 'uv sync --frozen --no-dev --package "millrace-$SERVICE"' in recipe
+    assert "EXPOSE $PORT" in recipe
+    assert 'exec \\"millrace-$MILLRACE_SERVICE\\" \\"$@\\"' in recipe
 
 
 def test_infrastructure_and_healthchecks() -> None:

@@ -179,13 +179,14 @@ def test_resources_are_requested_and_limited() -> None:
         assert 0 < _memory(requests["memory"]) <= _memory(limits["memory"]), name
 
 
-def test_images_are_the_dockerfiles_at_the_services_version() -> None:
+def test_images_are_the_ones_compose_builds_at_the_services_version() -> None:
     pinned = {image["name"]: image for image in _kustomization()["images"]}
+    built = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())["services"]
     for name, deployment in _of_kind("Deployment").items():
         image, tag = _container(deployment)["image"].split(":")
         assert image == f"millrace-{name}"
-        dockerfile = (ROOT / "services" / name / "Dockerfile").read_text()
-        assert dockerfile.startswith(f"# {image}: ")
+        assert built[name]["image"] == f"{image}:{tag}"
+        assert built[name]["build"]["args"]["SERVICE"] == name
         project = tomllib.loads((ROOT / "services" / name / "pyproject.toml").read_text())
         assert tag == project["project"]["version"] == pinned[image]["newTag"]
 

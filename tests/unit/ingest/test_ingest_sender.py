@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from millrace_common.errors import InvalidInput
 from millrace_common.project import load_project
-from millrace_ingest.app import Runtime, create_app
+from millrace_ingest.app import create_app
+from millrace_ingest.runtime import Runtime
 from millrace_ingest.config import Settings
 from millrace_ingest.connectors.sender import ConnectorError, IngestClient, Item, send_all
 

@@ -1,17 +1,33 @@
-"""One base error for the platform; transports map codes to statuses at their edge."""
+"""One base error for the platform; transports map codes to statuses at their edge
+(``millrace_common.http.status_of``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong with one field of a request: ``records[3].temperature``."""
+
+    field: str
+    message: str
+
 
 class MillraceError(Exception):
-    """Base error. ``code`` is a stable machine-readable name."""
+    """Base error. ``code`` is a stable machine-readable name; ``problems`` lists every
+    field at fault when there are several (the first is also ``field``)."""
 
     code = "millrace_error"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, problems: Sequence[FieldProblem] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.problems = list(problems)
 
 
 class NotFound(MillraceError):
@@ -24,6 +40,12 @@ class Conflict(MillraceError):
 
 class InvalidInput(MillraceError):
     code = "invalid_input"
+
+    @classmethod
+    def of(cls, problems: Sequence[FieldProblem]) -> InvalidInput:
+        """One error for several fields, named after the first."""
+        first = problems[0]
+        return cls(f"{first.field}: {first.message}", field=first.field, problems=problems)
 
 
 class IntegrityError(MillraceError):
@@ -50,3 +72,15 @@ class TooLarge(MillraceError):
 
 class TimedOut(MillraceError):
     code = "timeout"
+
+
+class Unavailable(MillraceError):
+    """A dependency the request needs (database, broker, object store) is away."""
+
+    code = "unavailable"
+
+
+class StorageFull(MillraceError):
+    """A bounded store is at its bound and refuses more (e.g. a site's queue)."""
+
+    code = "storage_full"

@@ -1,5 +1,6 @@
-"""What every HTTP service shares: health, readiness, metrics, error bodies, and the
-hot path's helpers (flat scoring routes, a frozen start-up heap)."""
+"""What every HTTP service shares: health, readiness, metrics, the one error body and
+its handlers, and the hot path's helpers (flat scoring routes, a frozen start-up heap).
+The app and process around them are ``millrace_common.service``."""
 
 from __future__ import annotations
 
@@ -11,21 +12,26 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from millrace_common.errors import (
     Conflict,
+    FieldProblem,
     Forbidden,
     IntegrityError,
     InvalidInput,
     MillraceError,
     NotFound,
+    StorageFull,
     TimedOut,
     TooLarge,
     Unauthorized,
+    Unavailable,
 )
 
 log = structlog.get_logger(__name__)
@@ -38,7 +44,9 @@ _STATUS = {
     Unauthorized: 401,
     Forbidden: 403,
     TooLarge: 413,
+    Unavailable: 503,
     TimedOut: 504,
+    StorageFull: 507,
 }
 
 
@@ -98,34 +106,143 @@ def freeze_startup_heap() -> None:
 
 
 def health_router(ready: ReadyCheck) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @router.get("/healthz", response_model=Alive)
+    async def healthz() -> Alive:
+        """Alive: the process answers."""
+        return Alive()
 
-    @router.get("/readyz", include_in_schema=False)
+    @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz() -> JSONResponse:
+        """Ready to do its job; 503 names what it waits for."""
         ok, detail = await ready()
         return JSONResponse({"ready": ok, "detail": detail}, status_code=200 if ok else 503)
 
-    @router.get("/metrics", include_in_schema=False)
+    @router.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
+        """Prometheus metrics (text exposition format)."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 
 
+class Alive(BaseModel):
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    detail: str
+
+
+class FieldProblemBody(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The one error body of every JSON route outside ``/v2``."""
+
+    error: str = Field(description="a stable machine-readable code, e.g. not_found")
+    message: str = Field(description="what was wrong, in a sentence")
+    field: str | None = Field(None, description="the request field at fault, when one is")
+    errors: list[FieldProblemBody] | None = Field(
+        None, description="every field at fault, when there are several"
+    )
+
+
+class V2ErrorBody(BaseModel):
+    """The Open Inference Protocol's error body, for every error under ``/v2``."""
+
+    error: str
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: each status it may answer, with the error body."""
+    return {s: {"model": ErrorBody, "description": _DESCRIBED.get(s, "Error")} for s in statuses}
+
+
+def v2_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for an Open Inference Protocol route."""
+    return {s: {"model": V2ErrorBody, "description": _DESCRIBED.get(s, "Error")} for s in statuses}
+
+
+_DESCRIBED = {
+    400: "Bad request",
+    401: "No or unknown credentials",
+    403: "Credentials without the role the route needs",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "Body too large",
+    422: "Invalid input; the field is named",
+    503: "A dependency is away",
+    504: "Timed out",
+    507: "A bounded store is full",
+}
+_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+
+
+def error_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    problems: list[FieldProblem] | None = None,
+) -> JSONResponse:
+    """The error body for ``request``'s path: Open Inference Protocol's under /v2, ours
+    everywhere else."""
+    if request.url.path.startswith("/v2"):
+        return JSONResponse({"error": f"{field}: {message}" if field else message}, status)
+    body: dict[str, Any] = {"error": code, "message": message}
+    if field:
+        body["field"] = field
+    if problems:
+        body["errors"] = [{"field": p.field, "message": p.message} for p in problems]
+    return JSONResponse(body, status_code=status)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Map platform errors and request validation to clear 4xx bodies naming the field."""
+    """One error shape for every failure a client can cause: platform errors, invalid or
+    unparseable bodies, unknown routes and wrong methods; a bug is one line of JSON."""
 
     @app.exception_handler(MillraceError)
-    async def _platform_error(_request: Request, exc: MillraceError) -> JSONResponse:
-        status = status_of(exc)
-        body = {"error": exc.code, "message": exc.message}
-        if exc.field:
-            body["field"] = exc.field
-        return JSONResponse(body, status_code=status)
+    async def _platform_error(request: Request, exc: MillraceError) -> JSONResponse:
+        return error_response(
+            request,
+            status=status_of(exc),
+            code=exc.code,
+            message=exc.message,
+            field=exc.field,
+            problems=exc.problems,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code < 400:  # pragma: no cover - redirects raised as exceptions
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        code = _CODES.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        answer = error_response(request, status=exc.status_code, code=code, message=message)
+        answer.headers.update(exc.headers or {})
+        return answer
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            FieldProblem(".".join(str(p) for p in err["loc"] if p != "body") or "body", err["msg"])
+            for err in exc.errors()
+        ]
+        message = "; ".join(f"{p.field}: {p.message}" for p in problems)
+        return error_response(
+            request, status=422, code="invalid_input", message=message, problems=problems
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -137,22 +254,9 @@ def install_error_handlers(app: FastAPI) -> None:
             error=repr(exc),
             exc_info=exc,
         )
-        return JSONResponse(
-            {"error": "internal", "message": "internal error; the service log has the details"},
-            status_code=500,
+        return error_response(
+            request,
+            status=500,
+            code="internal",
+            message="internal error; the service log has the details",
         )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
-            for err in exc.errors()
-        ]
-        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return JSONResponse(
-            {"error": "invalid_input", "message": message, "errors": errors}, status_code=422
-        )
-
-
-async def always_ready() -> tuple[bool, str]:
-    return True, "ok"

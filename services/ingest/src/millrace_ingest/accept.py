@@ -4,62 +4,48 @@ field named."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from millrace_common.contracts import PredictionLogged
-from millrace_common.errors import InvalidInput
+from millrace_common.errors import FieldProblem, InvalidInput
 from millrace_common.project import Dataset
 from millrace_common.records import RecordInvalid, ValidRecord, validate_record
 from pydantic import ValidationError
 
 
-@dataclass(frozen=True)
-class Rejection:
-    field: str
-    message: str
-
-
-class BatchInvalid(InvalidInput):
-    """A batch with invalid records: nothing of it is accepted."""
-
-    def __init__(self, rejections: list[Rejection]) -> None:
-        first = rejections[0]
-        super().__init__(f"{first.field}: {first.message}", field=first.field)
-        self.rejections = rejections
-
-
 def accept_batch(dataset: Dataset, records: list[dict[str, Any]]) -> list[ValidRecord]:
-    """Validate every record; raise BatchInvalid naming each bad field, else all are valid."""
+    """Validate every record; raise InvalidInput naming each bad field, else all are valid."""
     valid: list[ValidRecord] = []
-    rejections: list[Rejection] = []
+    rejections: list[FieldProblem] = []
     for i, data in enumerate(records):
         if not isinstance(data, dict):
-            rejections.append(Rejection(f"records[{i}]", "must be an object"))
+            rejections.append(FieldProblem(f"records[{i}]", "must be an object"))
             continue
         try:
             valid.append(validate_record(dataset, data))
         except RecordInvalid as exc:
-            rejections.extend(Rejection(f"records[{i}].{e.field}", e.message) for e in exc.errors)
+            rejections.extend(
+                FieldProblem(f"records[{i}].{e.field}", e.message) for e in exc.errors
+            )
     if rejections:
-        raise BatchInvalid(rejections)
+        raise InvalidInput.of(rejections)
     return valid
 
 
 def accept_predictions(items: list[Any]) -> list[PredictionLogged]:
-    """Validate every prediction log; raise BatchInvalid naming each bad field
+    """Validate every prediction log; raise InvalidInput naming each bad field
     (``predictions[2].latency_ms``), else all are valid."""
     valid: list[PredictionLogged] = []
-    rejections: list[Rejection] = []
+    rejections: list[FieldProblem] = []
     for i, data in enumerate(items):
         try:
             valid.append(PredictionLogged.model_validate(data))
         except ValidationError as exc:
             rejections.extend(
-                Rejection(_path(f"predictions[{i}]", e["loc"]), e["msg"]) for e in exc.errors()
+                FieldProblem(_path(f"predictions[{i}]", e["loc"]), e["msg"]) for e in exc.errors()
             )
     if rejections:
-        raise BatchInvalid(rejections)
+        raise InvalidInput.of(rejections)
     return valid
 
 

@@ -1,0 +1,122 @@
+"""The scaffold every Millrace HTTP service stands on: one app factory (lifespan, error
+handlers, health, metrics, OpenAPI) and one ``run`` for ``main``.
+
+A service supplies a runtime with ``start``, ``stop`` and ``ready``, and its routes::
+
+    def create_app(runtime: Runtime) -> FastAPI:
+        app = service_app(runtime, title="Millrace ingest", description=__doc__)
+        app.include_router(router)
+        return app
+
+    def main() -> None:
+        settings = Settings()
+        run("ingest", settings, lambda: create_app(bootstrap(settings)))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from importlib import metadata
+from typing import Protocol
+
+import uvicorn
+from fastapi import FastAPI
+
+from millrace_common.errors import MillraceError
+from millrace_common.http import health_router, install_error_handlers, telemetry
+from millrace_common.logs import configure_logging
+
+
+class Runtime(Protocol):
+    """What a service's composition root hands the scaffold."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def ready(self) -> tuple[bool, str]: ...
+
+
+def service_app(
+    runtime: Runtime, *, title: str, description: str | None = None, health: bool = True
+) -> FastAPI:
+    """A FastAPI app that starts and stops ``runtime`` with itself, keeps it in
+    ``app.state.runtime``, answers every error in the one error shape and serves
+    /healthz, /readyz and /metrics (``health=False`` for an app whose hot routes must
+    be matched first: add ``health_routes(app, runtime)`` after them)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=title,
+        description=(description or "").strip(),
+        version=metadata.version("millrace-common"),
+        lifespan=lifespan,
+        telemetry=telemetry(),
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    if health:
+        health_routes(app, runtime)
+    return app
+
+
+def health_routes(app: FastAPI, runtime: Runtime) -> None:
+    app.include_router(health_router(runtime.ready))
+
+
+def run(
+    service: str,
+    settings: ServiceSettings,
+    build: Callable[[], FastAPI],
+    *,
+    quiet: Sequence[str] = (),
+) -> None:
+    """The body of every service's ``main``: JSON logs, the app built (a configuration
+    error is one line on stderr and exit 1, never a trace), then uvicorn until a signal.
+    ``quiet`` names loggers that would repeat what the service logs once itself."""
+    configure_logging(service, settings.log_level)
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        app = build()
+    except MillraceError as exc:
+        raise SystemExit(f"millrace-{service}: {exc.message}") from None
+    uvicorn.Server(server_config(app, settings)).run()
+
+
+class ServiceSettings(Protocol):
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def log_level(self) -> str: ...
+
+
+def server_config(app: FastAPI, settings: ServiceSettings) -> uvicorn.Config:
+    """uvicorn's options for a service: its host and port; logging is ours (JSON), and
+    an access line per request would cost more than a small model's prediction."""
+    return uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False
+    )
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn inside a process another framework runs (the features worker is faust's):
+    that framework owns the signals, and stops the server through ``should_exit``."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

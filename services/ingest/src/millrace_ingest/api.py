@@ -1,0 +1,154 @@
+"""ingest's routes: parse, validate, publish, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Body, Header
+from millrace_common.errors import InvalidInput
+from millrace_common.http import errors
+from millrace_common.logs import bind_trace
+from millrace_common.project import Project
+from millrace_common.tracing import child_of, trace_id_of
+from prometheus_client import Counter
+from pydantic import BaseModel, Field
+
+from millrace_ingest.accept import accept_batch, accept_predictions, raw_value
+from millrace_ingest.adapters.predictions_topic import publish_predictions
+from millrace_ingest.adapters.raw_topic import publish_records
+from millrace_ingest.deps import RuntimeDep
+
+log = structlog.get_logger(__name__)
+ACCEPTED = Counter("millrace_ingest_records_total", "Records accepted into raw", ["dataset"])
+REJECTED = Counter("millrace_ingest_rejected_batches_total", "Batches refused", ["dataset"])
+PREDICTIONS_ACCEPTED = Counter(
+    "millrace_ingest_prediction_logs_total", "Prediction logs accepted into predictions"
+)
+PREDICTIONS_REJECTED = Counter(
+    "millrace_ingest_rejected_prediction_batches_total", "Prediction-log batches refused"
+)
+
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+
+
+class RecordBatch(BaseModel):
+    """``{"records": [...]}``: each record the dataset's fields, its entity and time,
+    optionally an ``event_id`` (a resent record with the same id is recognised)."""
+
+    records: list[Any] = Field(min_length=1)
+
+
+class PredictionBatch(BaseModel):
+    """``{"predictions": [PredictionLogged, ...]}``, validated one by one in the route so
+    a 422 names ``predictions[i].field`` like the records route does."""
+
+    predictions: list[Any] = Field(min_length=1)
+
+
+class RecordsAccepted(BaseModel):
+    accepted: int
+    event_ids: list[str]
+    trace_id: str | None
+
+
+class PredictionsAccepted(BaseModel):
+    accepted: int
+    trace_id: str | None
+
+
+class DatasetOut(BaseModel):
+    name: str
+    entity: str
+    time: str
+    fields: dict[str, str]
+    labels: dict[str, str]
+
+
+@router.get("/datasets", response_model=list[DatasetOut])
+async def list_datasets(rt: RuntimeDep) -> list[DatasetOut]:
+    return [describe(name, rt.project) for name in rt.project.datasets]
+
+
+@router.get("/datasets/{name}", response_model=DatasetOut, responses=errors(404))
+async def get_dataset(name: str, rt: RuntimeDep) -> DatasetOut:
+    rt.project.dataset(name)
+    return describe(name, rt.project)
+
+
+@router.post(
+    "/datasets/{name}/records",
+    status_code=202,
+    response_model=RecordsAccepted,
+    responses=errors(404, 422, 503),
+)
+async def post_records(
+    name: str,
+    rt: RuntimeDep,
+    batch: Annotated[RecordBatch, Body()],
+    traceparent: Annotated[str | None, Header()] = None,
+) -> RecordsAccepted:
+    """All of a batch, or none of it: 202 once the broker has every record; 422 names
+    each bad field (``records[3].temperature``)."""
+    dataset = rt.project.dataset(name)
+    _bounded(len(batch.records), rt.settings.max_records_per_request, field="records")
+    try:
+        values = [raw_value(r) for r in accept_batch(dataset, batch.records)]
+    except InvalidInput:
+        REJECTED.labels(name).inc()
+        raise
+    parent = child_of(traceparent)
+    bind_trace(trace_id_of(parent))
+    await publish_records(rt.producer, values, traceparent=parent)
+    ACCEPTED.labels(name).inc(len(values))
+    log.info(
+        "records_accepted", dataset=name, count=len(values), first_event_id=values[0]["event_id"]
+    )
+    return RecordsAccepted(
+        accepted=len(values),
+        event_ids=[v["event_id"] for v in values],
+        trace_id=trace_id_of(parent),
+    )
+
+
+@router.post(
+    "/predictions",
+    status_code=202,
+    response_model=PredictionsAccepted,
+    responses=errors(422, 503),
+)
+async def post_predictions(
+    rt: RuntimeDep,
+    batch: Annotated[PredictionBatch, Body()],
+    traceparent: Annotated[str | None, Header()] = None,
+) -> PredictionsAccepted:
+    """Prediction logs from an edge agent; 202 once the broker has them all."""
+    _bounded(len(batch.predictions), rt.settings.max_records_per_request, field="predictions")
+    try:
+        logs = accept_predictions(batch.predictions)
+    except InvalidInput:
+        PREDICTIONS_REJECTED.inc()
+        raise
+    parent = child_of(traceparent)
+    bind_trace(trace_id_of(parent))
+    await publish_predictions(rt.producer, logs, traceparent=parent)
+    PREDICTIONS_ACCEPTED.inc(len(logs))
+    log.info("prediction_logs_accepted", count=len(logs), site=logs[0].site)
+    return PredictionsAccepted(accepted=len(logs), trace_id=trace_id_of(parent))
+
+
+def _bounded(count: int, limit: int, *, field: str) -> None:
+    if count > limit:
+        raise InvalidInput(f"at most {limit} {field} per request", field=field)
+
+
+def describe(name: str, project: Project) -> DatasetOut:
+    dataset = project.datasets[name]
+    return DatasetOut(
+        name=name,
+        entity=dataset.entity,
+        time=dataset.time,
+        fields=dataset.fields,
+        labels=dataset.labels,
+    )
