@@ -11,7 +11,7 @@ import pytest
 from millrace_cli.main import app
 from millrace_common.contracts import SnapshotRef
 from millrace_common.objectstore import ObjectStore, key_of
-from millrace_trainer.worker import Runtime
+from millrace_trainer.runtime import Runtime
 from typer.testing import CliRunner
 
 from tests.integration.test_trainer import (

@@ -18,7 +18,7 @@ from millrace_common.contracts import TRAIN_REQUESTS, TrainRequest
 from millrace_common.feature_store import offline_rows
 from millrace_common.messaging import ensure_topics
 from millrace_common.objectstore import get_verified, key_of, open_store
-from millrace_trainer.worker import Runtime
+from millrace_trainer.runtime import Runtime
 from typer.testing import CliRunner
 
 from tests.integration.test_features import _count, _produce, broker, features, features_env

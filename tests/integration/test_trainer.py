@@ -23,9 +23,9 @@ from millrace_common.messaging import Envelope, Producer, ensure_topics
 from millrace_common.objectstore import ObjectStore, key_of, open_store, sha256_hex
 from millrace_common.project import load_project
 from millrace_registry.config import Settings as RegistrySettings
+from millrace_trainer.app import bootstrap as trainer_bootstrap
 from millrace_trainer.config import Settings as TrainerSettings
-from millrace_trainer.worker import Runtime
-from millrace_trainer.worker import bootstrap as trainer_bootstrap
+from millrace_trainer.runtime import Runtime
 
 from tests.support_registry import running_registry
 

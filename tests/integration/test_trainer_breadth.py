@@ -17,7 +17,7 @@ import pytest
 import yaml
 from millrace_common.contracts import SnapshotRef, TrainRequest
 from millrace_common.objectstore import ObjectStore
-from millrace_trainer.worker import Runtime
+from millrace_trainer.runtime import Runtime
 
 from tests.conftest import FACTORY
 from tests.integration.test_trainer import registry_url, send_request, snapshot, trainer

@@ -119,7 +119,7 @@ def test_the_catalog_read_from_the_code_matches_the_live_registry() -> None:
     import millrace_serving.batching  # noqa: F401
     import millrace_serving.metrics  # noqa: F401
     import millrace_serving.traffic  # noqa: F401
-    import millrace_trainer.service  # noqa: F401
+    import millrace_trainer.metrics  # noqa: F401
     from prometheus_client import REGISTRY
 
     definitions = {metric.name: metric for metric in _definitions()}

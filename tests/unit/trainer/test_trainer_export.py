@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from millrace_common.project import ModelSpec
 from millrace_trainer.checks import run_checks
+from millrace_trainer.estimators import build_estimator
 from millrace_trainer.export import export_onnx, schema_of
-from millrace_trainer.training import build_estimator
 
 FEATURES = ["f0", "f1", "f2"]
 

@@ -12,8 +12,8 @@ from aiokafka import ConsumerRecord
 from millrace_common.contracts import AliasTarget, SnapshotRef, TrainRequest
 from millrace_common.messaging import Poison
 from millrace_common.objectstore import MemoryStore, sha256_hex
-from millrace_trainer.service import TrainService
-from millrace_trainer.worker import handle_record
+from millrace_trainer.consumer import handle_record
+from millrace_trainer.handler import TrainService
 
 MODEL = "machine-failure"
 

@@ -17,9 +17,9 @@ from millrace_common.scoring import LoadedModel, load_model
 
 from millrace_trainer.checks import CheckReport, run_checks
 from millrace_trainer.dataset import Split, read_snapshot, time_split
+from millrace_trainer.estimators import build_estimator, fit, jsonable_params, labels_for
+from millrace_trainer.evaluation import Predictions, evaluate, from_outputs
 from millrace_trainer.export import export_onnx, schema_of
-from millrace_trainer.metrics import Predictions, evaluate, from_outputs
-from millrace_trainer.training import build_estimator, fit, jsonable_params, labels_for
 
 
 @dataclass

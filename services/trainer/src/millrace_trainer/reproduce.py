@@ -20,8 +20,8 @@ from millrace_common.project import ModelSpec
 from millrace_common.scoring import load_model
 
 from millrace_trainer.checks import PROBABILITY_TOLERANCE, RELATIVE_TOLERANCE
+from millrace_trainer.evaluation import from_outputs
 from millrace_trainer.lineage import environment, find_lock_file
-from millrace_trainer.metrics import from_outputs
 from millrace_trainer.pipeline import Candidate, train
 
 Progress = Callable[[str], None]

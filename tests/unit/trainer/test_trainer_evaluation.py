@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from millrace_trainer.metrics import Predictions, evaluate, from_outputs
+from millrace_trainer.evaluation import Predictions, evaluate, from_outputs
 
 
 def test_binary_classification_metrics() -> None:

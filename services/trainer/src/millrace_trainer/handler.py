@@ -18,11 +18,11 @@ from millrace_common.contracts import TrainRequest
 from millrace_common.errors import MillraceError
 from millrace_common.objectstore import ObjectStore, get_verified, key_of, sha256_hex
 from millrace_common.project import FeatureSet, ModelSpec, Project, load_project
-from prometheus_client import Counter, Histogram
 
 from millrace_trainer import lineage
 from millrace_trainer.adapters.registry_client import RegistryPort
 from millrace_trainer.errors import TrainingError
+from millrace_trainer.metrics import RUN_SECONDS, RUNS
 from millrace_trainer.pipeline import (
     Candidate,
     ChampionResult,
@@ -33,12 +33,6 @@ from millrace_trainer.pipeline import (
 from millrace_trainer.runs import Run
 
 log = structlog.get_logger(__name__)
-RUNS = Counter("millrace_trainer_runs_total", "Train requests handled", ["model", "outcome"])
-RUN_SECONDS = Histogram(
-    "millrace_trainer_run_seconds",
-    "Time to handle a train request",
-    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800),
-)
 
 
 class TrainService:
