@@ -17,11 +17,11 @@ from millrace_common.objectstore import MemoryStore
 from millrace_common.project import Dataset, Project, load_project
 from millrace_edge_agent.adapters.centre import CentreUnavailable, Refused
 from millrace_edge_agent.adapters.queue import DiskQueue, NewRecord
-from millrace_edge_agent.aggregate import WindowSummary, closed_windows, summarise
-from millrace_edge_agent.aggregating import AggregatingForwarder
+from millrace_edge_agent.aggregate_forwarder import AggregatingForwarder
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings, load_settings
 from millrace_edge_agent.intake import prepare
+from millrace_edge_agent.preaggregation import WindowSummary, closed_windows, summarise
 from prometheus_client import REGISTRY
 
 SITE = "plant-agg"

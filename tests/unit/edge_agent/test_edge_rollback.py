@@ -108,8 +108,8 @@ def test_a_failing_model_is_rolled_back_with_zero_failed_predictions(tmp_path: P
             assert runtime.syncer.sync_once() is True  # verified, warmed up, swapped in
             wait_until(
                 lambda: (
-                    runtime.syncer.guard is not None
-                    and not runtime.syncer.guard.on_probation(MODEL, 2)
+                    runtime.syncer.probation is not None
+                    and not runtime.syncer.probation.on_probation(MODEL, 2)
                     and runtime.slots.get(MODEL).version == 1
                 ),
                 timeout=10,
@@ -163,7 +163,7 @@ def test_a_healthy_model_passes_its_probation_and_stays(tmp_path: Path) -> None:
         )
         publish(store, 2, build_model(seed=2).data)
         runtime.syncer.sync_once()
-        guard = runtime.syncer.guard
+        guard = runtime.syncer.probation
         assert guard is not None and guard.on_probation(MODEL, 2)
         for _ in range(20):
             response = client.post(f"/v1/models/{MODEL}/predict", json={"instances": [instance()]})

@@ -13,9 +13,10 @@ from millrace_common.errors import InvalidInput, NotFound
 from millrace_common.objectstore import MemoryStore
 from millrace_common.scoring import ModelSlots
 from millrace_edge_agent.adapters.cache import ModelCache
+from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.config import Settings
 from millrace_edge_agent.runtime import EdgeRuntime
-from millrace_edge_agent.sync import Syncer, manifest_key, next_delay
+from millrace_edge_agent.sync import Syncer, manifest_key
 from prometheus_client import REGISTRY
 
 from tests.support_models import build_model

@@ -34,14 +34,14 @@ from millrace_edge_agent.adapters.centre import (
 from millrace_edge_agent.adapters.kafka import ModelEvents, group_id_of
 from millrace_edge_agent.adapters.mqtt import BrokerAddress, MqttRecords
 from millrace_edge_agent.adapters.queue import DiskQueue, QueueFull
-from millrace_edge_agent.aggregating import AggregatingForwarder
+from millrace_edge_agent.aggregate_forwarder import AggregatingForwarder
 from millrace_edge_agent.config import Settings, load_settings
 from millrace_edge_agent.forwarder import Forwarder, PredictionLogForwarder
-from millrace_edge_agent.health import HealthGuard
 from millrace_edge_agent.heartbeat import Heartbeats
 from millrace_edge_agent.intake import RecordsInvalid, open_project
 from millrace_edge_agent.mqtt_intake import MessageIntake, TopicPattern
 from millrace_edge_agent.prediction_logs import PredictionLogBuffer
+from millrace_edge_agent.probation import ProbationWatch
 from millrace_edge_agent.runtime import EdgeRuntime
 from millrace_edge_agent.sync import Syncer
 
@@ -79,7 +79,7 @@ def bootstrap(
         slots=slots,
         verifier=verifier,
     )
-    syncer.guard = HealthGuard(
+    syncer.probation = ProbationWatch(
         on_rollback=syncer.rollback,
         window=settings.health_window,
         window_seconds=settings.health_window_seconds,
@@ -220,7 +220,7 @@ def create_app(runtime: EdgeRuntime) -> FastAPI:
 
     app = FastAPI(title="millrace-edge-agent", lifespan=lifespan, telemetry=telemetry())
     install_error_handlers(app)
-    guard = runtime.syncer.guard
+    guard = runtime.syncer.probation
     logs = runtime.prediction_logs
     plane = DataPlane(
         slots=runtime.slots,

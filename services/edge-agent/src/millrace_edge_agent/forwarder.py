@@ -22,6 +22,7 @@ import structlog
 
 from millrace_edge_agent.adapters.centre import PredictionLogSink, RecordSink, Refused
 from millrace_edge_agent.adapters.queue import DiskQueue, Queued
+from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.metrics import (
     DROPPED,
     FORWARD_FAILURES,
@@ -34,7 +35,6 @@ from millrace_edge_agent.metrics import (
     PREDICTION_LOGS_FORWARDED,
     QUEUE_DEPTH,
 )
-from millrace_edge_agent.sync import next_delay
 
 log = structlog.get_logger(__name__)
 

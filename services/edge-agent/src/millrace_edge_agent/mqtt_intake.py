@@ -24,9 +24,9 @@ from millrace_common.errors import InvalidInput
 from millrace_common.project import Project
 
 from millrace_edge_agent.adapters.queue import NewRecord, QueueFull
+from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.intake import RecordsInvalid, prepare
 from millrace_edge_agent.metrics import MQTT_MESSAGES
-from millrace_edge_agent.sync import next_delay
 
 log = structlog.get_logger(__name__)
 

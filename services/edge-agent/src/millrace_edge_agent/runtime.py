@@ -19,6 +19,7 @@ from millrace_common.scoring import ModelSlots
 from millrace_edge_agent.adapters.kafka import ModelEvents
 from millrace_edge_agent.adapters.mqtt import MqttRecords
 from millrace_edge_agent.adapters.queue import DiskQueue, NewRecord, QueueFull
+from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.config import Settings
 from millrace_edge_agent.forwarder import Forwarder, PredictionLogForwarder
 from millrace_edge_agent.heartbeat import Heartbeats
@@ -32,7 +33,7 @@ from millrace_edge_agent.metrics import (
 )
 from millrace_edge_agent.mqtt_intake import MessageIntake
 from millrace_edge_agent.prediction_logs import PredictionLogBuffer
-from millrace_edge_agent.sync import Syncer, failure_reason, next_delay
+from millrace_edge_agent.sync import Syncer, failure_reason
 
 log = structlog.get_logger(__name__)
 

@@ -8,9 +8,7 @@ before the swap, so a crash at any point leaves a loadable last-known-good state
 
 from __future__ import annotations
 
-import random
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,7 +22,6 @@ from millrace_common.signing import SignatureInvalid, Verifier
 from pydantic import ValidationError
 
 from millrace_edge_agent.adapters.cache import ModelCache
-from millrace_edge_agent.health import HealthGuard, Probation
 from millrace_edge_agent.metrics import (
     LAST_SYNC,
     LOADED_VERSION,
@@ -32,23 +29,13 @@ from millrace_edge_agent.metrics import (
     SWAP_FAILURES,
     SWAPS,
 )
+from millrace_edge_agent.probation import Probation, ProbationWatch
 
 log = structlog.get_logger(__name__)
 
 
 def manifest_key(site: str) -> str:
     return f"sites/{site}/manifest.json"
-
-
-def next_delay(
-    *, interval: float, failures: int, cap: float, rand: Callable[[], float] = random.random
-) -> float:
-    """The poll interval when all is well; after failures, exponential backoff with
-    jitter between the interval and a ceiling, so a fleet does not retry in step."""
-    if failures <= 0:
-        return interval
-    ceiling = max(interval, min(cap, interval * 2 ** min(failures, 16)))
-    return interval + rand() * (ceiling - interval)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -91,7 +78,7 @@ class Syncer:
         cache: ModelCache,
         slots: ModelSlots,
         verifier: Verifier | None = None,
-        guard: HealthGuard | None = None,
+        probation: ProbationWatch | None = None,
     ) -> None:
         self.site = site
         self.store = store
@@ -99,8 +86,8 @@ class Syncer:
         self.slots = slots
         self.verifier = verifier
         """Set: manifests and models must carry the registry's signature."""
-        self.guard = guard
-        """Set: a model swapped in over a good one is on probation (see ``health``)."""
+        self.probation = probation
+        """Set: a model swapped in over a good one is on probation (see ``probation``)."""
         self.status = SyncStatus()
         self.targets: dict[tuple[str, str], AliasTarget] = {}
         self.listed: set[str] | None = None
@@ -188,12 +175,12 @@ class Syncer:
             self.targets[(target.name, target.alias)] = target
             self.cache.set_current(list(self.targets.values()))
             if (
-                self.guard is not None
+                self.probation is not None
                 and previous is not None
                 and running is not None
                 and running.version == previous.version
             ):  # watched before it answers
-                self.guard.watch(
+                self.probation.watch(
                     alias=target.alias,
                     target=target,
                     model=model,

@@ -19,8 +19,8 @@ from aiokafka.structs import ConsumerRecord
 from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished
 from pydantic import ValidationError
 
+from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.metrics import MODEL_EVENTS
-from millrace_edge_agent.sync import next_delay
 
 log = structlog.get_logger(__name__)
 

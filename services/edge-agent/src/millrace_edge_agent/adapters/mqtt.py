@@ -24,8 +24,8 @@ import aiomqtt
 import structlog
 from millrace_common.errors import InvalidInput
 
+from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.mqtt_intake import Incoming
-from millrace_edge_agent.sync import next_delay
 
 log = structlog.get_logger(__name__)
 

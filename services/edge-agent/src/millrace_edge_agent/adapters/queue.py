@@ -33,7 +33,7 @@ from typing import Literal
 import orjson
 from millrace_common.windows import tumbling_start
 
-from millrace_edge_agent.aggregate import WindowSummary
+from millrace_edge_agent.preaggregation import WindowSummary
 
 Policy = Literal["reject-new", "drop-oldest"]
 

@@ -2,7 +2,7 @@
 
 Records are queued on disk exactly as in raw mode, so a crash loses nothing. Each
 round, the forwarder asks the queue which windows it holds, keeps the closed ones
-(``aggregate.closed_windows``), turns each into one record and sends them in one batch;
+(``preaggregation.closed_windows``), turns each into one record and sends them in one batch;
 only once the centre acknowledged that batch are the source rows deleted, in the same
 transaction that records how far each entity's windows were sent. After a crash the
 same rows give the same aggregates with the same event ids, so the centre drops the
@@ -22,9 +22,9 @@ from millrace_common.project import Project
 
 from millrace_edge_agent.adapters.centre import Refused
 from millrace_edge_agent.adapters.queue import Queued
-from millrace_edge_agent.aggregate import WindowSummary, closed_windows, summarise
 from millrace_edge_agent.forwarder import Forwarder
 from millrace_edge_agent.metrics import DROPPED, QUEUE_DEPTH
+from millrace_edge_agent.preaggregation import WindowSummary, closed_windows, summarise
 
 log = structlog.get_logger(__name__)
 

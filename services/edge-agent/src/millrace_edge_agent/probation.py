@@ -1,4 +1,4 @@
-"""Health after a swap: a new model is on probation for its first predictions; if too
+"""Probation after a swap: a new model is watched over its first predictions; if too
 many of them fail, it is rolled back to the last-known-good model.
 
 Warm-up proves a model runs on one row of zeros, not that it runs on what the site
@@ -48,7 +48,10 @@ Rollback = Callable[[Probation, str], None]
 
 
 @dataclass
-class HealthGuard:
+class ProbationWatch:
+    """The models on probation: counts their predictions, hands a failed one to the
+    fallback, and calls ``on_rollback`` once a model's failures decide its verdict."""
+
     on_rollback: Rollback
     window: int = 200
     window_seconds: float = 300.0
