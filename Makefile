@@ -3,7 +3,7 @@ PYTHON ?= python3
 UV := .tools/bin/uv
 RUN := $(UV) run --frozen
 
-.PHONY: install dev test test-unit test-integration test-e2e lint format schemas bench bench-mlserver compose-check clean
+.PHONY: install dev test test-unit test-integration test-e2e lint format schemas docs bench bench-mlserver compose-check clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -38,6 +38,10 @@ format: install
 
 schemas: install
 	$(RUN) python -m millrace_common.contracts libs/common/schemas
+
+# docs/configuration.md from the Settings classes (a test fails when it is stale)
+docs: install
+	$(RUN) python tools/config_docs.py
 
 bench: install .bench-venv/bin/mlserver
 	$(RUN) python -m bench

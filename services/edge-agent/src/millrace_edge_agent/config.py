@@ -19,8 +19,8 @@ _INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 class Settings(CommonSettings):
     model_config = service_config("edge-agent")
 
-    port: int = 8060
-    site: str = ""
+    port: int = Field(8060, description="HTTP port (predictions, records, status).")
+    site: str = Field("", description="This site's id (required; or `--site`).")
     cache_dir: str = ""
     """Where models and ``current.json`` live; default ``./.millrace/edge/<site>``."""
     instance_id: str = ""
@@ -42,13 +42,21 @@ class Settings(CommonSettings):
     forward_url: str = ""
     """The centre's ingest (``http://ingest:8010``); queued records go there. Empty: they
     stay queued."""
-    forward_batch: int = 500
+    forward_batch: int = Field(
+        500, description="Records (or prediction logs) per forwarding request."
+    )
     forward_retry_cap: float = 30.0
     """Upper bound of the delay between forwarding attempts while the centre is away."""
-    queue_max_rows: int = 1_000_000
+    queue_max_rows: int = Field(
+        1_000_000, description="Most records the on-disk queue holds; then `queue_policy` applies."
+    )
     queue_max_age: float = 7 * 86400.0
     """Seconds a record may wait for the centre before it is dropped (and counted)."""
-    queue_policy: Literal["reject-new", "drop-oldest"] = "reject-new"
+    queue_policy: Literal["reject-new", "drop-oldest"] = Field(
+        "reject-new",
+        description="A full queue refuses new records (507 over REST; MQTT waits for room) or "
+        "drops the oldest (counted).",
+    )
     forward_mode: Literal["raw", "aggregate"] = "raw"
     """``aggregate``: send one record per entity and closed window of event time (field
     means, label maxima) instead of every record; needs the project folder."""
@@ -57,7 +65,9 @@ class Settings(CommonSettings):
     aggregate_grace: str = "10s"
     """How long past a window's end (by the site's clock), and since its last record
     arrived, a window waits for stragglers before it is sent."""
-    max_records_per_request: int = 5000
+    max_records_per_request: int = Field(
+        5000, description="Most records one request may carry (more is a 422)."
+    )
     prediction_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     """The share of answered predictions logged for the centre (``predictions``, through
     ingest): 1.0 logs every one, 0 none."""
@@ -69,7 +79,9 @@ class Settings(CommonSettings):
     (and counted). A crash loses at most what this buffer holds."""
     registry_url: str = ""
     """Where heartbeats go. Empty: no heartbeats."""
-    heartbeat_interval: float = 30.0
+    heartbeat_interval: float = Field(
+        30.0, description="Seconds between heartbeats to `registry_url`."
+    )
 
     trusted_key_file: str = ""
     """The registry's Ed25519 public key (PEM). Set: only manifests and models signed

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from millrace_common.settings import CommonSettings, service_config
+from pydantic import Field
 
 
 class Settings(CommonSettings):
@@ -8,8 +9,10 @@ class Settings(CommonSettings):
 
     model_config = service_config("registry")
 
-    port: int = 8020
-    relay_interval: float = 0.5
+    port: int = Field(8020, description="HTTP port (REST API and web UI).")
+    relay_interval: float = Field(
+        0.5, description="Seconds between the outbox relay's scans for unpublished events."
+    )
     signing_key_file: str = ""
     """An Ed25519 private key (PEM): site manifests and their model digests are signed
     with it. Empty: manifests are unsigned."""

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 from millrace_common.settings import CommonSettings, service_config
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 
 class Settings(CommonSettings):
     model_config = service_config("serving")
 
-    port: int = 8030
-    registry_url: str = "http://127.0.0.1:8020"
+    port: int = Field(8030, description="HTTP port.")
+    registry_url: str = Field(
+        "http://127.0.0.1:8020",
+        description="The registry: what the aliases point at, at start and on each resync, "
+        "and the traffic policies.",
+    )
     models: str = ""
     """Comma-separated model names to serve; empty means every model the registry lists."""
     aliases: str = "production"
     """Comma-separated aliases to serve for each model."""
     resync_interval: float = 30.0
     """Seconds between reconciliations against the registry (catches missed events)."""
-    publish_predictions: bool = True
+    publish_predictions: bool = Field(
+        True,
+        description="Log every answered prediction to `predictions` (off the request path; "
+        "dropped and counted when the broker is away).",
+    )
     versions: str = ""
     """Pinned versions to serve beside the aliases, e.g. ``machine-failure:3,spindle:1``."""
     api_keys: SecretStr = SecretStr("")
     """``key:scope+scope`` pairs, e.g. ``k1:predict,k2:predict+admin``; empty = no auth."""
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = Field(1_048_576, description="Largest request body (more is a 413).")
     max_batch: int = 1024
     """Most rows one request may carry (more is a 422)."""
     request_timeout: float = 10.0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from millrace_common.settings import CommonSettings, service_config
+from pydantic import Field
 
 
 class Settings(CommonSettings):
@@ -8,9 +9,23 @@ class Settings(CommonSettings):
 
     model_config = service_config("trainer")
 
-    port: int = 8050
-    registry_url: str = "http://127.0.0.1:8020"
-    group_id: str = "trainer"
-    lock_file: str | None = None
-    registry_timeout: float = 30.0
-    registry_retry_seconds: float = 120.0
+    port: int = Field(8050, description="HTTP port (health, metrics).")
+    registry_url: str = Field(
+        "http://127.0.0.1:8020", description="The registry, where runs and versions are recorded."
+    )
+    group_id: str = Field(
+        "trainer",
+        description="The consumer group on `train-requests`: trainers sharing it split the "
+        "models between them (one model trains at a time).",
+    )
+    lock_file: str | None = Field(
+        None,
+        description="The `uv.lock` whose hash each version's lineage records; unset: the "
+        "nearest one above the project folder, else the platform's own.",
+    )
+    registry_timeout: float = Field(30.0, description="Seconds one registry request may take.")
+    registry_retry_seconds: float = Field(
+        120.0,
+        description="How long a registry call is retried (transport errors, 5xx) before the "
+        "attempt fails.",
+    )
