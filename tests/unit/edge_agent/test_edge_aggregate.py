@@ -16,7 +16,8 @@ from millrace_common.errors import InvalidInput
 from millrace_common.objectstore import MemoryStore
 from millrace_common.project import Dataset, Project, load_project
 from millrace_edge_agent.adapters.centre import CentreUnavailable, Refused
-from millrace_edge_agent.adapters.queue import DiskQueue, NewRecord
+from millrace_edge_agent.adapters.queue import Queues
+from millrace_edge_agent.adapters.queue.records import NewRecord
 from millrace_edge_agent.aggregate_forwarder import AggregatingForwarder
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings, load_settings
@@ -80,8 +81,8 @@ def project(project_dir: Path) -> Project:
     return load_project(project_dir)
 
 
-def open_queue(tmp_path: Path, clock: Clock) -> DiskQueue:
-    return DiskQueue(
+def open_queue(tmp_path: Path, clock: Clock) -> Queues:
+    return Queues.open(
         tmp_path / "queue.sqlite3",
         max_rows=10_000,
         max_age=10 * 86400.0,
@@ -91,10 +92,11 @@ def open_queue(tmp_path: Path, clock: Clock) -> DiskQueue:
 
 
 def forwarder(
-    disk: DiskQueue, centre: FakeCentre, project: Project, clock: Clock, **options: Any
+    disk: Queues, centre: FakeCentre, project: Project, clock: Clock, **options: Any
 ) -> AggregatingForwarder:
     return AggregatingForwarder(
-        queue=disk,
+        queue=disk.records,
+        windows=disk.windows,
         sink=centre,
         project=project,
         site=SITE,
@@ -106,8 +108,8 @@ def forwarder(
     )
 
 
-def enqueue(disk: DiskQueue, project: Project, records: list[dict[str, Any]]) -> None:
-    disk.append(prepare(dataset="machines", records=records, project=project))
+def enqueue(disk: Queues, project: Project, records: list[dict[str, Any]]) -> None:
+    disk.records.append(prepare(dataset="machines", records=records, project=project))
 
 
 def test_an_aggregate_is_a_record_of_the_dataset_means_and_label_maxima() -> None:
@@ -215,7 +217,7 @@ async def test_closed_windows_leave_as_one_record_each_in_order_per_entity(
     agent = forwarder(disk, centre, project, clock)
     centre.up = False
     assert await agent.forward_once() == 0
-    assert disk.depth() == 18  # nothing leaves without the centre's acknowledgement
+    assert disk.records.depth() == 18  # nothing leaves without the centre's acknowledgement
     centre.up = True
     assert await agent.forward_once() == 14  # a: [0,60) and [60,120); b: [0,60)
     assert [(r["entity_id"], r["ts"][11:19]) for r in centre.received] == [
@@ -241,7 +243,7 @@ async def test_closed_windows_leave_as_one_record_each_in_order_per_entity(
         "failure_within_1h": 1,
     }
     assert agent.status.records_in == 17 and agent.status.forwarded == 4
-    assert disk.depth() == 1  # a's open window waits on disk
+    assert disk.records.depth() == 1  # a's open window waits on disk
 
 
 async def test_after_a_crash_the_same_rows_give_the_same_aggregates(
@@ -263,14 +265,14 @@ async def test_after_a_crash_the_same_rows_give_the_same_aggregates(
     centre.lose_answer = True  # the centre took them; the agent never heard so
     assert await forwarder(disk, centre, project, clock).forward_once() == 0
     first = list(centre.received)
-    assert len(first) == 10 and disk.depth() == 60
+    assert len(first) == 10 and disk.records.depth() == 60
     # the process dies; a new one opens the same file
     reopened = open_queue(tmp_path, clock)
     centre.lose_answer = False
     assert await forwarder(reopened, centre, project, clock).forward_once() == 60
     assert centre.received[10:] == first  # same ids, same values: the centre drops them
     assert len({r["event_id"] for r in centre.received}) == 10
-    assert reopened.depth() == 0
+    assert reopened.records.depth() == 0
 
 
 async def test_a_record_for_a_window_already_sent_is_dropped_and_counted(
@@ -284,7 +286,7 @@ async def test_a_record_for_a_window_already_sent_is_dropped_and_counted(
     assert await agent.forward_once() == 2
     enqueue(disk, project, [reading("a", 30, temperature=99.0)])  # too late for [0,60)
     assert await agent.forward_once() == 0
-    assert disk.drops() == {"late_for_window": 1} and disk.depth() == 1
+    assert disk.records.drops() == {"late_for_window": 1} and disk.records.depth() == 1
     assert [r["temperature"] for r in centre.received] == [70.0]
 
 
@@ -298,7 +300,7 @@ async def test_refused_aggregates_drop_their_rows_and_the_rest_flow(
     centre = FakeCentre()
     agent = forwarder(disk, centre, project, clock)
     assert await agent.forward_once() == 1
-    assert disk.drops() == {"refused_by_centre": 1}
+    assert disk.records.drops() == {"refused_by_centre": 1}
     assert await agent.forward_once() == 1
     assert [r["entity_id"] for r in centre.received] == ["b"]
 
@@ -308,7 +310,7 @@ async def test_records_queued_before_aggregation_was_on_go_as_they_are(
 ) -> None:
     clock = Clock(T0 + 3600)
     disk = open_queue(tmp_path, clock)
-    disk.append(
+    disk.records.append(
         [
             NewRecord(
                 event_id="old-1",

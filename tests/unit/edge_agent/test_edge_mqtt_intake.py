@@ -96,7 +96,7 @@ async def test_a_redelivered_message_is_queued_once(tmp_path: Path, project_dir:
     payload = orjson.dumps([reading("m-1"), reading("m-2")])
     await runtime.mqtt_intake.take([Incoming(TOPIC, payload)])
     await runtime.mqtt_intake.take([Incoming(TOPIC, payload)])  # its PUBACK was lost
-    assert runtime.queue is not None and runtime.queue.depth() == 2
+    assert runtime.queues is not None and runtime.queues.records.depth() == 2
     assert runtime.mqtt_intake.status.queued == 2
 
 
@@ -104,14 +104,14 @@ async def test_a_malformed_message_becomes_a_dead_letter_with_its_reason(
     tmp_path: Path, project_dir: Path
 ) -> None:
     runtime = agent(tmp_path, project_dir)
-    assert runtime.mqtt_intake is not None and runtime.queue is not None
+    assert runtime.mqtt_intake is not None and runtime.queues is not None
     bad = orjson.dumps([reading(), reading(temperature="hot")])
     await runtime.mqtt_intake.take([Incoming(TOPIC, bad)])
-    [letter] = runtime.queue.dead_letters(10)
+    [letter] = runtime.queues.dead_letters.newest(10)
     assert (letter.source, letter.topic, letter.payload) == ("mqtt", TOPIC, bad)
     assert "records[1].temperature" in letter.reason
-    assert runtime.queue.depth() == 0  # none of the message, like a 422 over REST
-    assert runtime.queue.drops() == {"mqtt_message_invalid": 1}
+    assert runtime.queues.records.depth() == 0  # none of the message, like a 422 over REST
+    assert runtime.queues.records.drops() == {"mqtt_message_invalid": 1}
     assert runtime.describe()["mqtt"]["messages_invalid"] == 1
 
 
@@ -119,7 +119,7 @@ async def test_messages_taken_together_keep_the_good_and_refuse_the_bad(
     tmp_path: Path, project_dir: Path
 ) -> None:
     runtime = agent(tmp_path, project_dir, queue_max_rows=3)
-    assert runtime.mqtt_intake is not None and runtime.queue is not None
+    assert runtime.mqtt_intake is not None and runtime.queues is not None
     await runtime.mqtt_intake.take(
         [
             Incoming(TOPIC, orjson.dumps(reading("m-1"))),
@@ -128,8 +128,8 @@ async def test_messages_taken_together_keep_the_good_and_refuse_the_bad(
             Incoming(TOPIC, orjson.dumps(reading("m-3"))),
         ]
     )
-    assert [q.entity_id for q in runtime.queue.peek(10)] == ["m-1", "m-3"]
-    reasons = sorted(letter.reason for letter in runtime.queue.dead_letters(10))
+    assert [q.entity_id for q in runtime.queues.records.peek(10)] == ["m-1", "m-3"]
+    reasons = sorted(letter.reason for letter in runtime.queues.dead_letters.newest(10))
     assert reasons == ["at most 3 records per message", "unknown dataset 'lathes'"]
     assert runtime.mqtt_intake.status.queued == 2
 
@@ -140,7 +140,7 @@ async def test_a_full_reject_new_queue_leaves_the_message_with_the_broker(
     """No PUBACK (``take`` does not return) until there is room, and nothing is counted
     as dropped: the broker still has the message."""
     runtime = agent(tmp_path, project_dir, queue_max_rows=1, queue_policy="reject-new")
-    assert runtime.mqtt_intake is not None and runtime.queue is not None
+    assert runtime.mqtt_intake is not None and runtime.queues is not None
     await runtime.mqtt_intake.take([Incoming(TOPIC, orjson.dumps(reading("m-1")))])
     waiting = asyncio.create_task(
         runtime.mqtt_intake.take([Incoming(TOPIC, orjson.dumps(reading("m-2")))])
@@ -149,7 +149,8 @@ async def test_a_full_reject_new_queue_leaves_the_message_with_the_broker(
         while not runtime.mqtt_intake.status.waiting_for_room:
             await asyncio.sleep(0.01)
     assert not waiting.done()
-    runtime.queue.ack([q.seq for q in runtime.queue.peek(10)])  # the centre took m-1
+    records = runtime.queues.records
+    records.ack([q.seq for q in records.peek(10)])  # the centre took m-1
     await asyncio.wait_for(waiting, timeout=30)
-    assert [q.entity_id for q in runtime.queue.peek(10)] == ["m-2"]
-    assert runtime.queue.drops() == {}
+    assert [q.entity_id for q in runtime.queues.records.peek(10)] == ["m-2"]
+    assert runtime.queues.records.drops() == {}

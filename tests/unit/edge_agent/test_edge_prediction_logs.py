@@ -20,7 +20,9 @@ from millrace_common.errors import InvalidInput
 from millrace_common.objectstore import MemoryStore
 from millrace_common.scoring import LoadedModel, load_model
 from millrace_edge_agent.adapters.centre import CentreUnavailable, Refused, refused_indices
-from millrace_edge_agent.adapters.queue import DiskQueue
+from millrace_edge_agent.adapters.queue import Queues
+from millrace_edge_agent.adapters.queue.file import QueueFile
+from millrace_edge_agent.adapters.queue.prediction_logs import PredictionLogQueue
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings, load_settings
 from millrace_edge_agent.forwarder import PredictionLogForwarder
@@ -52,13 +54,13 @@ def inputs_of(pending: PendingLog) -> str:
     return hashlib.sha256(pending.matrix.tobytes()).hexdigest()
 
 
-def queue(tmp_path: Path, **kwargs: Any) -> DiskQueue:
+def queue(tmp_path: Path, **kwargs: Any) -> Queues:
     options: dict[str, Any] = {"max_rows": 100, "max_age": 3600.0, "policy": "reject-new"}
-    return DiskQueue(tmp_path / "queue.sqlite3", **{**options, **kwargs})
+    return Queues.open(tmp_path / "queue.sqlite3", **{**options, **kwargs})
 
 
-def on_disk(disk: DiskQueue) -> list[dict[str, Any]]:
-    return [orjson.loads(body) for _seq, body in disk.peek_prediction_logs(1000)]
+def on_disk(disk: PredictionLogQueue) -> list[dict[str, Any]]:
+    return [orjson.loads(body) for _seq, body in disk.peek(1000)]
 
 
 def dropped(reason: str) -> float:
@@ -68,24 +70,20 @@ def dropped(reason: str) -> float:
     return sample or 0.0
 
 
-class CountingQueue(DiskQueue):
+class CountingQueue(PredictionLogQueue):
     """The real queue, remembering the size of every write (one commit each)."""
 
     writes: list[int]
 
-    def append_prediction_logs(
-        self, logs: Sequence[tuple[str, bytes]], *, lost_in_buffer: int = 0
-    ) -> int:
+    def append(self, logs: Sequence[tuple[str, bytes]], *, lost_in_buffer: int = 0) -> int:
         self.writes = [*getattr(self, "writes", []), len(logs)]
-        return super().append_prediction_logs(logs, lost_in_buffer=lost_in_buffer)
+        return super().append(logs, lost_in_buffer=lost_in_buffer)
 
 
 async def test_the_buffer_writes_in_batches_and_counts_what_it_had_no_room_for(
     tmp_path: Path,
 ) -> None:
-    disk = CountingQueue(
-        tmp_path / "queue.sqlite3", max_rows=10, max_age=3600.0, policy="reject-new"
-    )
+    disk = CountingQueue(QueueFile(tmp_path / "queue.sqlite3"), max_rows=10)
     buffer = PredictionLogBuffer(queue=disk, site=SITE, max_buffer=5, batch=2)
     before = dropped("buffer_full")
     events = [logged(n) for n in range(8)]
@@ -99,23 +97,24 @@ async def test_the_buffer_writes_in_batches_and_counts_what_it_had_no_room_for(
     assert [s["inputs_sha256"] for s in stored] == [inputs_of(e) for e in events[:5]]
     assert len({s["request_id"] for s in stored}) == 5
     assert {s["site"] for s in stored} == {SITE}
-    assert disk.prediction_log_drops() == {"buffer_full": 3}  # on disk, survives a restart
+    assert disk.drops() == {"buffer_full": 3}  # on disk, survives a restart
     assert buffer.lost == 0 and await buffer.flush() == 0
 
 
 def test_the_disk_keeps_the_newest_prediction_logs_and_counts_the_rest(tmp_path: Path) -> None:
-    disk = queue(tmp_path, max_prediction_logs=4, max_rows=1)
+    both = queue(tmp_path, max_prediction_logs=4, max_rows=1)
+    disk = both.prediction_logs
     first = [(f"r-{n}", orjson.dumps({"n": n})) for n in range(3)]
     second = [(f"r-{n}", orjson.dumps({"n": n})) for n in range(3, 6)]
-    assert disk.append_prediction_logs(first) == 0
-    assert disk.append_prediction_logs(second) == 2
-    assert disk.append_prediction_logs(second[-1:]) == 0  # a repeat is kept once
-    assert [orjson.loads(b)["n"] for _s, b in disk.peek_prediction_logs(10)] == [2, 3, 4, 5]
-    assert disk.prediction_log_drops() == {"queue_full_dropped_oldest": 2}
-    assert disk.drops() == {}  # the records' counts are the records' own
-    reopened = queue(tmp_path, max_prediction_logs=4)  # no close(): the process died
-    assert reopened.prediction_log_depth() == 4
-    assert reopened.prediction_log_drops() == {"queue_full_dropped_oldest": 2}
+    assert disk.append(first) == 0
+    assert disk.append(second) == 2
+    assert disk.append(second[-1:]) == 0  # a repeat is kept once
+    assert [orjson.loads(b)["n"] for _s, b in disk.peek(10)] == [2, 3, 4, 5]
+    assert disk.drops() == {"queue_full_dropped_oldest": 2}
+    assert both.records.drops() == {}  # the records' counts are the records' own
+    reopened = queue(tmp_path, max_prediction_logs=4).prediction_logs  # no close(): it died
+    assert reopened.depth() == 4
+    assert reopened.drops() == {"queue_full_dropped_oldest": 2}
 
 
 class PredictionCentre:
@@ -143,7 +142,7 @@ class PredictionCentre:
 async def test_forwarding_deletes_only_what_the_centre_acknowledged_with_the_same_ids(
     tmp_path: Path,
 ) -> None:
-    disk = queue(tmp_path)
+    disk = queue(tmp_path).prediction_logs
     buffer = PredictionLogBuffer(queue=disk, site=SITE)
     events = [logged(n, latency_ms=-1.0 if n == 4 else 1.0) for n in range(5)]
     for event in events:
@@ -157,7 +156,7 @@ async def test_forwarding_deletes_only_what_the_centre_acknowledged_with_the_sam
     assert await forwarder.forward_once() == 0
     centre.state = "ack-lost"  # the centre has the batch, the agent never hears so
     assert await forwarder.forward_once() == 0
-    assert disk.prediction_log_depth() == 5 and forwarder.status.consecutive_failures == 2
+    assert disk.depth() == 5 and forwarder.status.consecutive_failures == 2
     centre.state = "up"
     assert await forwarder.forward_once() == 3
     assert centre.attempts[0] == centre.attempts[1]  # the resend carries the same ids
@@ -165,8 +164,8 @@ async def test_forwarding_deletes_only_what_the_centre_acknowledged_with_the_sam
     assert await forwarder.forward_once() == 1
     assert await forwarder.forward_once() == 0
 
-    assert disk.prediction_log_depth() == 0 and forwarder.status.consecutive_failures == 0
-    assert disk.prediction_log_drops() == {"refused_by_centre": 1}
+    assert disk.depth() == 0 and forwarder.status.consecutive_failures == 0
+    assert disk.drops() == {"refused_by_centre": 1}
     assert dropped("refused_by_centre") == before + 1
     by_id = {v["request_id"]: v for v in centre.received}  # the centre's dedup
     assert len(by_id) == 4
@@ -247,8 +246,8 @@ def test_every_prediction_is_answered_and_logged_on_disk_within_its_bound(
         )
         predict(client, 2.0)
     # a clean stop writes the buffer out before the queue closes
-    disk = DiskQueue(settings.queue_path, max_rows=10, max_age=3600.0, policy="reject-new")
-    assert len(centre.received) + disk.prediction_log_depth() == 5
+    disk = PredictionLogQueue(QueueFile(settings.queue_path))
+    assert len(centre.received) + disk.depth() == 5
     kept = centre.received + on_disk(disk)
     assert {v["site"] for v in kept} == {SITE}
     assert len({v["request_id"] for v in kept}) == 5
@@ -267,8 +266,8 @@ def test_the_sample_rate_logs_a_share_of_the_predictions(tmp_path: Path) -> None
         )
         for n in range(200):
             predict(client, n / 200)
-    disk = DiskQueue(settings.queue_path, max_rows=10, max_age=3600.0, policy="reject-new")
-    assert 50 < disk.prediction_log_depth() < 150  # binomial(200, 0.5): 1e-12 to miss
+    disk = PredictionLogQueue(QueueFile(settings.queue_path))
+    assert 50 < disk.depth() < 150  # binomial(200, 0.5): 1e-12 to miss
 
 
 def test_a_sample_rate_of_zero_logs_nothing_and_one_out_of_range_is_named(

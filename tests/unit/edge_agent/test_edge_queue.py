@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from millrace_common.objectstore import MemoryStore
 from millrace_edge_agent.adapters.centre import CentreUnavailable, Refused, refused_indices
-from millrace_edge_agent.adapters.queue import DiskQueue, NewRecord, QueueFull
+from millrace_edge_agent.adapters.queue import Queues
+from millrace_edge_agent.adapters.queue.records import NewRecord, QueueFull, RecordQueue
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings
 from millrace_edge_agent.forwarder import Forwarder
@@ -58,9 +59,13 @@ class FakeCentre:
         self.received.extend((dataset, r) for r in records)
 
 
-def queue(tmp_path: Path, **kwargs: Any) -> DiskQueue:
+def queues(tmp_path: Path, **kwargs: Any) -> Queues:
     options: dict[str, Any] = {"max_rows": 100, "max_age": 3600.0, "policy": "reject-new"}
-    return DiskQueue(tmp_path / "queue.sqlite3", **{**options, **kwargs})
+    return Queues.open(tmp_path / "queue.sqlite3", **{**options, **kwargs})
+
+
+def queue(tmp_path: Path, **kwargs: Any) -> RecordQueue:
+    return queues(tmp_path, **kwargs).records
 
 
 async def test_forwards_in_order_and_deletes_only_after_the_ack(tmp_path: Path) -> None:
@@ -165,7 +170,7 @@ def test_a_422_names_the_refused_records() -> None:
 
 
 async def test_heartbeats_wait_on_disk_while_the_registry_is_away(tmp_path: Path) -> None:
-    disk = queue(tmp_path)
+    disk = queues(tmp_path)
     reported: list[dict[str, Any]] = []
     up = [False]
 
@@ -177,16 +182,16 @@ async def test_heartbeats_wait_on_disk_while_the_registry_is_away(tmp_path: Path
 
     beats = Heartbeats(
         site=SITE,
-        queue=disk,
+        queue=disk.heartbeats,
         sink=Registry(),
-        state=lambda: {"site": SITE, "queue_depth": disk.depth()},
+        state=lambda: {"site": SITE, "queue_depth": disk.records.depth()},
     )
     assert await beats.beat() == 0
     assert await beats.beat() == 0
     up[0] = True
     assert await beats.beat() == 3
     assert len(reported) == 3 and reported[0]["sent_at"] < reported[2]["sent_at"]
-    assert disk.peek_heartbeats(10) == []
+    assert disk.heartbeats.peek(10) == []
 
 
 def test_the_records_route_queues_validates_and_reports_a_full_queue(

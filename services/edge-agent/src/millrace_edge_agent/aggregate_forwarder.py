@@ -21,7 +21,8 @@ import structlog
 from millrace_common.project import Project
 
 from millrace_edge_agent.adapters.centre import Refused
-from millrace_edge_agent.adapters.queue import Queued
+from millrace_edge_agent.adapters.queue.records import Queued
+from millrace_edge_agent.adapters.queue.windows import RecordWindows
 from millrace_edge_agent.forwarder import Forwarder
 from millrace_edge_agent.metrics import DROPPED, QUEUE_DEPTH
 from millrace_edge_agent.preaggregation import WindowSummary, closed_windows, summarise
@@ -33,6 +34,7 @@ Window = tuple[WindowSummary, list[Queued]]
 
 @dataclass(kw_only=True)
 class AggregatingForwarder(Forwarder):
+    windows: RecordWindows
     project: Project
     site: str
     width: int
@@ -63,7 +65,7 @@ class AggregatingForwarder(Forwarder):
         return await self._acknowledged(windows)
 
     async def _drop_late(self) -> None:
-        late = await asyncio.to_thread(self.queue.drop_late)
+        late = await asyncio.to_thread(self.windows.drop_late)
         if late:
             DROPPED.labels("late_for_window").inc(late)
             log.warning("records_late_for_window", count=late, window=self.width)
@@ -71,7 +73,7 @@ class AggregatingForwarder(Forwarder):
     def _closed_windows(self) -> list[Window]:
         """Up to ``batch_size`` closed windows of one dataset, oldest first, with rows."""
         closed = closed_windows(
-            self.queue.windows(width=self.width),
+            self.windows.summaries(width=self.width),
             width=self.width,
             grace=self.grace,
             now=self.clock(),
@@ -81,7 +83,7 @@ class AggregatingForwarder(Forwarder):
             if closed
             else []
         )
-        return [(w, self.queue.window_rows(w, width=self.width)) for w in chosen]
+        return [(w, self.windows.rows(w, width=self.width)) for w in chosen]
 
     def _summarise(self, summary: WindowSummary, rows: list[Queued]) -> dict:  # type: ignore[type-arg]
         return summarise(
@@ -99,7 +101,7 @@ class AggregatingForwarder(Forwarder):
         for summary, _rows in windows:
             key = (summary.dataset, summary.entity_id)
             closed_until[key] = max(closed_until.get(key, 0.0), summary.start + self.width)
-        await asyncio.to_thread(self.queue.ack_windows, seqs, closed_until=closed_until)
+        await asyncio.to_thread(self.windows.ack, seqs, closed_until=closed_until)
         self._succeeded(len(windows), records_in=len(seqs))
         log.debug("aggregates_forwarded", aggregates=len(windows), records=len(seqs))
         return len(seqs)

@@ -33,7 +33,9 @@ from millrace_edge_agent.adapters.centre import (
 )
 from millrace_edge_agent.adapters.kafka import ModelEvents, group_id_of
 from millrace_edge_agent.adapters.mqtt import BrokerAddress, MqttRecords
-from millrace_edge_agent.adapters.queue import DiskQueue, QueueFull
+from millrace_edge_agent.adapters.queue import Queues
+from millrace_edge_agent.adapters.queue.prediction_logs import PredictionLogQueue
+from millrace_edge_agent.adapters.queue.records import QueueFull
 from millrace_edge_agent.aggregate_forwarder import AggregatingForwarder
 from millrace_edge_agent.config import Settings, load_settings
 from millrace_edge_agent.forwarder import Forwarder, PredictionLogForwarder
@@ -85,7 +87,7 @@ def bootstrap(
         window_seconds=settings.health_window_seconds,
         max_error_rate=settings.health_max_error_rate,
     )
-    queue = DiskQueue(
+    queues = Queues.open(
         settings.queue_path,
         max_rows=settings.queue_max_rows,
         max_age=settings.queue_max_age,
@@ -96,7 +98,7 @@ def bootstrap(
         settings=settings,
         slots=slots,
         syncer=syncer,
-        queue=queue,
+        queues=queues,
         project=open_project(settings.project),
         instance_id=settings.instance_id or instance_id(settings.cache_path),
     )
@@ -106,9 +108,11 @@ def bootstrap(
         prediction_sink = prediction_sink or sink
     if sink is not None:
         runtime.forwarder = make_forwarder(
-            settings, queue=queue, sink=sink, project=runtime.project
+            settings, queues=queues, sink=sink, project=runtime.project
         )
-    make_prediction_logs(settings, runtime=runtime, queue=queue, sink=prediction_sink)
+    make_prediction_logs(
+        settings, runtime=runtime, queue=queues.prediction_logs, sink=prediction_sink
+    )
     if settings.broker and settings.follow_kafka:
         runtime.events = ModelEvents(
             bootstrap=settings.broker,
@@ -117,14 +121,14 @@ def bootstrap(
             on_event=runtime.model_event,
         )
     if settings.mqtt_url:
-        runtime.mqtt_intake, runtime.mqtt = make_mqtt(settings, runtime=runtime, queue=queue)
+        runtime.mqtt_intake, runtime.mqtt = make_mqtt(settings, runtime=runtime, queues=queues)
     if heartbeat_sink is None and settings.registry_url:
         heartbeat_sink = RegistryHeartbeats(settings.registry_url)
         runtime.closers.append(heartbeat_sink)
     if heartbeat_sink is not None:
         runtime.heartbeats = Heartbeats(
             site=settings.site,
-            queue=queue,
+            queue=queues.heartbeats,
             sink=heartbeat_sink,
             state=runtime.heartbeat,
             interval=settings.heartbeat_interval,
@@ -133,7 +137,7 @@ def bootstrap(
 
 
 def make_mqtt(
-    settings: Settings, *, runtime: EdgeRuntime, queue: DiskQueue
+    settings: Settings, *, runtime: EdgeRuntime, queues: Queues
 ) -> tuple[MessageIntake, MqttRecords]:
     """The MQTT intake, its client id the agent's own, like its Kafka group."""
     pattern = TopicPattern.parse(settings.mqtt_topic, site=settings.site)
@@ -142,7 +146,7 @@ def make_mqtt(
         pattern=pattern,
         project=runtime.project,
         store=runtime.store,
-        dead_letters=queue,
+        dead_letters=queues.dead_letters,
         max_records=min(settings.max_records_per_request, settings.queue_max_rows),
     )
     client = MqttRecords(
@@ -158,7 +162,7 @@ def make_prediction_logs(
     settings: Settings,
     *,
     runtime: EdgeRuntime,
-    queue: DiskQueue,
+    queue: PredictionLogQueue,
     sink: PredictionLogSink | None,
 ) -> None:
     """Prediction logs to disk, and from there to the centre when it is configured."""
@@ -181,11 +185,11 @@ def make_prediction_logs(
 
 
 def make_forwarder(
-    settings: Settings, *, queue: DiskQueue, sink: RecordSink, project: Project | None
+    settings: Settings, *, queues: Queues, sink: RecordSink, project: Project | None
 ) -> Forwarder:
     if settings.forward_mode == "raw":
         return Forwarder(
-            queue=queue,
+            queue=queues.records,
             sink=sink,
             batch_size=settings.forward_batch,
             retry_cap=settings.forward_retry_cap,
@@ -198,7 +202,8 @@ def make_forwarder(
             field="forward_mode",
         )
     return AggregatingForwarder(
-        queue=queue,
+        queue=queues.records,
+        windows=queues.windows,
         sink=sink,
         batch_size=settings.forward_batch,
         retry_cap=settings.forward_retry_cap,
@@ -258,13 +263,15 @@ def create_app(runtime: EdgeRuntime) -> FastAPI:
         return {
             "accepted": len(event_ids),
             "event_ids": event_ids,
-            "queue_depth": runtime.queue.depth() if runtime.queue else 0,
+            "queue_depth": runtime.queues.records.depth() if runtime.queues else 0,
         }
 
     @app.get("/v1/dead-letters")
     async def dead_letters(limit: int = 100) -> dict[str, Any]:
         """Messages no record could be taken from, newest first, with the reason."""
-        letters = runtime.queue.dead_letters(min(max(limit, 1), 1000)) if runtime.queue else []
+        letters = (
+            runtime.queues.dead_letters.newest(min(max(limit, 1), 1000)) if runtime.queues else []
+        )
         return {
             "dead_letters": [
                 {

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 import structlog
 
 from millrace_edge_agent.adapters.centre import PredictionLogSink, RecordSink, Refused
-from millrace_edge_agent.adapters.queue import DiskQueue, Queued
+from millrace_edge_agent.adapters.queue.prediction_logs import PredictionLogQueue
+from millrace_edge_agent.adapters.queue.records import Queued, RecordQueue
 from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.metrics import (
     DROPPED,
@@ -94,7 +95,7 @@ class ForwardLoop(ABC):
 
 @dataclass(kw_only=True)
 class Forwarder(ForwardLoop):
-    queue: DiskQueue
+    queue: RecordQueue
     sink: RecordSink
 
     async def forward_once(self) -> int:
@@ -168,12 +169,12 @@ class Forwarder(ForwardLoop):
 class PredictionLogForwarder(ForwardLoop):
     """The queued prediction logs to the centre, with the records' retry and backoff."""
 
-    queue: DiskQueue
+    queue: PredictionLogQueue
     sink: PredictionLogSink
 
     async def forward_once(self) -> int:
         """Send the oldest batch; return how many logs left the queue (0: none did)."""
-        batch = await asyncio.to_thread(self.queue.peek_prediction_logs, self.batch_size)
+        batch = await asyncio.to_thread(self.queue.peek, self.batch_size)
         if not batch:
             return 0
         try:
@@ -195,12 +196,12 @@ class PredictionLogForwarder(ForwardLoop):
         return len(batch)
 
     def _ack(self, seqs: list[int]) -> int:
-        self.queue.ack_prediction_logs(seqs)
-        return self.queue.prediction_log_depth()
+        self.queue.ack(seqs)
+        return self.queue.depth()
 
     async def _refused(self, batch: list[tuple[int, bytes]], exc: Refused) -> int:
         seqs = [seq for i, (seq, _body) in enumerate(batch) if i in exc.indices]
-        await asyncio.to_thread(self.queue.reject_prediction_logs, seqs, reason="refused_by_centre")
+        await asyncio.to_thread(self.queue.reject, seqs, reason="refused_by_centre")
         PREDICTION_LOGS_DROPPED.labels("refused_by_centre").inc(len(seqs))
         self.status.last_error = f"centre refused {len(seqs)} prediction log(s): {exc}"
         log.error("prediction_logs_refused_by_centre", count=len(seqs), error=str(exc))

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from millrace_edge_agent.adapters.centre import HeartbeatSink, Refused
-from millrace_edge_agent.adapters.queue import DiskQueue
+from millrace_edge_agent.adapters.queue.heartbeats import HeartbeatQueue
 from millrace_edge_agent.metrics import HEARTBEAT_FAILURES
 
 log = structlog.get_logger(__name__)
@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 @dataclass
 class Heartbeats:
     site: str
-    queue: DiskQueue
+    queue: HeartbeatQueue
     sink: HeartbeatSink
     state: Callable[[], dict[str, Any]]
     interval: float = 30.0
@@ -34,12 +34,12 @@ class Heartbeats:
     async def beat(self) -> int:
         """Queue the current state, then send what is queued; return how many were sent."""
         body = {**self.state(), "sent_at": datetime.now(UTC).isoformat()}
-        await asyncio.to_thread(self.queue.push_heartbeat, body)
+        await asyncio.to_thread(self.queue.push, body)
         return await self.flush()
 
     async def flush(self, *, batch: int = 100) -> int:
         sent = 0
-        while pending := await asyncio.to_thread(self.queue.peek_heartbeats, batch):
+        while pending := await asyncio.to_thread(self.queue.peek, batch):
             for seq, body in pending:
                 try:
                     await self.sink.report(self.site, body)
@@ -49,6 +49,6 @@ class Heartbeats:
                     HEARTBEAT_FAILURES.inc()
                     log.info("heartbeat_deferred", error=str(exc))
                     return sent
-                await asyncio.to_thread(self.queue.ack_heartbeats, seq)
+                await asyncio.to_thread(self.queue.ack, seq)
                 sent += 1
         return sent

@@ -16,7 +16,7 @@ from millrace_common.errors import InvalidInput
 from millrace_common.project import Project, load_project
 from millrace_common.records import RecordInvalid, validate_record
 
-from millrace_edge_agent.adapters.queue import NewRecord
+from millrace_edge_agent.adapters.queue.records import NewRecord
 
 log = structlog.get_logger(__name__)
 

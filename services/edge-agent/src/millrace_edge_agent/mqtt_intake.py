@@ -23,7 +23,7 @@ import structlog
 from millrace_common.errors import InvalidInput
 from millrace_common.project import Project
 
-from millrace_edge_agent.adapters.queue import NewRecord, QueueFull
+from millrace_edge_agent.adapters.queue.records import NewRecord, QueueFull
 from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.intake import RecordsInvalid, prepare
 from millrace_edge_agent.metrics import MQTT_MESSAGES
@@ -93,7 +93,7 @@ def records_of(*, site: str, topic: str, payload: bytes, max_records: int) -> li
 
 
 class DeadLetters(Protocol):
-    def dead_letter(self, *, source: str, topic: str, reason: str, payload: bytes) -> None: ...
+    def add(self, *, source: str, topic: str, reason: str, payload: bytes) -> None: ...
 
 
 Store = Callable[..., Awaitable[None]]
@@ -193,7 +193,7 @@ class MessageIntake:
             else exc.message
         )
         await asyncio.to_thread(
-            self.dead_letters.dead_letter,
+            self.dead_letters.add,
             source="mqtt",
             topic=message.topic,
             reason=reason,

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import structlog
 from millrace_common.dataplane import PendingLog, cooperatively
 
-from millrace_edge_agent.adapters.queue import DiskQueue
+from millrace_edge_agent.adapters.queue.prediction_logs import PredictionLogQueue
 from millrace_edge_agent.metrics import (
     PREDICTION_LOG_DEPTH,
     PREDICTION_LOGS_DROPPED,
@@ -38,7 +38,7 @@ class PredictionLogBuffer:
     def __init__(
         self,
         *,
-        queue: DiskQueue,
+        queue: PredictionLogQueue,
         site: str,
         max_buffer: int = 10_000,
         batch: int = 500,
@@ -109,7 +109,7 @@ class PredictionLogBuffer:
                 "prediction_logs_dropped",
                 reason="queue_full_dropped_oldest",
                 count=dropped,
-                max_rows=self.queue.max_prediction_logs,
+                max_rows=self.queue.max_rows,
             )
         PREDICTION_LOGS_STORED.inc(len(pending))
         PREDICTION_LOG_DEPTH.set(depth)
@@ -122,5 +122,5 @@ class PredictionLogBuffer:
         return event.request_id, event.model_dump_json().encode()
 
     def _store(self, rows: list[tuple[str, bytes]], lost: int) -> tuple[int, int]:
-        dropped = self.queue.append_prediction_logs(rows, lost_in_buffer=lost)
-        return dropped, self.queue.prediction_log_depth()
+        dropped = self.queue.append(rows, lost_in_buffer=lost)
+        return dropped, self.queue.depth()

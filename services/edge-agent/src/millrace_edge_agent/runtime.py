@@ -18,7 +18,8 @@ from millrace_common.scoring import ModelSlots
 
 from millrace_edge_agent.adapters.kafka import ModelEvents
 from millrace_edge_agent.adapters.mqtt import MqttRecords
-from millrace_edge_agent.adapters.queue import DiskQueue, NewRecord, QueueFull
+from millrace_edge_agent.adapters.queue import Queues
+from millrace_edge_agent.adapters.queue.records import NewRecord, QueueFull
 from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.config import Settings
 from millrace_edge_agent.forwarder import Forwarder, PredictionLogForwarder
@@ -43,7 +44,7 @@ class EdgeRuntime:
     settings: Settings
     slots: ModelSlots
     syncer: Syncer
-    queue: DiskQueue | None = None
+    queues: Queues | None = None
     forwarder: Forwarder | None = None
     heartbeats: Heartbeats | None = None
     project: Project | None = None
@@ -68,7 +69,7 @@ class EdgeRuntime:
             instance=self.instance_id,
             restored_from_disk=restored,
             cache_dir=str(self.settings.cache_path),
-            queued=self.queue.depth() if self.queue else None,
+            queued=self.queues.records.depth() if self.queues else None,
         )
         self._spawn(self.poll_forever(), "manifest-poll")
         if self.forwarder is not None:
@@ -96,8 +97,8 @@ class EdgeRuntime:
             await self.prediction_logs.flush()  # a clean stop loses no prediction log
         for closer in self.closers:
             await closer.close()
-        if self.queue is not None:
-            self.queue.close()
+        if self.queues is not None:
+            self.queues.close()
         log.info("edge_agent_stopped", site=self.settings.site)
 
     async def enqueue(self, *, dataset: str, records: list[Any]) -> list[str]:
@@ -113,11 +114,11 @@ class EdgeRuntime:
 
         Raises QueueFull when full under ``reject-new`` (counted as a drop unless
         ``count_refused`` is false: the caller will offer them again)."""
-        if self.queue is None:
+        if self.queues is None:
             raise RuntimeError("this agent has no queue")
         try:
             dropped = await asyncio.to_thread(
-                self.queue.append, prepared, count_refused=count_refused
+                self.queues.records.append, prepared, count_refused=count_refused
             )
         except QueueFull:
             if count_refused:
@@ -127,7 +128,7 @@ class EdgeRuntime:
             DROPPED.labels(reason).inc(count)
             log.warning("records_dropped", reason=reason, count=count)
         QUEUED.inc(len(prepared))
-        QUEUE_DEPTH.set(self.queue.depth())
+        QUEUE_DEPTH.set(self.queues.records.depth())
         if self.forwarder is not None:
             self.forwarder.wakeup.set()
 
@@ -222,15 +223,16 @@ class EdgeRuntime:
         }
 
     def describe_queue(self) -> dict[str, Any]:
-        if self.queue is None:
+        if self.queues is None:
             return {}
+        queue = self.queues.records
         forward = self.forwarder.status if self.forwarder else None
-        age = self.queue.oldest_age()
+        age = queue.oldest_age()
         return {
-            "queue_depth": self.queue.depth(),
+            "queue_depth": queue.depth(),
             "queue_oldest_age_seconds": round(age, 3) if age is not None else None,
-            "queue_policy": self.queue.policy,
-            "drops": self.queue.drops(),
+            "queue_policy": queue.policy,
+            "drops": queue.drops(),
             "forwarded": forward.forwarded if forward else 0,
             "forward_mode": self.settings.forward_mode,
             **(
@@ -247,17 +249,18 @@ class EdgeRuntime:
         }
 
     def describe_prediction_logs(self) -> dict[str, Any]:
-        if self.prediction_logs is None or self.queue is None:
+        if self.prediction_logs is None or self.queues is None:
             return {"state": "off"}
-        drops = self.queue.prediction_log_drops()
+        queue = self.queues.prediction_logs
+        drops = queue.drops()
         if self.prediction_logs.lost:  # not on disk yet: written with the next batch
             drops["buffer_full"] = drops.get("buffer_full", 0) + self.prediction_logs.lost
         forward = self.prediction_forwarder.status if self.prediction_forwarder else None
         return {
             "sample_rate": self.settings.prediction_sample_rate,
             "buffered": self.prediction_logs.buffered,
-            "queue_depth": self.queue.prediction_log_depth(),
-            "max_rows": self.queue.max_prediction_logs,
+            "queue_depth": queue.depth(),
+            "max_rows": queue.max_rows,
             "drops": drops,
             "forwarded": forward.forwarded if forward else 0,
             "last_forward": forward.last_forward.isoformat()
