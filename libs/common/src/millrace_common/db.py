@@ -88,8 +88,3 @@ def migrate(engine: Engine, *, schema: str, versions: Path) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
-
-
-def is_unique_violation(exc: Exception) -> bool:
-    text_ = str(getattr(exc, "orig", exc)).lower()
-    return "unique" in text_ or "duplicate key" in text_

@@ -18,23 +18,10 @@ from millrace_common.errors import InvalidInput, NotFound
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
-from millrace_registry.adapters.tables import SCHEMA
+from millrace_registry.adapters.tables import site_heartbeats
 
 HISTORY = 50
 """Heartbeats kept per site (older ones are deleted as new ones arrive)."""
-
-_TS = sa.DateTime(timezone=True)
-fleet_metadata = sa.MetaData()
-site_heartbeats = sa.Table(
-    "site_heartbeats",
-    fleet_metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("site", sa.String(120), nullable=False, index=True),
-    sa.Column("sent_at", _TS, nullable=False),
-    sa.Column("received_at", _TS, nullable=False),
-    sa.Column("state", sa.JSON, nullable=False),
-    schema=SCHEMA,
-)
 
 
 class ReportedModel(BaseModel):

@@ -31,9 +31,9 @@ from millrace_registry import views
 from millrace_registry.adapters import repository as repo
 from millrace_registry.adapters import site_groups as groups
 from millrace_registry.adapters.manifests import ManifestWriter, manifest_key, site_targets
+from millrace_registry.adapters.tables import site_heartbeats
 from millrace_registry.domain import check_alias, check_name
 from millrace_registry.filters import page
-from millrace_registry.fleet import site_heartbeats
 
 log = structlog.get_logger(__name__)
 

@@ -29,7 +29,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session, sessionmaker
 
 from millrace_registry.adapters import repository as repo
-from millrace_registry.adapters.tables import SCHEMA
+from millrace_registry.adapters.tables import traffic_policies
 from millrace_registry.domain import ALIAS_PATTERN, CHALLENGER
 
 log = structlog.get_logger(__name__)
@@ -38,22 +38,6 @@ Mode = Literal["none", "canary", "shadow", "sticky"]
 KeyField = Literal["key", "entity_id"]
 SPLITS = frozenset({"canary", "sticky"})
 """Modes that send a share of production's traffic to the challenger (need ``percent``)."""
-
-_TS = sa.DateTime(timezone=True)
-traffic_metadata = sa.MetaData()
-traffic_policies = sa.Table(
-    "traffic_policies",
-    traffic_metadata,
-    sa.Column("model", sa.String(120), primary_key=True),
-    sa.Column("mode", sa.String(16), nullable=False),
-    sa.Column("challenger_alias", sa.String(63), nullable=False),
-    sa.Column("percent", sa.Float),
-    sa.Column("key_field", sa.String(40)),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("updated_at", _TS, nullable=False),
-    schema=SCHEMA,
-)
 
 
 class TrafficPolicy(BaseModel):

@@ -132,4 +132,29 @@ runs = sa.Table(
     schema=SCHEMA,
 )
 
+site_heartbeats = sa.Table(
+    "site_heartbeats",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site", sa.String(120), nullable=False, index=True),
+    sa.Column("sent_at", _TS, nullable=False),
+    sa.Column("received_at", _TS, nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),
+    schema=SCHEMA,
+)
+
+traffic_policies = sa.Table(
+    "traffic_policies",
+    metadata,
+    sa.Column("model", sa.String(120), primary_key=True),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("challenger_alias", sa.String(63), nullable=False),
+    sa.Column("percent", sa.Float),
+    sa.Column("key_field", sa.String(40)),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("updated_at", _TS, nullable=False),
+    schema=SCHEMA,
+)
+
 outbox = outbox_table(metadata, SCHEMA)

@@ -2,6 +2,9 @@
 
 Revision ID: registry_0002_fleet
 Revises: registry_0002_catalog
+
+The file was 0002_fleet.py; it was renamed so that file numbers are unique and sort in order.
+The revision id stays registry_0002_fleet: databases already record it.
 """
 
 import sqlalchemy as sa

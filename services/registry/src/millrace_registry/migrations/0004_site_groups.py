@@ -2,6 +2,9 @@
 
 Revision ID: registry_0003_site_groups
 Revises: registry_0002_fleet
+
+The file was 0003_site_groups.py; it was renamed so that file numbers are unique and sort in order.
+The revision id stays registry_0003_site_groups: databases already record it.
 """
 
 import sqlalchemy as sa

@@ -3,6 +3,9 @@ the version's checks are recorded later.
 
 Revision ID: registry_0004_pending
 Revises: registry_0003_site_groups
+
+The file was 0004_pending.py; it was renamed so that file numbers are unique and sort in order.
+The revision id stays registry_0004_pending: databases already record it.
 """
 
 import sqlalchemy as sa

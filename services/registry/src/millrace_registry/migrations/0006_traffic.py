@@ -3,6 +3,9 @@
 
 Revision ID: registry_0005_traffic
 Revises: registry_0004_pending
+
+The file was 0005_traffic.py; it was renamed so that file numbers are unique and sort in order.
+The revision id stays registry_0005_traffic: databases already record it.
 """
 
 import sqlalchemy as sa
