@@ -7,7 +7,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,8 @@ from millrace_cli.simulator import factory_records, take
 from millrace_common.db import make_engine
 from millrace_common.feature_store import offline_rows, online_rows
 from millrace_common.project import load_project
+from millrace_features.adapters.tables import snapshots
 from millrace_features.pipeline import RawMessage, decode, rows_for
-from millrace_features.tables import snapshots
 from typer.testing import CliRunner
 
 from tests.conftest import FACTORY
@@ -336,9 +336,9 @@ class TestDriftRetraining:
 
         control = take(fleet, 300)
         send(control)
-        last = control[-1]["ts"].replace("Z", "+00:00")
+        last = datetime.fromisoformat(control[-1]["ts"])
         wait_until(
-            lambda: _drift(drift_url)["window"]["end"] == last,
+            lambda: _window_end(drift_url) == last,
             timeout=60,
             what="the drift route to measure the unshifted rows",
         )
@@ -364,9 +364,9 @@ class TestDriftRetraining:
         # the drift persists against the new reference: it does not fire again
         more = [{**r, "temperature": r["temperature"] + 15} for r in take(fleet, 300)]
         send(more)
-        last = more[-1]["ts"].replace("Z", "+00:00")
+        last = datetime.fromisoformat(more[-1]["ts"])
         wait_until(
-            lambda: _drift(drift_url)["window"]["end"] == last,
+            lambda: _window_end(drift_url) == last,
             timeout=60,
             what="the drift route to measure the new rows",
         )
@@ -424,3 +424,8 @@ def _timer_measured(url: str, measured: dict[str, Any]) -> None:
         what=f"the timer's gauge for {feature} to read {value}",
     )
     time.sleep(1.5)
+
+
+def _window_end(url: str) -> datetime | None:
+    end = _drift(url)["window"]["end"]
+    return datetime.fromisoformat(end) if end else None

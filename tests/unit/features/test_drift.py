@@ -22,7 +22,7 @@ from millrace_features.drift import (
     reference_of,
     shares,
 )
-from millrace_features.monitoring import DriftGate, DriftMeasurement, verdict
+from millrace_features.drift_check import DriftGate, DriftMeasurement, verdict
 from pydantic import ValidationError
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from millrace_common.project import RetrainPolicy
-from millrace_features.retraining import LastSnapshot, retrain_reason
+from millrace_features.retrain_policy import LastSnapshot, retrain_reason
 from pydantic import ValidationError
 
 START = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from millrace_common.errors import Conflict, NotFound
 from millrace_common.project import DriftPolicy, Project
@@ -99,28 +98,3 @@ def verdict(m: DriftMeasurement, gate: DriftGate) -> str | None:
     return drift_reason(
         m.policy, psi_values=m.psi, rows=m.rows, new_labelled=m.new_labelled, armed=gate.armed(m)
     )
-
-
-def drift_answer(m: DriftMeasurement, reason: str | None) -> dict[str, Any]:
-    """The body of ``GET /v1/models/{model}/drift``."""
-    return {
-        "model": m.model,
-        "feature_set": m.feature_set,
-        "reference": {
-            "snapshot_id": m.reference.snapshot_id,
-            "rows": m.reference.rows,
-            "created_at": m.reference.created_at.isoformat(),
-            "reason": m.reference.reason,
-        },
-        "window": {
-            "length": m.policy.window,
-            "start": m.window_start.isoformat() if m.window_start else None,
-            "end": m.window_end.isoformat() if m.window_end else None,
-            "rows": m.rows,
-        },
-        "psi": {name: round(value, 4) for name, value in m.psi.items()},
-        "policy": m.policy.model_dump() if m.configured else None,
-        "new_labelled_rows": m.new_labelled,
-        "would_fire": reason is not None,
-        "reason": reason,
-    }

@@ -1,27 +1,20 @@
 """Training on demand (the retrain policy "on demand"): cut a fresh snapshot of a model's
-feature set now and queue its train request through the outbox, like the automatic policy.
-
-    POST /v1/models/{model}/train-requests   {"reason": "...", "requested_by": "..."}
-    → 202 {"request_id", "model", "snapshot": {...}, "reason", "requested_by", ...}
-"""
+feature set now and queue its train request through the outbox, like the automatic policy
+(``POST /v1/models/{model}/train-requests``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 import structlog
 from millrace_common.contracts import TrainRequest
-from millrace_common.errors import Conflict, InvalidInput, MillraceError, NotFound
+from millrace_common.errors import Conflict, NotFound
 from millrace_common.objectstore import ObjectStore
 from millrace_common.project import Project
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from millrace_features.adapters.snapshots import labelled_count, snapshot_and_request
 
 log = structlog.get_logger(__name__)
-_STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422}
 
 
 class TrainAsk(BaseModel):
@@ -30,18 +23,6 @@ class TrainAsk(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="on demand", min_length=1, max_length=2000)
     requested_by: str = Field(default="api", min_length=1, max_length=200)
-
-
-def parse_ask(body: bytes) -> TrainAsk:
-    """An empty body means the defaults; anything else must be a valid ``TrainAsk``."""
-    if not body.strip():
-        return TrainAsk()
-    try:
-        return TrainAsk.model_validate_json(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InvalidInput(f"{field}: {first['msg']}", field=field) from None
 
 
 def request_training(
@@ -82,16 +63,3 @@ def request_training(
         requested_by=ask.requested_by,
     )
     return request
-
-
-def accepted(request: TrainRequest) -> dict[str, Any]:
-    return orjson.loads(request.model_dump_json())  # type: ignore[no-any-return]
-
-
-def error_answer(exc: MillraceError) -> tuple[dict[str, Any], int]:
-    """The body and status of a refused request (the registry's error shape)."""
-    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
-    body: dict[str, Any] = {"error": exc.code, "message": exc.message}
-    if exc.field:
-        body["field"] = exc.field
-    return body, status

@@ -20,9 +20,9 @@ from millrace_common.outbox import add_event
 from millrace_common.project import FeatureSet, ModelSpec
 from sqlalchemy.orm import Session, sessionmaker
 
+from millrace_features.adapters.tables import outbox, snapshots
 from millrace_features.drift import reference_of
-from millrace_features.retraining import LastSnapshot
-from millrace_features.tables import outbox, snapshots
+from millrace_features.retrain_policy import LastSnapshot
 
 
 @dataclass(frozen=True)
