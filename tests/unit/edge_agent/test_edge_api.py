@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 from importlib.metadata import requires
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from millrace_cli.processes import wait_until
+from millrace_cli.processes import script, wait_until
 from millrace_common.errors import InvalidInput
 from millrace_common.objectstore import MemoryStore
 from millrace_edge_agent.adapters.kafka import group_id_of
@@ -111,3 +112,93 @@ def test_each_agent_keeps_its_own_instance_id_and_consumer_group(tmp_path: Path)
     assert bootstrap(named, store=MemoryStore()).instance_id == "gw-2"
     with pytest.raises(InvalidInput, match="instance_id"):
         load_settings(overrides={"site": SITE, "instance_id": "no spaces"})
+
+
+def test_every_route_is_documented_with_its_body_and_statuses(tmp_path: Path) -> None:
+    """/openapi.json is what a client generates from: each route with its request body,
+    its answer's model and every error status, in the one error body."""
+    app = create_app(bootstrap(Settings(site=SITE, cache_dir=str(tmp_path)), store=MemoryStore()))
+    with TestClient(app) as client:
+        spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    expected = {
+        ("post", "/v1/datasets/{name}/records"): ({"202", "422", "507"}, "RecordsAccepted"),
+        ("get", "/v1/dead-letters"): ({"200", "422"}, "DeadLetters"),
+        ("get", "/v1/status"): ({"200"}, "AgentStatus"),
+    }
+    for (method, path), (statuses, model) in expected.items():
+        operation = paths[path][method]
+        assert set(operation["responses"]) == statuses, path
+        ok = next(s for s in statuses if s.startswith("2"))
+        answer = operation["responses"][ok]["content"]["application/json"]["schema"]
+        assert answer["$ref"].endswith(f"/{model}"), path
+        for status in statuses - {ok}:
+            error = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert error["$ref"].endswith("/ErrorBody"), (path, status)
+    body = paths["/v1/datasets/{name}/records"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["$ref"].endswith("/RecordBatch")
+    assert "requestBody" in paths["/v1/models/{name}/predict"]["post"]
+    assert {"/healthz", "/readyz", "/metrics"} <= set(paths)
+    status = spec["components"]["schemas"]["AgentStatus"]["properties"]
+    assert {"queue_depth", "drops", "mqtt", "prediction_logs", "models"} <= set(status)
+
+
+def test_bad_records_name_every_field_in_the_one_error_body(
+    tmp_path: Path, project_dir: Path
+) -> None:
+    settings = Settings(site=SITE, cache_dir=str(tmp_path), project=str(project_dir))
+    good = {"entity_id": "m-1", "ts": "2026-01-01T00:00:00Z", "temperature": 70.0}
+    good |= {"vibration": 0.2, "pressure": 3.0, "speed": 1500.0}
+    with TestClient(create_app(bootstrap(settings, store=MemoryStore()))) as client:
+        bad = client.post(
+            "/v1/datasets/machines/records",
+            json={"records": [{**good, "temperature": "hot"}, good, {**good, "speed": None}]},
+        )
+        assert bad.status_code == 422
+        body = bad.json()
+        assert body["error"] == "invalid_input" and body["field"] == "records[0].temperature"
+        assert [e["field"] for e in body["errors"]] == [
+            "records[0].temperature",
+            "records[2].speed",
+        ]
+        assert client.get("/v1/status").json()["queue_depth"] == 0  # none of the batch
+        empty = client.post("/v1/datasets/machines/records", json={"records": []})
+        assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "records"
+        too_many = client.get("/v1/dead-letters", params={"limit": 5000})
+        assert too_many.status_code == 422
+        assert too_many.json()["errors"][0]["field"].endswith("limit")
+        assert client.get("/v1/dead-letters").json() == {"dead_letters": []}
+
+
+def _agent(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MILLRACE_")}
+    return subprocess.run(
+        [script("millrace-edge-agent"), "run", *args],
+        env={**clean, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_configuration_error_is_one_line_naming_it_and_exit_1(tmp_path: Path) -> None:
+    no_site = _agent(tmp_path, env={})
+    assert no_site.returncode == 1
+    assert no_site.stderr.strip().splitlines() == [
+        "millrace-edge-agent: a site is required (--site or MILLRACE_EDGE_AGENT_SITE)"
+    ]
+    aggregate = _agent(
+        tmp_path,
+        "--site",
+        SITE,
+        env={
+            "MILLRACE_OBJECT_STORE": f"file://{tmp_path / 'objects'}",
+            "MILLRACE_PROJECT": str(tmp_path / "none"),
+            "MILLRACE_EDGE_AGENT_FORWARD_URL": "http://127.0.0.1:9",
+            "MILLRACE_EDGE_AGENT_FORWARD_MODE": "aggregate",
+        },
+    )
+    assert aggregate.returncode == 1
+    [line] = aggregate.stderr.strip().splitlines()
+    assert line.startswith("millrace-edge-agent: forward_mode aggregate needs the project folder")

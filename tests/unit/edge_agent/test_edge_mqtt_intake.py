@@ -14,7 +14,8 @@ from millrace_edge_agent.adapters.mqtt import BrokerAddress
 from millrace_edge_agent.app import bootstrap
 from millrace_edge_agent.config import Settings
 from millrace_edge_agent.mqtt_intake import Incoming, MessageInvalid, TopicPattern, records_of
-from millrace_edge_agent.runtime import EdgeRuntime
+from millrace_edge_agent.runtime import Runtime
+from millrace_edge_agent.status import describe
 
 SITE = "plant-1"
 TOPIC = f"millrace/{SITE}/machines/records"
@@ -32,7 +33,7 @@ def reading(entity: str = "m-1", **extra: object) -> dict[str, object]:
     }
 
 
-def agent(tmp_path: Path, project_dir: Path, **settings: object) -> EdgeRuntime:
+def agent(tmp_path: Path, project_dir: Path, **settings: object) -> Runtime:
     return bootstrap(
         Settings(
             site=SITE,
@@ -112,7 +113,7 @@ async def test_a_malformed_message_becomes_a_dead_letter_with_its_reason(
     assert "records[1].temperature" in letter.reason
     assert runtime.queues.records.depth() == 0  # none of the message, like a 422 over REST
     assert runtime.queues.records.drops() == {"mqtt_message_invalid": 1}
-    assert runtime.describe()["mqtt"]["messages_invalid"] == 1
+    assert describe(runtime).mqtt.model_dump()["messages_invalid"] == 1
 
 
 async def test_messages_taken_together_keep_the_good_and_refuse_the_bad(

@@ -27,6 +27,7 @@ from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings, load_settings
 from millrace_edge_agent.forwarder import PredictionLogForwarder
 from millrace_edge_agent.prediction_logs import PredictionLogBuffer
+from millrace_edge_agent.status import describe, heartbeat_of
 from prometheus_client import REGISTRY
 
 from tests.support_models import build_model, deploy_to_site, instance
@@ -231,7 +232,7 @@ def test_every_prediction_is_answered_and_logged_on_disk_within_its_bound(
         assert state["forward_failures"] > 0 and state["forwarded"] == 0
         assert dropped("queue_full_dropped_oldest") == before + 6
         # the heartbeat tells the centre too, apart from the records it dropped (none)
-        beat = runtime.heartbeat()
+        beat = heartbeat_of(describe(runtime))
         assert (beat["prediction_log_drops"], beat["drops"]) == (6, 0)
         assert (
             'millrace_edge_prediction_logs_dropped_total{reason="queue_full_dropped_oldest"}'
@@ -276,6 +277,6 @@ def test_a_sample_rate_of_zero_logs_nothing_and_one_out_of_range_is_named(
     settings = Settings(site=SITE, cache_dir=str(tmp_path), prediction_sample_rate=0)
     runtime = bootstrap(settings, store=MemoryStore())
     assert runtime.prediction_logs is None
-    assert runtime.describe()["prediction_logs"] == {"state": "off"}
+    assert describe(runtime).prediction_logs.model_dump() == {"state": "off"}
     with pytest.raises(InvalidInput, match="prediction_sample_rate"):
         load_settings(overrides={"site": SITE, "prediction_sample_rate": 1.5})

@@ -221,7 +221,9 @@ def test_the_records_route_queues_validates_and_reports_a_full_queue(
         assert unknown.status_code == 422 and unknown.json()["field"] == "dataset"
         full = client.post(url, json={"records": [record("m-1", 5), record("m-1", 6)]})
         assert full.status_code == 507
-        assert "queue is full" in full.json()["message"] and full.json()["refused"] == 2
+        assert full.json()["error"] == "queue_full"  # the platform error body: the count is in
+        assert "queue is full" in full.json()["message"]  # the message, which says how many
+        assert "2 record(s) refused" in full.json()["message"]
         status = client.get("/v1/status").json()
         assert status["queue_depth"] == 2 and status["drops"] == {"queue_full_rejected": 2}
     assert (

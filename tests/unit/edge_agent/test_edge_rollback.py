@@ -17,7 +17,8 @@ from millrace_common.objectstore import MemoryStore, sha256_hex
 from millrace_common.scoring import load_model
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings
-from millrace_edge_agent.runtime import EdgeRuntime
+from millrace_edge_agent.runtime import Runtime
+from millrace_edge_agent.status import describe
 from millrace_edge_agent.sync import manifest_key
 from onnx import TensorProto, helper
 
@@ -69,7 +70,7 @@ def publish(store: MemoryStore, version: int, data: bytes) -> AliasTarget:
     return target
 
 
-def agent(store: MemoryStore, root: Path) -> EdgeRuntime:
+def agent(store: MemoryStore, root: Path) -> Runtime:
     return bootstrap(
         Settings(
             site=SITE,
@@ -147,7 +148,7 @@ def test_a_failing_model_is_rolled_back_with_zero_failed_predictions(tmp_path: P
     assert again.syncer.restore() == 1  # from disk: version 1
     again.syncer.sync_once()
     assert again.slots.get(MODEL).version == 1
-    assert "rolled back" in (again.describe()["last_error"] or "")
+    assert "rolled back" in (describe(again).last_error or "")
 
 
 def test_a_healthy_model_passes_its_probation_and_stays(tmp_path: Path) -> None:
@@ -170,7 +171,7 @@ def test_a_healthy_model_passes_its_probation_and_stays(tmp_path: Path) -> None:
             assert response.status_code == 200 and response.json()["version"] == 2
         assert not guard.on_probation(MODEL, 2)
         assert runtime.slots.get(MODEL).version == 2
-        assert runtime.describe()["last_error"] is None
+        assert describe(runtime).last_error is None
 
 
 def test_an_unreadable_refused_list_does_not_stop_the_agent_serving(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from millrace_common.objectstore import MemoryStore
 from millrace_common.signing import SignatureInvalid, Signer, Verifier, manifest_payload
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings
+from millrace_edge_agent.status import describe
 from millrace_edge_agent.sync import manifest_key
 from millrace_registry import app as registry_app
 from millrace_registry.adapters.tables import SCHEMA
@@ -165,7 +166,7 @@ def test_unsigned_and_mis_signed_models_are_refused_while_the_old_one_answers(
                 put(store, manifest)
                 failed_before = runtime.syncer.status.consecutive_failures
                 _poll(runtime)
-                assert reason in (runtime.describe()["last_error"] or ""), reason
+                assert reason in (describe(runtime).last_error or ""), reason
                 assert runtime.slots.get(MODEL).version == 1
                 if poll_failure:
                     assert runtime.syncer.status.consecutive_failures == failed_before + 1
@@ -184,4 +185,4 @@ def test_unsigned_and_mis_signed_models_are_refused_while_the_old_one_answers(
 
 
 def _poll(runtime: Any) -> None:
-    asyncio.run(runtime.poll_once())
+    asyncio.run(runtime.poller.poll_once())

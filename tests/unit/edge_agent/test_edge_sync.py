@@ -13,9 +13,10 @@ from millrace_common.errors import InvalidInput, NotFound
 from millrace_common.objectstore import MemoryStore
 from millrace_common.scoring import ModelSlots
 from millrace_edge_agent.adapters.cache import ModelCache
+from millrace_edge_agent.app import bootstrap
 from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.config import Settings
-from millrace_edge_agent.runtime import EdgeRuntime
+from millrace_edge_agent.status import describe
 from millrace_edge_agent.sync import Syncer, manifest_key
 from prometheus_client import REGISTRY
 
@@ -149,26 +150,23 @@ async def test_a_failed_poll_is_counted_and_serving_goes_on(tmp_path: Path) -> N
     store = MemoryStore()
     publish(store, 1)
     syncer(store, tmp_path).sync_once()
-    agent = syncer(DownStore(), tmp_path)
-    runtime = EdgeRuntime(
-        settings=Settings(site=SITE, cache_dir=str(tmp_path)), slots=agent.slots, syncer=agent
-    )
-    agent.restore()
+    runtime = bootstrap(Settings(site=SITE, cache_dir=str(tmp_path)), store=DownStore())
+    runtime.syncer.restore()
     before = (
         REGISTRY.get_sample_value(
             "millrace_edge_sync_failures_total", {"reason": "store_unreachable"}
         )
         or 0
     )
-    assert await runtime.poll_once() == 1
-    assert await runtime.poll_once() == 2
+    assert await runtime.poller.poll_once() == 1
+    assert await runtime.poller.poll_once() == 2
     assert (
         REGISTRY.get_sample_value(
             "millrace_edge_sync_failures_total", {"reason": "store_unreachable"}
         )
         == before + 2
     )
-    assert runtime.describe()["last_error"].startswith("store_unreachable")
+    assert (describe(runtime).last_error or "").startswith("store_unreachable")
     assert await runtime.ready() == (True, "1 model(s) loaded")
 
 

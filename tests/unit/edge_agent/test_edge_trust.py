@@ -15,6 +15,7 @@ from millrace_common.objectstore import MemoryStore, sha256_hex
 from millrace_common.onnx_guard import external_data_locations
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings
+from millrace_edge_agent.status import describe
 from millrace_edge_agent.sync import manifest_key
 from onnx import TensorProto, helper
 
@@ -94,7 +95,7 @@ def test_bad_models_are_refused_while_the_old_one_answers_every_request(tmp_path
             for version, data, sha256, reason in bad:
                 publish(store, version, data, sha256=sha256)
                 runtime.syncer.sync_once()
-                assert reason in (runtime.describe()["last_error"] or "")
+                assert reason in (describe(runtime).last_error or "")
                 assert runtime.slots.get(MODEL).version == 1
                 assert not (tmp_path / "models" / MODEL / str(version)).exists()
                 assert answers.wait_for_more(4) == [1] * 4  # the old model goes on answering

@@ -102,8 +102,7 @@ class AggregatingForwarder(Forwarder):
             key = (summary.dataset, summary.entity_id)
             closed_until[key] = max(closed_until.get(key, 0.0), summary.start + self.width)
         await asyncio.to_thread(self.windows.ack, seqs, closed_until=closed_until)
-        self._succeeded(len(windows), records_in=len(seqs))
-        log.debug("aggregates_forwarded", aggregates=len(windows), records=len(seqs))
+        self._succeeded(len(windows), records_in=len(seqs))  # logs records_forwarded
         return len(seqs)
 
     async def _refused_windows(self, windows: list[Window], exc: Refused) -> int:

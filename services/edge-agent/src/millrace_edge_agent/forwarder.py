@@ -162,7 +162,9 @@ class Forwarder(ForwardLoop):
         FORWARDED.inc(count)
         FORWARD_RECORDS_OUT.inc(count)
         FORWARD_RECORDS_IN.inc(records_in)
-        QUEUE_DEPTH.set(self.queue.depth())
+        depth = self.queue.depth()
+        QUEUE_DEPTH.set(depth)
+        log.info("records_forwarded", sent=count, records_in=records_in, queue_depth=depth)
 
 
 @dataclass(kw_only=True)
@@ -193,6 +195,7 @@ class PredictionLogForwarder(ForwardLoop):
         self.status.last_forward = datetime.now(UTC)
         PREDICTION_LOGS_FORWARDED.inc(len(batch))
         PREDICTION_LOG_DEPTH.set(depth)
+        log.info("prediction_logs_forwarded", count=len(batch), queue_depth=depth)
         return len(batch)
 
     def _ack(self, seqs: list[int]) -> int:

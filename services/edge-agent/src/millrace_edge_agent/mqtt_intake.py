@@ -25,7 +25,7 @@ from millrace_common.project import Project
 
 from millrace_edge_agent.adapters.queue.records import NewRecord, QueueFull
 from millrace_edge_agent.backoff import next_delay
-from millrace_edge_agent.intake import RecordsInvalid, prepare
+from millrace_edge_agent.intake import prepare
 from millrace_edge_agent.metrics import MQTT_MESSAGES
 
 log = structlog.get_logger(__name__)
@@ -96,8 +96,8 @@ class DeadLetters(Protocol):
     def add(self, *, source: str, topic: str, reason: str, payload: bytes) -> None: ...
 
 
-Store = Callable[..., Awaitable[None]]
-"""``EdgeRuntime.store``: the REST path's queueing, under the queue's policy."""
+Store = Callable[..., Awaitable[int]]
+"""``RecordIntake.store``: the REST path's queueing, under the queue's policy."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,14 @@ class MessageIntake:
             await self._dead_letter(message, error)
         self.status.queued += len(accepted)
         MQTT_MESSAGES.labels("queued").inc(len(accepted))
+        summary = log.warning if refused else log.info  # each dead letter: debug
+        summary(
+            "mqtt_messages_taken",
+            queued=len(accepted),
+            records=sum(len(records) for _m, records in accepted),
+            invalid=len(refused),
+            last_invalid=self.status.last_invalid if refused else None,
+        )
 
     def _prepare(self, message: Incoming) -> list[NewRecord]:
         dataset = self.pattern.dataset_of(message.topic)
@@ -188,8 +196,8 @@ class MessageIntake:
 
     async def _dead_letter(self, message: Incoming, exc: InvalidInput) -> None:
         reason = (
-            "; ".join(f"{name}: {text}" for name, text in exc.errors[:5])
-            if isinstance(exc, RecordsInvalid)
+            "; ".join(f"{p.field}: {p.message}" for p in exc.problems[:5])
+            if exc.problems
             else exc.message
         )
         await asyncio.to_thread(
@@ -202,6 +210,6 @@ class MessageIntake:
         self.status.invalid += 1
         self.status.last_invalid = f"{message.topic}: {reason}"
         MQTT_MESSAGES.labels("invalid").inc()
-        log.warning(
+        log.debug(
             "mqtt_message_invalid", topic=message.topic, reason=reason, size=len(message.payload)
         )

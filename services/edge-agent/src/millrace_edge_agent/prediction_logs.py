@@ -113,6 +113,7 @@ class PredictionLogBuffer:
             )
         PREDICTION_LOGS_STORED.inc(len(pending))
         PREDICTION_LOG_DEPTH.set(depth)
+        log.debug("prediction_logs_stored", count=len(pending), queue_depth=depth)
         if pending and self.on_stored is not None:
             self.on_stored()
         return len(pending)

@@ -105,7 +105,7 @@ class ProbationWatch:
         if probation is None:
             return None
         RETRIED_ON_FALLBACK.labels(probation.model.name).inc()
-        log.info(
+        log.debug(
             "prediction_retried_on_fallback",
             model=probation.model.name,
             version=probation.model.version,

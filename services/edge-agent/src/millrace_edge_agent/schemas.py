@@ -1,0 +1,104 @@
+"""The agent's API models: what its routes take and answer (``/openapi.json``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class RecordBatch(BaseModel):
+    """The body ingest takes: ``{"records": [...]}``, each record its dataset's fields,
+    entity and time, optionally an ``event_id`` (a resent record is recognised)."""
+
+    records: list[Any] = Field(min_length=1)
+
+
+class RecordsAccepted(BaseModel):
+    accepted: int
+    event_ids: list[str]
+    queue_depth: int = Field(description="records on disk waiting for the centre, these included")
+
+
+class DeadLetterOut(BaseModel):
+    received_at: datetime
+    source: str = Field(description="where the message came from: mqtt")
+    topic: str
+    reason: str = Field(description="why no record could be taken from it")
+    payload: str = Field(description="the message as it came (UTF-8, undecodable bytes replaced)")
+
+
+class DeadLetters(BaseModel):
+    dead_letters: list[DeadLetterOut] = Field(description="newest first")
+
+
+class ServedModel(BaseModel):
+    """A model this agent serves, per alias (as serving's ``GET /v1/models`` lists it)."""
+
+    name: str
+    alias: str | None
+    version: int
+    sha256: str
+    task: str
+    features: list[str]
+    loaded_at: datetime
+
+
+class MqttOff(BaseModel):
+    state: Literal["off"] = "off"
+
+
+class MqttOn(BaseModel):
+    state: Literal["subscribed", "connecting"]
+    broker: str = Field(description="the broker's address, without its password")
+    topic: str
+    messages_queued: int
+    messages_invalid: int = Field(description="kept as dead letters")
+    last_invalid: str | None
+    waiting_for_room: bool = Field(
+        description="a full reject-new queue: messages stay with the broker until there is room"
+    )
+
+
+class PredictionLogsOff(BaseModel):
+    state: Literal["off"] = "off"
+
+
+class PredictionLogsOn(BaseModel):
+    state: Literal["on"] = "on"
+    sample_rate: float
+    buffered: int = Field(description="in memory, not on disk yet")
+    queue_depth: int
+    max_rows: int
+    drops: dict[str, int]
+    forwarded: int
+    last_forward: datetime | None
+    forward_failures: int
+    last_error: str | None
+
+
+class AgentStatus(BaseModel):
+    """The site's state: its models, its last sync, its queue and its uplink."""
+
+    site: str
+    instance_id: str
+    models: list[ServedModel]
+    last_sync: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int = Field(description="manifest polls that failed in a row")
+    model_events: Literal["off", "following", "connecting"]
+    mqtt: Annotated[MqttOff | MqttOn, Field(discriminator="state")]
+    queue_depth: int
+    queue_oldest_age_seconds: float | None
+    queue_policy: Literal["reject-new", "drop-oldest"]
+    drops: dict[str, int] = Field(description="records that will never reach the centre, by reason")
+    forwarded: int
+    forward_mode: Literal["raw", "aggregate"]
+    aggregate_window_seconds: int | None = Field(description="set in aggregate mode")
+    records_in: int = Field(description="queued records the centre now has")
+    records_out: int = Field(description="records sent and acknowledged (an aggregate counts once)")
+    last_forward: datetime | None
+    forward_failures: int
+    prediction_logs: Annotated[PredictionLogsOff | PredictionLogsOn, Field(discriminator="state")]
