@@ -62,7 +62,13 @@ This page is generated from the code by `tools/config_docs.py` (`make docs`); a 
 when a setting is added without a description or this page is not regenerated.
 """
 
-OUTSIDE = (
+OTHERS = (
+    (
+        "`MILLRACE_TEST_PG`",
+        "the tests (`tests/conftest.py`)",
+        "the Postgres server the tests create a database per test in "
+        "(default `postgresql://postgres@127.0.0.1:5432/postgres`)",
+    ),
     (
         "`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`",
         "every service with an `s3://` object store, `millrace ingest s3`",
@@ -310,8 +316,8 @@ def render() -> str:
         parts.append(_section(section))
     parts.append(_cli_section())
     parts.append(
-        "## Outside the `MILLRACE_` prefix\n\n"
-        + _table(("variable", "read by", "what it does"), OUTSIDE)
+        "## Other environment variables\n\n"
+        + _table(("variable", "read by", "what it does"), OTHERS)
         + "\n"
         + FOOTER
     )
