@@ -1,5 +1,5 @@
-"""``millrace ingest file|s3|sql``: the connectors, sent to ingest over REST. Glue only: the
-readers, event ids and the batch sender live in ``millrace_ingest.connectors``."""
+"""What ``millrace ingest file|s3|sql`` sends: the connectors, sent to ingest over REST. Glue
+only: the readers, event ids and the batch sender live in ``millrace_ingest.connectors``."""
 
 from __future__ import annotations
 

@@ -6,16 +6,46 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Annotated
 
 import httpx
+import typer
+from millrace_common.errors import MillraceError
 from rich.console import Console
 
+from millrace_cli.errors import CliError
 from millrace_cli.platform import DEFAULT_PORTS, PlatformConfig, edge_agent_spec, start_platform
 from millrace_cli.processes import Supervisor, port_open
+from millrace_cli.render import console as stdout
 from millrace_cli.simulator import factory_records, take
 
 MODEL = "machine-failure"
 SITE = "dev-site"
+
+
+def dev(
+    project: Annotated[Path, typer.Option(help="the project folder")] = Path("examples/factory"),
+    workdir: Annotated[Path, typer.Option(help="state, logs, objects")] = Path(".millrace/dev"),
+    batch: Annotated[int, typer.Option(help="simulated records per request")] = 20,
+    interval: Annotated[float, typer.Option(help="seconds between batches")] = 0.5,
+    port_offset: Annotated[
+        int,
+        typer.Option(help="added to every port (9092, 8010…8060)", min=0, max=56_000),
+    ] = 0,
+) -> None:
+    """Run the whole platform on this machine (Tansu, SQLite, a local object store)."""
+    try:
+        run_dev(
+            workdir=workdir.resolve(),
+            project=project.resolve(),
+            batch=batch,
+            interval=interval,
+            console=stdout,
+            port_offset=port_offset,
+        )
+    except (httpx.HTTPError, RuntimeError, TimeoutError, MillraceError) as exc:
+        cause = getattr(exc, "message", None) or str(exc) or repr(exc)
+        raise CliError(f"millrace dev: {cause}".splitlines()[0]) from None
 
 
 def dev_config(workdir: Path, project: Path, *, port_offset: int = 0) -> PlatformConfig:
@@ -41,7 +71,7 @@ def run_dev(
     config = dev_config(workdir, project, port_offset=port_offset)
     busy = [f"{n} ({p})" for n, p in config.ports.items() if port_open(p)]
     if busy:
-        raise SystemExit(
+        raise CliError(
             f"millrace dev: ports already in use: {', '.join(busy)} (--port-offset moves them all)"
         )
     workdir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +128,7 @@ def _simulate(
                     console.print(f"{MODEL} v{version} is in production ({sent} records)")
                 announced = version
             if failed := supervisor.failed():
-                raise SystemExit(
+                raise CliError(
                     f"millrace dev: {', '.join(failed)} exited; see {supervisor.log_dir}"
                 )
             time.sleep(interval)

@@ -7,38 +7,29 @@ retrains on the snapshot recorded by version N (sent straight to ``train-request
 from __future__ import annotations
 
 import json
-import os
 import time
-from typing import Annotated, Any
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
-from millrace_cli.catalog import (
-    REGISTRY,
-    CliError,
-    JsonOpt,
-    RegistryOpt,
-    _send,
-    _train_request,
-    call,
-    console,
-    err,
-    fmt,
-    guarded,
-    metrics_text,
-)
+from millrace_cli.client import Service, ServiceError, Unreachable
+from millrace_cli.errors import CliError
+from millrace_cli.options import FEATURES, REGISTRY, USER, FeaturesOpt, JsonOpt, RegistryOpt
+from millrace_cli.render import err, fmt, metrics_text, print_json, say
 
-FEATURES = "http://127.0.0.1:8040"
+if TYPE_CHECKING:
+    from millrace_common.contracts import TrainRequest
+
 FINISHED = ("succeeded", "rejected", "failed")
+Doc = dict[str, Any]
 
 
 def train(
     model: str,
     registry: RegistryOpt = REGISTRY,
-    features_url: Annotated[
-        str, typer.Option(help="features service base URL", envvar="MILLRACE_FEATURES_URL")
-    ] = FEATURES,
+    features_url: FeaturesOpt = FEATURES,
     broker: Annotated[
         str, typer.Option(envvar="MILLRACE_BROKER", help="broker (only with --from-version)")
     ] = "127.0.0.1:9092",
@@ -52,59 +43,42 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask for a new version of MODEL: a fresh snapshot now, trained by the trainer."""
-    requested_by = os.environ.get("USER", "cli")
+    registry_api = Service(registry)
     if from_version is None:
-        request = guarded(
-            lambda: call(
-                "POST",
-                f"{features_url}/v1/models/{model}/train-requests",
-                json={"reason": reason, "requested_by": requested_by},
-            )
-        )
+        body = {"reason": reason, "requested_by": USER}
+        request = Service(features_url).post("models", model, "train-requests", body=body)
     else:
-        sent = guarded(
-            lambda: _train_request(
-                model=model, registry=registry, from_version=from_version, reason=reason
-            )
+        sent = request_from_version(
+            registry_api, model=model, from_version=from_version, reason=reason
         )
-        guarded(lambda: _send(broker, sent))
+        send(broker, sent)
         request = json.loads(sent.model_dump_json())
     if not as_json:
         snapshot = request["snapshot"]
-        console.print(
+        say(
             f"train request {request['request_id']} queued for {model} "
             f"(snapshot {snapshot['uri']}, {snapshot['rows']} rows)"
         )
     if not wait:
         if as_json:
-            console.print_json(json.dumps(request))
+            print_json(request)
         return
-    run = guarded(
-        lambda: follow(
-            registry=registry,
-            model=model,
-            request_id=request["request_id"],
-            timeout=timeout,
-            quiet=as_json,
-        )
-    )
-    _report(request=request, run=run, registry=registry, as_json=as_json)
+    run = follow(registry_api, model=model, request_id=request["request_id"], timeout=timeout)
+    report(request=request, run=run, registry=registry_api, as_json=as_json)
     if run["status"] != "succeeded":
         raise typer.Exit(1)
 
 
-def follow(
-    *, registry: str, model: str, request_id: str, timeout: float, quiet: bool
-) -> dict[str, Any]:
+def follow(registry: Service, *, model: str, request_id: str, timeout: float) -> Doc:
     """Poll the registry's runs of ``model`` until the request's run has ended."""
     deadline = time.monotonic() + timeout
     started = time.monotonic()
     with err.status(f"waiting for the trainer to take {request_id}", spinner="dots") as status:
         while time.monotonic() < deadline:
-            run = _run_of(registry=registry, model=model, request_id=request_id)
+            run = run_of(registry, model=model, request_id=request_id)
             if run is not None and run["status"] in FINISHED:
                 return run
-            if run is not None and not quiet:
+            if run is not None:
                 status.update(
                     f"run {run['run_id']} {run['status']} ({time.monotonic() - started:.0f}s)"
                 )
@@ -112,31 +86,25 @@ def follow(
     raise CliError(f"no finished run for train request {request_id} after {timeout:.0f}s")
 
 
-def _run_of(*, registry: str, model: str, request_id: str) -> dict[str, Any] | None:
+def run_of(registry: Service, *, model: str, request_id: str) -> Doc | None:
     """The newest run of the request, or None while the trainer has not reported one."""
     try:
-        response = httpx.get(
-            f"{registry}/v1/models/{model}/runs", params={"limit": 1000}, timeout=10
-        )
-    except httpx.HTTPError:
+        runs = registry.get("models", model, "runs", params={"limit": 1000})
+    except Unreachable:
         return None  # the registry may restart while we wait
-    if response.status_code == 404:  # the model is registered by its first run
-        return None
-    if response.status_code >= 400:
-        raise CliError(f"HTTP {response.status_code}: {response.text[:300]}")
-    return next((r for r in response.json() if r["request_id"] == request_id), None)
+    except ServiceError as exc:
+        if exc.status == 404:  # the model is registered by its first run
+            return None
+        raise
+    return next((r for r in runs if r["request_id"] == request_id), None)
 
 
-def _report(*, request: dict[str, Any], run: dict[str, Any], registry: str, as_json: bool) -> None:
+def report(*, request: Doc, run: Doc, registry: Service, as_json: bool) -> None:
     version = None
     if run["version"] is not None:
-        version = guarded(
-            lambda: call(
-                "GET", f"{registry}/v1/models/{request['model']}/versions/{run['version']}"
-            )
-        )
+        version = registry.get("models", request["model"], "versions", run["version"])
     if as_json:
-        console.print_json(json.dumps(request | {"run": run, "version": version}, default=str))
+        print_json(request | {"run": run, "version": version})
         return
     line = f"run {run['run_id']} {run['status']}"
     if version is not None:
@@ -147,4 +115,59 @@ def _report(*, request: dict[str, Any], run: dict[str, Any], registry: str, as_j
     if run["failure_reason"]:
         line += f"; reason: {run['failure_reason']}"
     line += f" (took {fmt(sum(run['timings'].values()))}s)" if run["timings"] else ""
-    (console if run["status"] == "succeeded" else err).print(line)
+    say(line, to_err=run["status"] != "succeeded")
+
+
+def request_from_version(
+    registry: Service, *, model: str, from_version: int, reason: str
+) -> TrainRequest:
+    """A train request on the snapshot that version ``from_version`` recorded."""
+    from millrace_common.contracts import SnapshotRef, TrainRequest
+    from pydantic import ValidationError
+
+    version = registry.get("models", model, "versions", from_version)
+    recorded = (version.get("lineage") or {}).get("snapshot")
+    if not recorded:
+        raise CliError(f"{model} v{from_version} records no snapshot")
+    try:
+        snapshot = SnapshotRef.model_validate(
+            {k: recorded.get(k) for k in SnapshotRef.model_fields}
+        )
+    except ValidationError as exc:
+        raise CliError(f"{model} v{from_version} records an incomplete snapshot: {exc}") from None
+    return TrainRequest(
+        request_id=f"manual-{uuid.uuid4().hex[:12]}",
+        model=model,
+        snapshot=snapshot,
+        reason=reason,
+        requested_by=USER,
+        requested_at=datetime.now(UTC),
+    )
+
+
+def send(broker: str, request: TrainRequest) -> None:
+    """The request onto ``train-requests``, keyed by its model."""
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+    from millrace_common.contracts import DLQ, TRAIN_REQUESTS
+    from millrace_common.messaging import Envelope, Producer, ensure_topics
+
+    async def produce() -> None:
+        await ensure_topics(broker, [TRAIN_REQUESTS, DLQ])
+        producer = Producer(broker, source="cli")
+        await producer.start()
+        try:
+            await producer.send(
+                TRAIN_REQUESTS,
+                request,
+                key=request.model,
+                envelope=Envelope.new(type="millrace.train.requested", source="cli"),
+            )
+        finally:
+            await producer.stop()
+
+    try:
+        asyncio.run(asyncio.wait_for(produce(), timeout=30))
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise CliError(f"cannot send to broker {broker}: {exc!r}") from None
