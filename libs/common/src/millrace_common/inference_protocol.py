@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from millrace_common.dataplane import Choice, DataPlane, Route
 from millrace_common.errors import InvalidInput, MillraceError, NotFound
-from millrace_common.http import DirectRoute, ReadyCheck, status_of
-from millrace_common.predict_api import ROUTING_KEY_HEADER
+from millrace_common.http import DirectRoute, ReadyCheck, v2_errors
+from millrace_common.predict_api import ROUTING_KEY_HEADER, VERSION_HEADER, routing_key_parameter
 from millrace_common.scoring import LoadedModel
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -50,63 +52,225 @@ _V2_TYPES = {
 }
 
 
+# -- the protocol's documents ------------------------------------------------------------
+# What /openapi.json shows. Inference requests are not validated through these models:
+# they are decoded by hand below, because on the hot path pydantic costs more than
+# scoring a small model.
+
+
+class RequestInput(BaseModel):
+    name: str = Field(description="the model's ONNX input, or one feature")
+    shape: list[int] = Field(description="[N, F] for the whole input, [N] or [N, 1] a feature")
+    datatype: str = Field(description=f"one of {', '.join(NUMERIC)}")
+    parameters: dict[str, Any] | None = Field(
+        None, description="binary_data_size: the tensor's bytes follow the JSON header"
+    )
+    data: list[Any] | None = Field(None, description="row-major values, flat or nested")
+
+
+class RequestOutput(BaseModel):
+    name: str
+    parameters: dict[str, Any] | None = Field(
+        None, description="binary_data: answer this output as raw bytes"
+    )
+
+
+class InferenceRequest(BaseModel):
+    id: str | None = Field(None, description="echoed in the response")
+    parameters: dict[str, Any] | None = Field(
+        None, description="routing_key (sticky traffic policies), binary_data_output"
+    )
+    inputs: list[RequestInput] = Field(min_length=1)
+    outputs: list[RequestOutput] | None = Field(None, description="default: every output")
+
+
+class ResponseOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] | None = Field(
+        None, description="binary_data_size, when the output follows the JSON header as bytes"
+    )
+    data: list[Any] | None = None
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    parameters: dict[str, Any] = Field(description="alias: the alias that answered")
+    outputs: list[ResponseOutput]
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class ServerLive(BaseModel):
+    live: bool
+
+
+class ServerReady(BaseModel):
+    ready: bool
+
+
+class MetadataTensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[MetadataTensor]
+    outputs: list[MetadataTensor]
+    parameters: dict[str, Any] = Field(description="alias, version and features")
+
+
+class ModelReady(BaseModel):
+    name: str
+    version: str
+    ready: bool
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_BINARY_BODY = {
+    # the binary tensor extension: the JSON header, then the tensors' raw bytes
+    "content": {"application/octet-stream": _BINARY},
+}
+
+
+def _documents_inference_request(body: InferenceRequest) -> None:
+    """Never called: a DirectRoute solves no dependencies, so the hot path does not
+    validate through this one (the endpoint decodes its body itself). It is declared on
+    the infer routes so that OpenAPI documents the body, its schema a component."""
+
+
+_HEADER_LENGTH_PARAMETER = {
+    "name": "Inference-Header-Content-Length",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "integer"},
+    "description": "binary tensor extension: the length of the JSON header",
+}
+
+
 def v2_router(
-    plane: DataPlane, *, ready: ReadyCheck, server: str = "millrace", server_version: str = "0.1.0"
+    plane: DataPlane,
+    *,
+    ready: ReadyCheck,
+    server: str = "millrace",
+    server_version: str = "0.1.0",
+    access_errors: Sequence[int] = (),
 ) -> APIRouter:
-    router = APIRouter()
+    """``access_errors`` are the statuses a layer in front of the app answers on the
+    model routes (serving's API keys and body limit), for the docs."""
+    router = APIRouter(tags=["open inference protocol"])
+    guarded = v2_errors(*access_errors)
 
     async def infer(request: Request, name: str) -> Response:
-        return await infer_version(request, name, None)
+        """Score the tensors on the model's production (or the one a traffic policy
+        picks)."""
+        return await _infer(request, name, None)
 
-    async def infer_version(request: Request, name: str, version: str | None) -> Response:
+    async def infer_version(request: Request, name: str, version: str) -> Response:
+        """Score the tensors on a pinned version."""
+        return await _infer(request, name, version)
+
+    async def _infer(request: Request, name: str, version: str | None) -> Response:
         started = time.perf_counter()
-        try:
-            body, chunks = _parse(await request.body(), request.headers.get(HEADER_LENGTH))
-            key = request.headers.get(ROUTING_KEY_HEADER) or _parameter(body, "routing_key")
-            choice = plane.choose(_route(name, version, key=key))
-            matrix = _decoded(plane, choice, body, chunks)
-            outputs = await plane.infer(choice, matrix, started=started)
-            return encode_response(choice, body, outputs)
-        except MillraceError as exc:
-            return error(exc)
+        body, chunks = _parse(await request.body(), request.headers.get(HEADER_LENGTH))
+        key = request.headers.get(ROUTING_KEY_HEADER) or _parameter(body, "routing_key")
+        choice = plane.choose(_route(name, version, key=key))
+        matrix = _decoded(plane, choice, body, chunks)
+        outputs = await plane.infer(choice, matrix, started=started)
+        return encode_response(choice, body, outputs)
 
     # registered first: routes are matched in order, and this is the one under load
     for path, endpoint in (
         ("/v2/models/{name}/infer", infer),
         ("/v2/models/{name}/versions/{version}/infer", infer_version),
     ):
-        router.add_api_route(path, endpoint, methods=["POST"], route_class_override=DirectRoute)
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            route_class_override=DirectRoute,
+            dependencies=[Depends(_documents_inference_request)],
+            response_model=InferenceResponse,
+            responses={
+                200: {
+                    "content": {"application/octet-stream": _BINARY},
+                    "headers": {
+                        HEADER_LENGTH: {
+                            "description": "with binary outputs: the JSON header's length",
+                            "schema": {"type": "integer"},
+                        },
+                        VERSION_HEADER: {
+                            "description": "the version that answered",
+                            "schema": {"type": "integer"},
+                        },
+                    },
+                },
+                **v2_errors(404, 422, 504),
+                **guarded,
+            },
+            openapi_extra={
+                "requestBody": _BINARY_BODY,
+                "parameters": [_HEADER_LENGTH_PARAMETER, routing_key_parameter()],
+            },
+        )
 
-    @router.get("/v2")
-    async def server_metadata() -> dict[str, Any]:
-        return {
-            "name": server,
-            "version": server_version,
-            "extensions": ["binary_tensor_data", "model_repository"],
-        }
+    @router.get("/v2", response_model=ServerMetadata)
+    async def server_metadata() -> ServerMetadata:
+        return ServerMetadata(
+            name=server,
+            version=server_version,
+            extensions=["binary_tensor_data", "model_repository"],
+        )
 
-    @router.get("/v2/health/live")
-    async def live() -> dict[str, bool]:
-        return {"live": True}
+    @router.get("/v2/health/live", response_model=ServerLive)
+    async def live() -> ServerLive:
+        return ServerLive(live=True)
 
-    @router.get("/v2/health/ready")
+    @router.get(
+        "/v2/health/ready", response_model=ServerReady, responses={503: {"model": ServerReady}}
+    )
     async def server_ready() -> JSONResponse:
         ok, _detail = await ready()
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
-    @router.get("/v2/models/{name}")
-    @router.get("/v2/models/{name}/versions/{version}")
-    async def model_metadata(name: str, version: str | None = None) -> Response:
-        return _guarded(lambda: _json(metadata(plane, plane.choose(_route(name, version)))))
+    @router.get(
+        "/v2/models/{name}", response_model=ModelMetadata, responses=v2_errors(404) | guarded
+    )
+    async def model_metadata(name: str) -> ModelMetadata:
+        return metadata(plane, plane.choose(_route(name, None)))
 
-    @router.get("/v2/models/{name}/ready")
-    @router.get("/v2/models/{name}/versions/{version}/ready")
-    async def model_ready(name: str, version: str | None = None) -> Response:
-        def answer() -> Response:
-            choice = plane.choose(_route(name, version))
-            return _json({"name": name, "version": str(choice.model.version), "ready": True})
+    @router.get(
+        "/v2/models/{name}/versions/{version}",
+        response_model=ModelMetadata,
+        responses=v2_errors(404) | guarded,
+    )
+    async def version_metadata(name: str, version: str) -> ModelMetadata:
+        return metadata(plane, plane.choose(_route(name, version)))
 
-        return _guarded(answer)
+    @router.get(
+        "/v2/models/{name}/ready", response_model=ModelReady, responses=v2_errors(404) | guarded
+    )
+    async def model_ready(name: str) -> ModelReady:
+        return readiness(name, plane.choose(_route(name, None)))
+
+    @router.get(
+        "/v2/models/{name}/versions/{version}/ready",
+        response_model=ModelReady,
+        responses=v2_errors(404) | guarded,
+    )
+    async def version_ready(name: str, version: str) -> ModelReady:
+        return readiness(name, plane.choose(_route(name, version)))
 
     return router
 
@@ -120,18 +284,6 @@ def _route(name: str, version: str | None, *, key: str | None = None) -> Route:
         raise NotFound(f"model '{name}' has no version '{version}'", field="version") from None
 
 
-def _guarded(answer: Any) -> Response:
-    try:
-        return answer()
-    except MillraceError as exc:
-        return error(exc)
-
-
-def error(exc: MillraceError) -> JSONResponse:
-    message = f"{exc.field}: {exc.message}" if exc.field else exc.message
-    return JSONResponse({"error": message}, status_code=status_of(exc))
-
-
 def _json(body: dict[str, Any], *, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
@@ -142,34 +294,38 @@ def _parameter(body: dict[str, Any], name: str) -> str | None:
     return None if value is None else str(value)
 
 
-def metadata(plane: DataPlane, choice: Choice) -> dict[str, Any]:
+def readiness(name: str, choice: Choice) -> ModelReady:
+    return ModelReady(name=name, version=str(choice.model.version), ready=True)
+
+
+def metadata(plane: DataPlane, choice: Choice) -> ModelMetadata:
     model = choice.model
     versions = sorted({m.version for m in plane.slots.aliases_of(model.name).values()})
-    return {
-        "name": model.name,
-        "versions": [str(v) for v in versions],
-        "platform": "onnxruntime_onnx",
-        "inputs": [
-            {
-                "name": model.schema.inputs[0].name,
-                "datatype": "FP32",
-                "shape": [-1, len(model.schema.features)],
-            }
+    return ModelMetadata(
+        name=model.name,
+        versions=[str(v) for v in versions],
+        platform="onnxruntime_onnx",
+        inputs=[
+            MetadataTensor(
+                name=model.schema.inputs[0].name,
+                datatype="FP32",
+                shape=[-1, len(model.schema.features)],
+            )
         ],
-        "outputs": [
-            {
-                "name": o.name,
-                "datatype": _V2_TYPES.get(o.dtype, "FP32"),
-                "shape": [-1 if d is None else d for d in o.shape] or [-1],
-            }
+        outputs=[
+            MetadataTensor(
+                name=o.name,
+                datatype=_V2_TYPES.get(o.dtype, "FP32"),
+                shape=[-1 if d is None else d for d in o.shape] or [-1],
+            )
             for o in model.schema.outputs
         ],
-        "parameters": {
+        parameters={
             "alias": choice.alias,
             "version": str(model.version),
             "features": model.schema.features,
         },
-    }
+    )
 
 
 # -- request decoding --------------------------------------------------------------------
@@ -339,7 +495,7 @@ def encode_response(choice: Choice, body: dict[str, Any], outputs: list[np.ndarr
     }
     if "id" in body:
         answer["id"] = body["id"]
-    headers = {"x-millrace-model-version": str(model.version)}
+    headers = {VERSION_HEADER: str(model.version)}
     if not chunks:
         return _json(answer, headers=headers)
     header = orjson.dumps(answer)

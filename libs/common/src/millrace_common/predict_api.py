@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,16 +30,18 @@ from millrace_common.dataplane import (
     describe_loaded,
 )
 from millrace_common.errors import InvalidInput, MillraceError
-from millrace_common.http import DirectRoute
+from millrace_common.http import DirectRoute, errors
 from millrace_common.scoring import LoadedModel, ModelSlots, format_outputs, matrix_from_instances
 
 __all__ = [
     "INLINE_ROWS",
     "LATENCY",
     "REQUESTS",
+    "LoadedModelOut",
     "OnlineLookup",
     "PredictionSink",
     "PredictRequest",
+    "PredictResponse",
     "describe",
     "predict_router",
 ]
@@ -49,17 +51,55 @@ OnlineLookup = Callable[[ModelSchema, Sequence[str]], Awaitable[list[dict[str, A
 
 NO_LOOKUP = "this server has no online feature store: send 'instances' with the features"
 ROUTING_KEY_HEADER = "x-millrace-routing-key"
+VERSION_HEADER = "x-millrace-model-version"
 
 
 class PredictRequest(BaseModel):
+    """Explicit features (``instances``) or entities whose online features are looked up
+    (``entity_ids``): one of the two."""
+
     model_config = ConfigDict(extra="forbid")
-    instances: list[dict[str, Any]] | None = None
-    entity_ids: list[str] | None = Field(default=None, min_length=1)
-    alias: str | None = None
-    """Default ``production``; ignored when ``version`` pins one."""
-    version: int | None = None
-    key: str | None = None
-    """A routing key for sticky traffic policies (or the X-Millrace-Routing-Key header)."""
+    instances: list[dict[str, Any]] | None = Field(
+        default=None, description="one object of feature values per row"
+    )
+    entity_ids: list[str] | None = Field(
+        default=None, min_length=1, description="entities whose online features to score"
+    )
+    alias: str | None = Field(
+        default=None, description="default ``production``; ignored when ``version`` pins one"
+    )
+    version: int | None = Field(default=None, description="a pinned version to answer")
+    key: str | None = Field(
+        default=None,
+        description="a routing key for sticky traffic policies (or the "
+        "X-Millrace-Routing-Key header)",
+    )
+
+
+class Prediction(BaseModel):
+    """One row's answer: a classifier's ``label`` (and ``probabilities`` per class when
+    the model gives them), a regressor's ``value``."""
+
+    label: int | str | None = None
+    probabilities: list[float] | None = None
+    value: float | None = None
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    alias: str | None = Field(description="the alias that answered; null for a pinned version")
+    predictions: list[Prediction]
+
+
+class LoadedModelOut(BaseModel):
+    name: str
+    alias: str | None
+    version: int
+    sha256: str
+    task: str
+    features: list[str]
+    loaded_at: str = Field(description="ISO 8601, UTC")
 
 
 def predict_router(
@@ -69,13 +109,17 @@ def predict_router(
     sink: PredictionSink | None = None,
     no_lookup_message: str = NO_LOOKUP,
     plane: DataPlane | None = None,
+    access_errors: Sequence[int] = (),
 ) -> APIRouter:
     """``plane`` carries traffic policies, batching and limits; without one, requests
-    go straight to ``slots``."""
+    go straight to ``slots``. ``access_errors`` are the statuses a layer in front of the
+    app answers on these routes (serving's API keys and body limit), for the docs."""
     plane = plane or DataPlane(slots=slots, sink=sink)
-    router = APIRouter()
+    router = APIRouter(tags=["predict"], responses=errors(*access_errors))
 
     async def predict(request: Request, name: str) -> Response:
+        """Score rows on the model's production (or the alias or version the body
+        names, or the one a traffic policy picks)."""
         started = time.perf_counter()
         body = parse_body(await request.body())
         choice = plane.choose(
@@ -103,19 +147,41 @@ def predict_router(
         predict,
         methods=["POST"],
         route_class_override=DirectRoute,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-            }
+        dependencies=[Depends(_documents_predict_request)],
+        response_model=PredictResponse,
+        responses={
+            200: {"headers": {VERSION_HEADER: _header("the version that answered", "integer")}},
+            **errors(404, 422, 504),
         },
+        openapi_extra={"parameters": [routing_key_parameter()]},
     )
 
-    @router.get("/v1/models")
+    @router.get("/v1/models", response_model=list[LoadedModelOut])
     async def loaded_models() -> list[dict[str, Any]]:
+        """The models this process has loaded, one entry per alias or pinned version."""
         return [describe(model, alias) for (_name, alias), model in slots.items()]
 
     return router
+
+
+def _documents_predict_request(body: PredictRequest) -> None:
+    """Never called: a DirectRoute solves no dependencies, so the hot path does not
+    validate through this one (the endpoint parses its body itself). It is declared on
+    the route so that OpenAPI documents the body, its schema a component like any other."""
+
+
+def routing_key_parameter() -> dict[str, Any]:
+    return {
+        "name": "X-Millrace-Routing-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "a routing key for sticky traffic policies",
+    }
+
+
+def _header(description: str, kind: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
 
 
 def parse_body(raw: bytes) -> PredictRequest:
@@ -138,7 +204,7 @@ def _answer(name: str, choice: Choice, predictions: list[dict[str, Any]]) -> Res
             {"model": name, "version": version, "alias": choice.alias, "predictions": predictions}
         ),
         media_type="application/json",
-        headers={"x-millrace-model-version": str(version)},
+        headers={VERSION_HEADER: str(version)},
     )
 
 
