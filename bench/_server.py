@@ -24,7 +24,7 @@ from millrace_common.objectstore import MemoryStore, sha256_hex
 from millrace_serving.adapters.registry import MemoryRegistry
 from millrace_serving.app import bootstrap, create_app
 from millrace_serving.config import Settings
-from millrace_serving.runtime import ServingRuntime
+from millrace_serving.runtime import Runtime
 
 from bench._model import Kind, fitted
 
@@ -61,9 +61,9 @@ def targets(store: MemoryStore) -> dict[tuple[str, int], AliasTarget]:
     return found
 
 
-def bench_app(runtime: ServingRuntime, found: dict[tuple[str, int], AliasTarget]) -> FastAPI:
+def bench_app(runtime: Runtime, found: dict[tuple[str, int], AliasTarget]) -> FastAPI:
     app = create_app(runtime)
-    swapper = runtime.follower.swapper
+    swapper = runtime.swapper
 
     async def noop(request: Request) -> Response:
         await request.body()
@@ -100,8 +100,8 @@ def main(port: int) -> None:
     engine = make_engine(f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}")
     runtime = bootstrap(settings, store=store, registry=MemoryRegistry(), engine=engine)
     for name in names:
-        asyncio.run(runtime.follower.swapper.apply(found[(name, 1)]))
-    freeze_startup_heap()  # as ServingRuntime.start does once its models are loaded
+        asyncio.run(runtime.swapper.apply(found[(name, 1)]))
+    freeze_startup_heap()  # as Runtime.start does once its models are loaded
     uvicorn.run(
         bench_app(runtime, found),
         host="127.0.0.1",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from millrace_serving.runtime import ServingRuntime
+from millrace_serving.runtime import Runtime
 from tritonclient.utils import InferenceServerException
 
 from tests.support_models import FACTORY_FEATURES, build_model
@@ -21,15 +21,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> ServingRuntime:
+async def runtime(tmp_path: Path) -> Runtime:
     runtime = serving_runtime(tmp_path)
     await promote(runtime, 1)
-    await runtime.follower.load_version(name=MODEL, version=3)  # pinned beside production
+    await runtime.alias_follower.load_version(name=MODEL, version=3)  # pinned beside production
     return runtime
 
 
 @pytest.fixture
-def client(runtime: ServingRuntime) -> Iterator[triton.InferenceServerClient]:
+def client(runtime: Runtime) -> Iterator[triton.InferenceServerClient]:
     with served(app_of(runtime)) as url:
         client = triton.InferenceServerClient(url=url)
         yield client
@@ -114,3 +114,30 @@ def test_errors_reach_the_client_with_the_field_named(client: triton.InferenceSe
         infer(client, rows(), binary=False, version="2")
     with pytest.raises(InferenceServerException, match="'nope'"):
         client.infer("nope", [wrong])
+
+
+def test_an_unknown_model_is_a_clean_error_in_the_client(
+    client: triton.InferenceServerClient,
+) -> None:
+    """The client reads the protocol's ``{"error": ...}``: the server's sentence, not a
+    complaint about decoding the body."""
+    tensor = triton.InferInput("input", [1, len(FACTORY_FEATURES)], "FP32")
+    tensor.set_data_from_numpy(rows(1))
+    for call in (lambda: client.infer("nope", [tensor]), lambda: client.get_model_metadata("nope")):
+        with pytest.raises(InferenceServerException) as raised:
+            call()
+        assert raised.value.status() == "404"
+        assert raised.value.message() == "model 'nope' has no loaded 'production' version"
+
+
+def test_a_refused_key_is_a_clean_error_in_the_client(tmp_path: Path) -> None:
+    runtime = serving_runtime(tmp_path, api_keys="reader-key:predict")
+    with served(app_of(runtime)) as url:
+        client = triton.InferenceServerClient(url=url)
+        try:
+            with pytest.raises(InferenceServerException) as raised:
+                client.get_model_metadata(MODEL, headers={"x-api-key": "guess"})
+            assert raised.value.status() == "401"
+            assert raised.value.message().startswith("an API key is required")
+        finally:
+            client.close()

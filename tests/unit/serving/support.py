@@ -18,15 +18,16 @@ from millrace_common.objectstore import MemoryStore
 from millrace_serving.adapters.registry import MemoryRegistry
 from millrace_serving.app import bootstrap, create_app
 from millrace_serving.config import Settings
-from millrace_serving.runtime import ServingRuntime
+from millrace_serving.runtime import Runtime
 
 from tests.support_models import build_model
 
 MODEL = "machine-failure"
 
 
-def serving_runtime(tmp_path: Path, **settings: Any) -> ServingRuntime:
-    """A runtime whose registry knows versions 1-3 of MODEL (seeds 1-3), none loaded."""
+def serving_runtime(tmp_path: Path, *, publisher: Any = None, **settings: Any) -> Runtime:
+    """A runtime whose registry knows versions 1-3 of MODEL (seeds 1-3), none loaded;
+    ``publisher`` stands in for the Kafka prediction log."""
     store, registry = MemoryStore(), MemoryRegistry()
     for version in (1, 2, 3):
         artifact = build_model(seed=version)
@@ -38,20 +39,21 @@ def serving_runtime(tmp_path: Path, **settings: Any) -> ServingRuntime:
         store=store,
         registry=registry,
         engine=make_engine(f"sqlite:///{tmp_path / 'serving.db'}"),
+        publisher=publisher,
     )
 
 
-def target(runtime: ServingRuntime, version: int, alias: str = "production") -> AliasTarget:
-    store = runtime.follower.swapper.store
+def target(runtime: Runtime, version: int, alias: str = "production") -> AliasTarget:
+    store = runtime.swapper.store
     return build_model(seed=version).target(store, name=MODEL, version=version, alias=alias)
 
 
-async def promote(runtime: ServingRuntime, version: int, alias: str = "production") -> None:
+async def promote(runtime: Runtime, version: int, alias: str = "production") -> None:
     """Load ``version`` under ``alias`` as a model-published event would."""
     t = target(runtime, version, alias)
     assert isinstance(runtime.registry, MemoryRegistry)
     runtime.registry.targets[(MODEL, alias)] = t
-    await runtime.follower.swapper.adopt(t)
+    await runtime.swapper.adopt(t)
 
 
 @contextmanager
@@ -71,5 +73,5 @@ def served(app: FastAPI) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def app_of(runtime: ServingRuntime) -> FastAPI:
+def app_of(runtime: Runtime) -> FastAPI:
     return create_app(runtime)

@@ -15,7 +15,7 @@ from millrace_common.objectstore import MemoryStore
 from millrace_serving.adapters.registry import MemoryRegistry
 from millrace_serving.app import bootstrap, create_app
 from millrace_serving.config import Settings
-from millrace_serving.runtime import ServingRuntime
+from millrace_serving.runtime import Runtime
 
 from tests.support_models import FACTORY_FEATURES, build_model, instance
 
@@ -23,7 +23,7 @@ MODEL = "machine-failure"
 
 
 @pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[ServingRuntime]:
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
     engine = make_engine(f"sqlite:///{tmp_path / 'dev.db'}")
     metadata.create_all(engine, tables=[online_rows])
     now = datetime.now(UTC)
@@ -58,9 +58,9 @@ def runtime(tmp_path: Path) -> Iterator[ServingRuntime]:
 
 
 @pytest.fixture
-async def client(runtime: ServingRuntime) -> TestClient:
-    target = build_model(seed=1).target(runtime.follower.swapper.store, name=MODEL, version=1)
-    await runtime.follower.swapper.apply(target)
+async def client(runtime: Runtime) -> TestClient:
+    target = build_model(seed=1).target(runtime.swapper.store, name=MODEL, version=1)
+    await runtime.swapper.apply(target)
     return TestClient(create_app(runtime))  # no lifespan: Kafka is not needed here
 
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from millrace_common.contracts import AliasTarget
 from millrace_serving.adapters.registry import MemoryRegistry
-from millrace_serving.pins import RegisteredVersion, refusal
-from millrace_serving.runtime import ServingRuntime
+from millrace_serving.pinning import RegisteredVersion, refusal
+from millrace_serving.runtime import Runtime
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
@@ -64,7 +64,7 @@ def test_a_status_serving_does_not_know_is_refused(status: str) -> None:
     assert "serving loads only ready or archived versions" in unknown.message
 
 
-def statuses(runtime: ServingRuntime, **by_version: str) -> MemoryRegistry:
+def statuses(runtime: Runtime, **by_version: str) -> MemoryRegistry:
     registry = runtime.registry
     assert isinstance(registry, MemoryRegistry)
     for version, status in by_version.items():
@@ -79,7 +79,7 @@ async def test_configured_pins_of_rejected_or_pending_versions_are_not_loaded(
     registry = statuses(runtime, v1="archived", v2="pending", v3="rejected")
     await promote(runtime, 1)
     before = {r: refused_count(r) for r in ("version_pending", "version_rejected")}
-    follower = runtime.follower
+    follower = runtime.alias_follower
     with capture_logs() as logs:
         await follower.sync_from_registry()
         await follower.sync_from_registry()  # a resync asks again: counted and logged once

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from millrace_common.contracts import AliasTarget, TensorSpec
 from millrace_common.objectstore import MemoryStore, sha256_hex
-from millrace_serving.runtime import ServingRuntime
+from millrace_serving.runtime import Runtime
 from millrace_serving.swap import Outcome
 from prometheus_client import REGISTRY
 
@@ -72,30 +72,30 @@ def five_feature_model() -> bytes:
     return onx.SerializeToString()
 
 
-def replaced_bytes(data: bytes) -> Callable[[ServingRuntime, AliasTarget], AliasTarget]:
+def replaced_bytes(data: bytes) -> Callable[[Runtime, AliasTarget], AliasTarget]:
     """Upload ``data`` as version 2 and describe it truthfully (size and digest match)."""
 
-    def bad(runtime: ServingRuntime, good: AliasTarget) -> AliasTarget:
-        store = runtime.follower.swapper.store
+    def bad(runtime: Runtime, good: AliasTarget) -> AliasTarget:
+        store = runtime.swapper.store
         store.put(f"models/{MODEL}/2/model.onnx", data)
         return good.model_copy(update={"sha256": sha256_hex(data), "size": len(data)})
 
     return bad
 
 
-def truncated(runtime: ServingRuntime, good: AliasTarget) -> AliasTarget:
-    store = runtime.follower.swapper.store
+def truncated(runtime: Runtime, good: AliasTarget) -> AliasTarget:
+    store = runtime.swapper.store
     assert isinstance(store, MemoryStore)
     key = f"models/{MODEL}/2/model.onnx"
     store.put(key, store.get(key)[: good.size // 2])  # the transfer stopped half way
     return good
 
 
-def wrong_digest(_runtime: ServingRuntime, good: AliasTarget) -> AliasTarget:
+def wrong_digest(_runtime: Runtime, good: AliasTarget) -> AliasTarget:
     return good.model_copy(update={"sha256": "0" * 64})
 
 
-def other_schema(_runtime: ServingRuntime, good: AliasTarget) -> AliasTarget:
+def other_schema(_runtime: Runtime, good: AliasTarget) -> AliasTarget:
     schema = good.model_schema.model_copy(
         update={"outputs": [TensorSpec(name="score", dtype="float32", shape=[None])]}
     )
@@ -112,23 +112,21 @@ CASES = {
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> ServingRuntime:
+async def runtime(tmp_path: Path) -> Runtime:
     runtime = serving_runtime(tmp_path)
     await promote(runtime, 1)
     return runtime
 
 
 @pytest.mark.parametrize("reason", list(CASES))
-async def test_a_failed_swap_keeps_the_old_model_serving(
-    runtime: ServingRuntime, reason: str
-) -> None:
+async def test_a_failed_swap_keeps_the_old_model_serving(runtime: Runtime, reason: str) -> None:
     bad = CASES[reason](runtime, target(runtime, 2))
     before = counted("millrace_serving_swap_failures_total", model=MODEL, reason=reason)
     transport = httpx.ASGITransport(app=app_of(runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://serving") as client:
         loop = RequestLoop(client)
         await loop.wait_for(20)
-        assert await runtime.follower.swapper.apply(bad) is Outcome.FAILED
+        assert await runtime.swapper.apply(bad) is Outcome.FAILED
         served_during = len(loop.results)
         await loop.wait_for(served_during + 20)
         await loop.stop()
@@ -138,8 +136,8 @@ async def test_a_failed_swap_keeps_the_old_model_serving(
     assert counted("millrace_serving_loaded_version", model=MODEL, alias="production") == 1
 
 
-async def test_an_event_for_the_loaded_version_is_a_no_op(runtime: ServingRuntime) -> None:
-    swapper = runtime.follower.swapper
+async def test_an_event_for_the_loaded_version_is_a_no_op(runtime: Runtime) -> None:
+    swapper = runtime.swapper
     loaded = swapper.slots.get(MODEL)
     swaps = counted("millrace_serving_swaps_total", model=MODEL, alias="production")
     fetched: list[str] = []
@@ -152,8 +150,8 @@ async def test_an_event_for_the_loaded_version_is_a_no_op(runtime: ServingRuntim
     assert counted("millrace_serving_swaps_total", model=MODEL, alias="production") == swaps
 
 
-async def test_a_good_version_after_a_failure_still_swaps_in(runtime: ServingRuntime) -> None:
-    swapper = runtime.follower.swapper
+async def test_a_good_version_after_a_failure_still_swaps_in(runtime: Runtime) -> None:
+    swapper = runtime.swapper
     assert await swapper.apply(wrong_digest(runtime, target(runtime, 2))) is Outcome.FAILED
     assert await swapper.apply(target(runtime, 2)) is Outcome.SWAPPED
     assert swapper.slots.get(MODEL).version == 2

@@ -12,7 +12,7 @@ from millrace_common.contracts import AliasTarget, ModelPublished, TensorSpec
 from millrace_common.objectstore import MemoryStore
 from millrace_common.scoring import ModelSlots
 from millrace_serving.adapters.registry import MemoryRegistry
-from millrace_serving.follow import ModelFollower
+from millrace_serving.alias_follower import AliasFollower
 from millrace_serving.swap import Outcome, Served, Swapper
 from prometheus_client import REGISTRY
 
@@ -125,7 +125,7 @@ async def test_follower_loads_the_registry_and_is_ready_without_unpromoted_model
         served=Served(models=frozenset(), aliases=frozenset({"production"})),
     )
     registry = MemoryRegistry({(MODEL, "production"): target(store, 1)}, names=["spindle"])
-    follower = ModelFollower(swapper=swapper, registry=registry)
+    follower = AliasFollower(swapper=swapper, registry=registry)
     assert follower.readiness()[0] is False
     await follower.sync_from_registry()
     assert follower.readiness() == (True, "1 model(s) loaded")
@@ -140,7 +140,7 @@ async def test_follower_retries_until_the_registry_answers(store: MemoryStore) -
     )
     registry = MemoryRegistry({(MODEL, "production"): target(store, 1)})
     registry.reachable = False
-    follower = ModelFollower(swapper=swapper, registry=registry)
+    follower = AliasFollower(swapper=swapper, registry=registry)
     syncing = asyncio.create_task(follower.sync_until_done(max_delay=0.05))
     await asyncio.sleep(0.1)
     assert not syncing.done() and follower.synced is False
@@ -155,7 +155,7 @@ async def test_follower_applies_model_published_events(store: MemoryStore) -> No
         store=store,
         served=Served(models=frozenset({MODEL}), aliases=frozenset({"production"})),
     )
-    follower = ModelFollower(swapper=swapper, registry=MemoryRegistry())
+    follower = AliasFollower(swapper=swapper, registry=MemoryRegistry())
     t = target(store, 2)
     event = ModelPublished(
         event_id="e-1",

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from millrace_common.contracts import PredictionLogged
 from millrace_common.dataplane import PendingLog
-from millrace_serving.runtime import ServingRuntime
+from millrace_serving.runtime import Runtime
 from prometheus_client import REGISTRY
 
 from tests.support_models import instance
@@ -26,7 +26,7 @@ TOLERANCE = 0.05
 
 
 async def post_all(
-    runtime: ServingRuntime, requests: list[tuple[dict[str, object], dict[str, str]]]
+    runtime: Runtime, requests: list[tuple[dict[str, object], dict[str, str]]]
 ) -> list[dict[str, object]]:
     """Each (body, headers) posted in order; the JSON answers."""
     transport = httpx.ASGITransport(app=app_of(runtime))
@@ -47,7 +47,7 @@ class CollectedLogs:
         self.events.append(pending.event())
 
 
-async def with_challenger(tmp_path: Path, **settings: object) -> ServingRuntime:
+async def with_challenger(tmp_path: Path, **settings: object) -> Runtime:
     runtime = serving_runtime(tmp_path, aliases="production,challenger", **settings)
     await promote(runtime, 1)
     await promote(runtime, 2, alias="challenger")
@@ -92,9 +92,10 @@ async def test_a_request_naming_an_alias_or_version_bypasses_the_canary(tmp_path
 
 
 async def test_shadow_answers_from_production_and_logs_both(tmp_path: Path) -> None:
-    runtime = await with_challenger(tmp_path, traffic=f"{MODEL}:shadow", publish_predictions=True)
     logs = CollectedLogs()
-    runtime.publisher = logs  # type: ignore[assignment]
+    runtime = await with_challenger(
+        tmp_path, traffic=f"{MODEL}:shadow", publish_predictions=True, publisher=logs
+    )
     transport = httpx.ASGITransport(app=app_of(runtime))
     count = 300
     async with httpx.AsyncClient(transport=transport, base_url="http://serving") as client:
@@ -143,7 +144,7 @@ async def test_batched_callers_get_their_own_rows(
     max_rows_total = 12
     before = batch_calls()
 
-    async def answers(runtime: ServingRuntime) -> list[object]:
+    async def answers(runtime: Runtime) -> list[object]:
         transport = httpx.ASGITransport(app=app_of(runtime))
         async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
             responses = await asyncio.gather(*(client.post(PREDICT, json=b) for b in bodies))

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from millrace_common.dataplane import Route
 from millrace_serving.adapters.registry import MemoryRegistry
-from millrace_serving.runtime import ServingRuntime
+from millrace_serving.runtime import Runtime
 from millrace_serving.traffic import BadPolicy, Policy, parse_policies, policy_from_registry
-from millrace_serving.traffic_sync import TrafficFollower
+from millrace_serving.traffic_follower import TrafficFollower
 
 from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime, target
 
@@ -71,19 +71,19 @@ def test_the_environment_spec_takes_sticky_and_names_bad_items() -> None:
 
 async def production_with_challenger_in_registry(
     tmp_path: Path, **settings: Any
-) -> tuple[ServingRuntime, MemoryRegistry, TrafficFollower]:
+) -> tuple[Runtime, MemoryRegistry, TrafficFollower]:
     """Serves production only; the registry also has a challenger (v2)."""
     runtime = serving_runtime(tmp_path, **settings)
     await promote(runtime, 1)
     registry = runtime.registry
-    assert isinstance(registry, MemoryRegistry) and runtime.traffic is not None
+    assert isinstance(registry, MemoryRegistry) and runtime.traffic_follower is not None
     registry.targets[(MODEL, "challenger")] = target(runtime, 2, "challenger")
-    return runtime, registry, runtime.traffic
+    return runtime, registry, runtime.traffic_follower
 
 
-def versions(runtime: ServingRuntime, requests: int, **route: Any) -> Counter[int]:
-    assert runtime.traffic is not None
-    select = runtime.traffic.selector
+def versions(runtime: Runtime, requests: int, **route: Any) -> Counter[int]:
+    assert runtime.traffic_follower is not None
+    select = runtime.traffic_follower.selector
     return Counter(select(Route(name=MODEL, **route)).model.version for _ in range(requests))
 
 

@@ -3,6 +3,7 @@
 API keys (``Authorization: Bearer <key>`` or ``X-API-Key``) carry scopes: ``predict`` for
 the model routes (v1 and Open Inference Protocol), ``admin`` for the admin routes. Health,
 readiness and metrics stay open. Bodies over the limit are a 413 before they are read.
+A refusal has the app's error body (the Open Inference Protocol's under ``/v2``).
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
 from millrace_common.errors import Forbidden, MillraceError, TooLarge, Unauthorized
-from millrace_common.http import status_of
+from millrace_common.http import error_response, status_of
+from starlette.requests import Request
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 SCOPES = frozenset({"predict", "admin"})
+ACCESS_ERRORS = (401, 403, 413)
+"""What the guard may answer on a protected route (401 and 403 only with API keys)."""
 _PROTECTED = (("/v1/admin/", "admin"), ("/v1/models", "predict"), ("/v2/models", "predict"))
 _READ = frozenset({b"authorization", b"x-api-key", b"content-length"})
 """The only headers the guard looks at (ASGI servers lower-case header names)."""
@@ -46,7 +49,7 @@ def needed_scope(path: str) -> str | None:
     return next((scope for prefix, scope in _PROTECTED if path.startswith(prefix)), None)
 
 
-class Guard:
+class AccessGuard:
     def __init__(
         self, app: ASGIApp, *, keys: dict[str, frozenset[str]], max_body_bytes: int
     ) -> None:
@@ -65,7 +68,7 @@ class Guard:
             self._authorize(scope["path"], headers)
             self._check_length(headers)
         except MillraceError as exc:
-            await _reject(send, exc)
+            await _reject(scope, receive, send, exc)
             return
         # a declared length is what the server reads (more bytes are the next request);
         # only a body without one (chunked) is counted as it arrives
@@ -107,16 +110,9 @@ def _bearer(value: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def _reject(send: Send, exc: MillraceError) -> None:
-    body = orjson.dumps({"error": exc.code, "message": exc.message})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status_of(exc),
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+async def _reject(scope: Scope, receive: Receive, send: Send, exc: MillraceError) -> None:
+    """The app's own error body for ``exc``: the guard runs before the app's handlers."""
+    answer = error_response(
+        Request(scope), status=status_of(exc), code=exc.code, message=exc.message
     )
-    await send({"type": "http.response.body", "body": body})
+    await answer(scope, receive, send)

@@ -1,23 +1,26 @@
-"""Admin routes (the ``admin`` scope when API keys are configured): load a pinned version
-or an extra alias, unload one, or reload a model's aliases from the registry. A version the
-registry has as ``rejected`` or ``pending`` is never loaded (409 naming its status)."""
+"""What an operator may do to the models this process serves (the admin routes call it):
+load a pinned version or an extra alias, unload one, or re-read a model's aliases from the
+registry. A version the registry has as ``rejected`` or ``pending`` is never loaded
+(Conflict naming its status)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from fastapi import APIRouter
-from millrace_common.errors import Conflict, IntegrityError, InvalidInput, NotFound
-from pydantic import BaseModel, ConfigDict
+import httpx
+from millrace_common.errors import Conflict, IntegrityError, InvalidInput, NotFound, Unavailable
 
-from millrace_serving.follow import ModelFollower
-from millrace_serving.swap import Outcome, pinned_alias
+from millrace_serving.alias_follower import AliasFollower
+from millrace_serving.pinning import pinned_alias
+from millrace_serving.swap import Outcome
 
 
-class Which(BaseModel):
-    """A pinned ``version`` or an ``alias`` (exactly one)."""
+@dataclass(frozen=True)
+class Which:
+    """A pinned ``version`` or an ``alias`` of a model (exactly one)."""
 
-    model_config = ConfigDict(extra="forbid")
     version: int | None = None
     alias: str | None = None
 
@@ -26,50 +29,64 @@ class Which(BaseModel):
             raise InvalidInput("send exactly one of 'version' or 'alias'", field="version")
         return pinned_alias(self.version) if self.version is not None else str(self.alias)
 
+    @property
+    def field(self) -> str:
+        return "version" if self.version is not None else "alias"
 
-def admin_router(follower: ModelFollower) -> APIRouter:
-    router = APIRouter(prefix="/v1/admin/models")
-    swapper = follower.swapper
+    def __str__(self) -> str:
+        return f"version {self.version}" if self.version is not None else f"alias '{self.alias}'"
 
-    @router.post("/{name}/load")
-    async def load(name: str, body: Which) -> dict[str, Any]:
-        slot = body.slot()
-        if body.version is not None:
-            outcome = await follower.load_version(name=name, version=body.version)
-        else:
-            target = await follower.registry.alias_target(name, slot)
-            outcome = Outcome.ABSENT if target is None else await swapper.adopt(target)
+
+@dataclass(frozen=True)
+class SlotChange:
+    model: str
+    slot: str
+    version: int
+    outcome: str
+
+
+class ModelAdmin:
+    def __init__(self, *, follower: AliasFollower) -> None:
+        self.follower = follower
+        self.swapper = follower.swapper
+
+    async def load(self, *, name: str, version: int | None, alias: str | None) -> SlotChange:
+        which = Which(version=version, alias=alias)
+        slot = which.slot()
+        async with _registry_call():
+            if which.version is not None:
+                outcome = await self.follower.load_version(name=name, version=which.version)
+            else:
+                target = await self.follower.registry.alias_target(name, slot)
+                outcome = Outcome.ABSENT if target is None else await self.swapper.adopt(target)
         if outcome is Outcome.ABSENT:
-            raise NotFound(
-                f"the registry has no {_what(body)} of model '{name}'",
-                field="version" if body.version is not None else "alias",
-            )
+            raise NotFound(f"the registry has no {which} of model '{name}'", field=which.field)
         if outcome is Outcome.REFUSED:
-            why = follower.refused.get((name, slot), f"{_what(body)} may not be served")
+            why = self.follower.refused.get((name, slot), f"{which} may not be served")
             raise Conflict(f"not loaded: {why}", field="version")
         if outcome is Outcome.FAILED:
-            reason = swapper.last_failure.get((name, slot), "unknown")
-            raise IntegrityError(f"{_what(body)} of '{name}' could not be loaded: {reason}")
-        model = swapper.slots.get(name, slot)
-        return {"model": name, "slot": slot, "version": model.version, "outcome": str(outcome)}
+            reason = self.swapper.last_failure.get((name, slot), "unknown")
+            raise IntegrityError(f"{which} of '{name}' could not be loaded: {reason}")
+        model = self.swapper.slots.get(name, slot)
+        return SlotChange(model=name, slot=slot, version=model.version, outcome=str(outcome))
 
-    @router.post("/{name}/unload")
-    async def unload(name: str, body: Which) -> dict[str, Any]:
-        slot = body.slot()
-        removed = await swapper.unload(name=name, alias=slot)
+    async def unload(self, *, name: str, version: int | None, alias: str | None) -> SlotChange:
+        which = Which(version=version, alias=alias)
+        slot = which.slot()
+        removed = await self.swapper.unload(name=name, alias=slot)
         if removed is None:
-            raise NotFound(
-                f"{_what(body)} of model '{name}' is not loaded",
-                field="version" if body.version is not None else "alias",
-            )
-        return {"model": name, "slot": slot, "version": removed.version, "outcome": "unloaded"}
+            raise NotFound(f"{which} of model '{name}' is not loaded", field=which.field)
+        return SlotChange(model=name, slot=slot, version=removed.version, outcome="unloaded")
 
-    @router.post("/{name}/reload")
-    async def reload(name: str) -> dict[str, Any]:
-        return {"model": name, "aliases": await follower.reload(name=name)}
-
-    return router
+    async def reload(self, *, name: str) -> dict[str, str]:
+        """Each alias of ``name`` this process serves, re-read: its outcome."""
+        async with _registry_call():
+            return await self.follower.reload(name=name)
 
 
-def _what(body: Which) -> str:
-    return f"version {body.version}" if body.version is not None else f"alias '{body.alias}'"
+@asynccontextmanager
+async def _registry_call() -> AsyncIterator[None]:
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise Unavailable(f"the registry did not answer ({type(exc).__name__})") from None

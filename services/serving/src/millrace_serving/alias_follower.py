@@ -1,5 +1,7 @@
-"""Keeps the served models in step with the registry (authoritative, read at start-up
-and on every resync) and with ``model-published`` events in between."""
+"""Keeps the versions this process serves in step with the registry: each served alias
+and each pinned version, read from the registry (authoritative) at start-up and on every
+resync, and moved by ``model-published`` events in between. Its sibling
+``traffic_follower`` does the same for the models' traffic policies."""
 
 from __future__ import annotations
 
@@ -10,13 +12,13 @@ import structlog
 from millrace_common.contracts import AliasTarget, ModelPublished
 
 from millrace_serving.adapters.registry import Registry
-from millrace_serving.pins import refusal
-from millrace_serving.swap import Outcome, Swapper, pinned_alias
+from millrace_serving.pinning import is_pinned, pinned_alias, refusal
+from millrace_serving.swap import Outcome, Swapper
 
 log = structlog.get_logger(__name__)
 
 
-class ModelFollower:
+class AliasFollower:
     def __init__(
         self, *, swapper: Swapper, registry: Registry, pins: list[tuple[str, int]] | None = None
     ) -> None:
@@ -72,7 +74,7 @@ class ModelFollower:
 
     async def reload(self, *, name: str) -> dict[str, str]:
         """Re-read every alias of ``name`` this process serves from the registry."""
-        aliases = {a for n, a in self.swapper.extra if n == name and not _pinned(a)}
+        aliases = {a for n, a in self.swapper.extra if n == name and not is_pinned(a)}
         aliases |= set(self.swapper.served.aliases)
         outcomes = {}
         for alias in sorted(aliases):
@@ -114,7 +116,3 @@ class ModelFollower:
         ]
         parts = ([f"not loaded yet: {', '.join(waiting)}"] if waiting else []) + refused
         return False, "; ".join(parts)
-
-
-def _pinned(alias: str) -> bool:
-    return alias[:1] == "v" and alias[1:].isdigit()

@@ -1,34 +1,34 @@
-"""Serving's entrypoint: the composition root, the FastAPI app and ``main``."""
+"""serving: scores the models the registry names over REST (``/v1``) and the Open
+Inference Protocol (``/v2``), hot-swapping versions as ``model-published`` says. The
+composition root (``bootstrap``), the app and ``main``."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import uvicorn
 from fastapi import FastAPI
 from millrace_common.dataplane import DataPlane
 from millrace_common.db import make_engine
-from millrace_common.http import health_router, include_flat, install_error_handlers, telemetry
+from millrace_common.http import include_flat
 from millrace_common.inference_protocol import v2_router
-from millrace_common.logs import configure_logging
+from millrace_common.messaging import Producer
 from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.predict_api import predict_router
 from millrace_common.scoring import ModelSlots
+from millrace_common.service import health_routes, run, service_app
 from sqlalchemy import Engine
 
+from millrace_serving.access import ACCESS_ERRORS, AccessGuard, parse_api_keys
 from millrace_serving.adapters.online_store import OnlineFeatures
+from millrace_serving.adapters.prediction_log import PredictionPublisher
 from millrace_serving.adapters.registry import HttpRegistry, Registry
-from millrace_serving.admin import admin_router
+from millrace_serving.admin import ModelAdmin
+from millrace_serving.alias_follower import AliasFollower
+from millrace_serving.api import router
 from millrace_serving.batching import Batcher, parse_batching
 from millrace_serving.config import Settings
-from millrace_serving.follow import ModelFollower
-from millrace_serving.guard import Guard, parse_api_keys
-from millrace_serving.runtime import ServingRuntime
+from millrace_serving.runtime import SOURCE, Runtime
 from millrace_serving.swap import Served, Swapper
 from millrace_serving.traffic import TrafficSelector, parse_policies
-from millrace_serving.traffic_sync import TrafficFollower, traffic_router
+from millrace_serving.traffic_follower import TrafficFollower
 
 
 def bootstrap(
@@ -37,7 +37,11 @@ def bootstrap(
     store: ObjectStore | None = None,
     registry: Registry | None = None,
     engine: Engine | None = None,
-) -> ServingRuntime:
+    producer: Producer | None = None,
+    publisher: PredictionPublisher | None = None,
+) -> Runtime:
+    """Every port, follower and use case serving runs on; ``publisher`` stands in for
+    the Kafka prediction log (used only when ``publish_predictions`` is on)."""
     slots = ModelSlots()
     served = Served(models=settings.model_names, aliases=settings.alias_names)
     swapper = Swapper(
@@ -47,76 +51,90 @@ def bootstrap(
     )
     registry = registry or HttpRegistry(settings.registry_url)
     engine = engine or make_engine(settings.database_url)
+    producer = producer or Producer(settings.broker, source=SOURCE)
+    if settings.publish_predictions:
+        publisher = publisher or PredictionPublisher(producer)
+    else:
+        publisher = None
+    aliases = AliasFollower(swapper=swapper, registry=registry, pins=settings.pinned_versions)
+    traffic = traffic_follower(settings, swapper=swapper, registry=registry)
+    return Runtime(
+        settings=settings,
+        slots=slots,
+        plane=data_plane(settings, traffic=traffic, publisher=publisher),
+        swapper=swapper,
+        alias_follower=aliases,
+        traffic_follower=traffic,
+        admin=ModelAdmin(follower=aliases),
+        registry=registry,
+        online=OnlineFeatures(engine),
+        engine=engine,
+        producer=producer,
+        publisher=publisher,
+        api_keys=parse_api_keys(settings.api_keys.get_secret_value()),
+    )
+
+
+def traffic_follower(
+    settings: Settings, *, swapper: Swapper, registry: Registry
+) -> TrafficFollower:
     overrides = parse_policies(settings.traffic)
-    traffic = TrafficFollower(
-        selector=TrafficSelector(slots, overrides),
+    return TrafficFollower(
+        selector=TrafficSelector(swapper.slots, overrides),
         registry=registry,
         swapper=swapper,
         overrides=overrides,
     )
-    return ServingRuntime(
-        settings=settings,
-        slots=slots,
-        registry=registry,
-        follower=ModelFollower(swapper=swapper, registry=registry, pins=settings.pinned_versions),
-        online=OnlineFeatures(engine),
-        engine=engine,
-        traffic=traffic,
-    )
 
 
-def create_app(runtime: ServingRuntime) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.stop()
-
-    app = FastAPI(title="millrace-serving", lifespan=lifespan, telemetry=telemetry())
-    install_error_handlers(app)
-    settings = runtime.settings
-    plane = data_plane(runtime)
-    lookup = runtime.online.lookup if runtime.online is not None else None
-    # routes are matched in order, each a cost on every request: the scoring routes first
-    include_flat(app, predict_router(runtime.slots, lookup=lookup, plane=plane))
-    include_flat(app, v2_router(plane, ready=runtime.ready, server="millrace-serving"))
-    app.include_router(health_router(runtime.ready))
-    app.include_router(admin_router(runtime.follower))
-    if runtime.traffic is not None:
-        app.include_router(traffic_router(runtime.traffic))
-    app.add_middleware(
-        Guard,
-        keys=parse_api_keys(settings.api_keys.get_secret_value()),
-        max_body_bytes=settings.max_body_bytes,
-    )
-    return app
-
-
-def data_plane(runtime: ServingRuntime) -> DataPlane:
+def data_plane(
+    settings: Settings, *, traffic: TrafficFollower, publisher: PredictionPublisher | None
+) -> DataPlane:
     """The one scoring path every route shares: traffic policy, batching and limits."""
-    settings = runtime.settings
     return DataPlane(
-        slots=runtime.slots,
-        select=runtime.traffic.selector
-        if runtime.traffic is not None
-        else TrafficSelector(runtime.slots, parse_policies(settings.traffic)),
+        slots=traffic.swapper.slots,
+        select=traffic.selector,
         run=Batcher(parse_batching(settings.batching)),
-        sink=runtime.offer_prediction if settings.publish_predictions else None,
+        sink=publisher.offer if publisher is not None else None,
         max_rows=settings.max_batch,
         timeout=settings.request_timeout,
     )
 
 
+def create_app(runtime: Runtime) -> FastAPI:
+    app = service_app(runtime, title="Millrace serving", description=__doc__, health=False)
+    # routes are matched in order, each a cost on every request: the scoring routes first
+    include_flat(
+        app,
+        predict_router(
+            runtime.slots,
+            lookup=runtime.online.lookup,
+            plane=runtime.plane,
+            access_errors=ACCESS_ERRORS,
+        ),
+    )
+    include_flat(
+        app,
+        v2_router(
+            runtime.plane,
+            ready=runtime.ready,
+            server="millrace-serving",
+            access_errors=ACCESS_ERRORS,
+        ),
+    )
+    health_routes(app, runtime)
+    app.include_router(router)
+    app.add_middleware(
+        AccessGuard, keys=runtime.api_keys, max_body_bytes=runtime.settings.max_body_bytes
+    )
+    return app
+
+
 def main() -> None:
     settings = Settings()
-    configure_logging("serving", settings.log_level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry poll
-    uvicorn.run(
-        create_app(bootstrap(settings)),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    # quiet: httpx logs a line per registry poll
+    run("serving", settings, lambda: create_app(bootstrap(settings)), quiet=("httpx",))
+
+
+if __name__ == "__main__":
+    main()

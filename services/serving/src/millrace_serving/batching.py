@@ -12,14 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from millrace_common.dataplane import Outputs, run_now, scores_inline
 from millrace_common.scoring import LoadedModel
-from prometheus_client import Histogram
 
-BATCH_ROWS = Histogram(
-    "millrace_serving_batch_rows",
-    "Rows per batched onnxruntime call",
-    ["model"],
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-)
+from millrace_serving.metrics import BATCH_ROWS
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""Serving's own Prometheus metrics (predict request metrics live in the shared router)."""
+"""Serving's own Prometheus metrics (the predict request metrics are the data plane's, in
+``millrace_common.dataplane``, shared with the edge agent)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 SWAPS = Counter("millrace_serving_swaps_total", "Models swapped in", ["model", "alias"])
 SWAP_FAILURES = Counter(
@@ -16,4 +17,15 @@ LOADED_VERSION = Gauge(
 PREDICTION_LOGS_DROPPED = Counter(
     "millrace_serving_prediction_logs_dropped_total",
     "Prediction logs dropped (queue full or broker down)",
+)
+BATCH_ROWS = Histogram(
+    "millrace_serving_batch_rows",
+    "Rows per batched onnxruntime call",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+ROUTED = Counter(
+    "millrace_serving_routed_total",
+    "Requests routed by a traffic policy",
+    ["model", "alias", "policy"],
 )

@@ -1,4 +1,5 @@
-"""Which registered versions serving may pin (by config or the admin route).
+"""Pinned versions: the slot a pin is served from, and which registered versions serving
+may pin (by config or the admin route).
 
 A ``ready`` version passed its checks; an ``archived`` one did too and is a deliberate
 rollback target. A ``rejected`` version failed its checks and a ``pending`` one has not
@@ -14,6 +15,15 @@ from millrace_common.contracts import AliasTarget
 
 PINNABLE = frozenset({"ready", "archived"})
 _WHY = {"rejected": "it failed its checks", "pending": "its checks have not run yet"}
+
+
+def pinned_alias(version: int) -> str:
+    """The slot a version pinned by an operator (or the config) is served from."""
+    return f"v{version}"
+
+
+def is_pinned(alias: str) -> bool:
+    return alias[:1] == "v" and alias[1:].isdigit()
 
 
 @dataclass(frozen=True)

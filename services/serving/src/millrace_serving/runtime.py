@@ -1,6 +1,7 @@
 """Serving's lifecycle: connect to Kafka, follow ``model-published`` (its own consumer
-group per process, from the latest offset), load the registry's aliases, keep them in
-step, and log predictions. Runs in the background so /healthz answers from the start."""
+group per process, from the latest offset), load the registry's aliases, keep them and
+the traffic policies in step, and log predictions. Runs in the background so /healthz
+answers from the start."""
 
 from __future__ import annotations
 
@@ -15,15 +16,9 @@ from typing import Any
 import structlog
 from aiokafka import ConsumerRecord
 from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished
-from millrace_common.dataplane import PendingLog
+from millrace_common.dataplane import DataPlane
 from millrace_common.http import freeze_startup_heap
-from millrace_common.messaging import (
-    ConsumerLoop,
-    Poison,
-    Producer,
-    ensure_topics,
-    wait_for_broker,
-)
+from millrace_common.messaging import ConsumerLoop, Poison, Producer, ensure_topics, wait_for_broker
 from millrace_common.scoring import ModelSlots
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -31,10 +26,11 @@ from sqlalchemy import Engine
 from millrace_serving.adapters.online_store import OnlineFeatures
 from millrace_serving.adapters.prediction_log import PredictionPublisher
 from millrace_serving.adapters.registry import Registry
+from millrace_serving.admin import ModelAdmin
+from millrace_serving.alias_follower import AliasFollower
 from millrace_serving.config import Settings
-from millrace_serving.follow import ModelFollower
-from millrace_serving.metrics import PREDICTION_LOGS_DROPPED
-from millrace_serving.traffic_sync import TrafficFollower
+from millrace_serving.swap import Swapper
+from millrace_serving.traffic_follower import TrafficFollower
 
 log = structlog.get_logger(__name__)
 SOURCE = "serving"
@@ -46,19 +42,26 @@ def consumer_group() -> str:
 
 
 @dataclass
-class ServingRuntime:
+class Runtime:
+    """What the routes and the background tasks share, built once by ``bootstrap``."""
+
     settings: Settings
     slots: ModelSlots
-    follower: ModelFollower
+    plane: DataPlane
+    """The one scoring path of every route: traffic policy, batching, limits, logs."""
+    swapper: Swapper
+    alias_follower: AliasFollower
+    traffic_follower: TrafficFollower
+    admin: ModelAdmin
     registry: Registry
-    online: OnlineFeatures | None = None
-    engine: Engine | None = None
-    traffic: TrafficFollower | None = None
+    online: OnlineFeatures
+    engine: Engine
+    producer: Producer
+    publisher: PredictionPublisher | None
+    api_keys: dict[str, frozenset[str]]
     group_id: str = field(default_factory=consumer_group)
     stage: str = "starting"
-    producer: Producer | None = None
     consumer: ConsumerLoop | None = None
-    publisher: PredictionPublisher | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -66,7 +69,6 @@ class ServingRuntime:
 
     async def _run(self) -> None:
         await self._connect()
-        assert self.producer is not None
         self.consumer = ConsumerLoop(
             bootstrap=self.settings.broker,
             topics=[MODEL_PUBLISHED],
@@ -80,26 +82,23 @@ class ServingRuntime:
         self.stage = "joining the model-published consumer group"
         await self.consumer.assigned.wait()
         self.stage = "loading models from the registry"
-        await self.follower.sync_until_done()
+        await self.alias_follower.sync_until_done()
         self._spawn(
-            self.follower.resync_forever(interval=self.settings.resync_interval),
+            self.alias_follower.resync_forever(interval=self.settings.resync_interval),
             name="registry-resync",
         )
         await self._follow_traffic()
-        if self.settings.publish_predictions:
-            self.publisher = PredictionPublisher(self.producer)
+        if self.publisher is not None:
             self._spawn(self.publisher.run(), name="prediction-log")
         freeze_startup_heap()
         self.stage = "running"
 
     async def _follow_traffic(self) -> None:
-        if self.traffic is None:
-            return
         self.stage = "reading traffic policies from the registry"
-        await self.traffic.start()
+        await self.traffic_follower.start()
         if self.settings.traffic_interval > 0:
             self._spawn(
-                self.traffic.follow_forever(interval=self.settings.traffic_interval),
+                self.traffic_follower.follow_forever(interval=self.settings.traffic_interval),
                 name="traffic-policies",
             )
 
@@ -112,7 +111,6 @@ class ServingRuntime:
             except TimeoutError:
                 log.warning("broker_unreachable", broker=self.settings.broker)
         await ensure_topics(self.settings.broker)
-        self.producer = Producer(self.settings.broker, source=SOURCE)
         await self.producer.start()
 
     async def _on_record(self, record: ConsumerRecord) -> None:
@@ -120,13 +118,7 @@ class ServingRuntime:
             event = ModelPublished.model_validate_json(record.value or b"")
         except ValidationError as exc:
             raise Poison(f"not a ModelPublished event: {exc}") from None
-        await self.follower.on_event(event)
-
-    def offer_prediction(self, pending: PendingLog) -> None:
-        if self.publisher is None:
-            PREDICTION_LOGS_DROPPED.inc()
-            return
-        self.publisher.offer(pending)
+        await self.alias_follower.on_event(event)
 
     async def ready(self) -> tuple[bool, str]:
         consumer_task = next((t for t in self._tasks if t.get_name() == "model-published"), None)
@@ -134,19 +126,17 @@ class ServingRuntime:
             return False, "the model-published consumer stopped"
         if self.consumer is None or not self.consumer.assigned.is_set():
             return False, self.stage
-        if self.traffic is not None and not self.traffic.started:
+        if not self.traffic_follower.started:
             return False, self.stage
-        return self.follower.readiness()
+        return self.alias_follower.readiness()
 
     async def stop(self) -> None:
         for task in reversed(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.producer is not None:
-            await self.producer.stop()
+        await self.producer.stop()
         await self.registry.close()
-        if self.engine is not None:
-            self.engine.dispose()
+        self.engine.dispose()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
         task = asyncio.create_task(coro, name=name)

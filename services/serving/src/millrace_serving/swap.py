@@ -20,6 +20,7 @@ from millrace_common.objectstore import ObjectStore, key_of
 from millrace_common.scoring import LoadedModel, LoadFailed, ModelSlots, load_model
 
 from millrace_serving.metrics import LOADED_VERSION, SWAP_FAILURES, SWAPS
+from millrace_serving.pinning import pinned_alias
 
 log = structlog.get_logger(__name__)
 
@@ -51,11 +52,6 @@ class Served:
 PERMANENT = frozenset(
     {"integrity", "invalid_target", "sha256_mismatch", "session_open", "schema_mismatch", "warmup"}
 )
-
-
-def pinned_alias(version: int) -> str:
-    """The slot a version pinned by an operator (or the config) is served from."""
-    return f"v{version}"
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ The routing key is the request's ``key`` (X-Millrace-Routing-Key header, the bod
 ``"key"``, the V2 ``routing_key`` parameter) or, with ``key_field=entity_id``, its first
 entity id. A request that names an alias other than production, or a pinned version,
 bypasses the policy. Policies come from the registry (``GET /v1/models/{name}/traffic``,
-see ``traffic_sync``); ``MILLRACE_SERVING_TRAFFIC`` overrides it for the models it names.
+see ``traffic_follower``); ``MILLRACE_SERVING_TRAFFIC`` overrides it for the models it names.
 """
 
 from __future__ import annotations
@@ -25,13 +25,9 @@ from typing import Any, Literal
 
 from millrace_common.dataplane import DEFAULT_ALIAS, Choice, Route, Selector, slot_selector
 from millrace_common.scoring import ModelSlots
-from prometheus_client import Counter
 
-ROUTED = Counter(
-    "millrace_serving_routed_total",
-    "Requests routed by a traffic policy",
-    ["model", "alias", "policy"],
-)
+from millrace_serving.metrics import ROUTED
+
 Mode = Literal["canary", "shadow", "sticky"]
 KeyField = Literal["key", "entity_id"]
 SPLITS = frozenset({"canary", "sticky"})

@@ -1,4 +1,5 @@
-"""Keeps each model's traffic policy in step with the registry: read at start, then polled
+"""Keeps each model's traffic policy in step with the registry (the sibling of
+``alias_follower``, which does the same for the versions served): read at start, then polled
 every ``MILLRACE_SERVING_TRAFFIC_INTERVAL`` seconds. A policy that needs a challenger
 alias this process does not serve loads it first (through the safe swap), so the split
 starts only once the challenger can answer; a challenger loaded for a policy is unloaded
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import structlog
-from fastapi import APIRouter
 from millrace_common.contracts import AliasTarget
 
 from millrace_serving.swap import Swapper
@@ -150,14 +150,3 @@ class TrafficFollower:
         for slot in sorted(s for s in self.adopted if s[0] == name and s[1] != keep):
             self.adopted.discard(slot)
             await self.swapper.unload(name=name, alias=slot[1])
-
-
-def traffic_router(follower: TrafficFollower) -> APIRouter:
-    """``GET /v1/admin/traffic``: the policies this process applies (admin scope)."""
-    router = APIRouter(prefix="/v1/admin")
-
-    @router.get("/traffic")
-    async def traffic() -> dict[str, dict[str, Any]]:
-        return follower.describe()
-
-    return router

@@ -8,8 +8,7 @@ from typing import Any, Protocol
 import httpx
 from millrace_common.contracts import AliasTarget
 
-from millrace_serving.pins import RegisteredVersion
-from millrace_serving.swap import pinned_alias
+from millrace_serving.pinning import RegisteredVersion, pinned_alias
 
 
 class Registry(Protocol):
