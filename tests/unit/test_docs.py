@@ -121,6 +121,33 @@ def test_every_path_in_backticks_exists(page: Path) -> None:
     assert missing == [], f"{relative(page)} names paths that do not exist: {missing}"
 
 
+def resolves(dotted: str) -> bool:
+    """``millrace_common.http.ErrorBody``: the longest importable module, then attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(found, name):
+                return False
+            found = getattr(found, name)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("page", PAGES, ids=relative)
+def test_every_python_name_in_backticks_exists(page: Path) -> None:
+    """`millrace_common.messaging.Envelope` and the like name real modules and objects."""
+    names = {
+        span
+        for span in SPAN.findall(FENCE.sub("", page.read_text()))
+        if re.fullmatch(r"millrace_[a-z_]+(\.[A-Za-z_]\w*)+", span)
+    }
+    assert sorted(n for n in names if not resolves(n)) == [], f"{relative(page)}: no such name"
+
+
 def make_targets() -> set[str]:
     text = (ROOT / "Makefile").read_text()
     return set(re.findall(r"^([A-Za-z][\w-]*):(?!=)", text, re.M))
