@@ -82,13 +82,7 @@ def bootstrap(
     poller = ManifestPoller(
         syncer=syncer, interval=settings.poll_interval, max_backoff=settings.max_backoff
     )
-    queues = Queues.open(
-        settings.queue_path,
-        max_rows=settings.queue_max_rows,
-        max_age=settings.queue_max_age,
-        policy=settings.queue_policy,
-        max_prediction_logs=settings.prediction_log_max_rows,
-    )
+    queues = open_queues(settings)
     project = open_project(settings.project)
     forwarder = (
         make_forwarder(settings, queues=queues, sink=sink, project=project) if sink else None
@@ -119,16 +113,7 @@ def bootstrap(
         project=project,
         instance_id=agent,
         forwarder=forwarder,
-        events=(
-            ModelEvents(
-                bootstrap=settings.broker,
-                site=settings.site,
-                instance=agent,
-                on_event=poller.model_event,
-            )
-            if settings.broker and settings.follow_kafka
-            else None
-        ),
+        events=make_events(settings, poller=poller, instance=agent),
         mqtt=mqtt,
         mqtt_intake=mqtt_intake,
         prediction_logs=prediction_logs,
@@ -144,6 +129,17 @@ def bootstrap(
             interval=settings.heartbeat_interval,
         )
     return runtime
+
+
+def open_queues(settings: Settings) -> Queues:
+    """The site's queue file, with its bounds."""
+    return Queues.open(
+        settings.queue_path,
+        max_rows=settings.queue_max_rows,
+        max_age=settings.queue_max_age,
+        policy=settings.queue_policy,
+        max_prediction_logs=settings.prediction_log_max_rows,
+    )
 
 
 def open_project(path: str) -> Project | None:
@@ -191,6 +187,18 @@ def make_plane(
         recover=probation.recover,
         sink=logs.offer if logs is not None else None,
         log_sample_rate=settings.prediction_sample_rate,
+    )
+
+
+def make_events(settings: Settings, *, poller: ManifestPoller, instance: str) -> ModelEvents | None:
+    """``model-published`` as a nudge to poll now, when a broker is configured."""
+    if not (settings.broker and settings.follow_kafka):
+        return None
+    return ModelEvents(
+        bootstrap=settings.broker,
+        site=settings.site,
+        instance=instance,
+        on_event=poller.model_event,
     )
 
 

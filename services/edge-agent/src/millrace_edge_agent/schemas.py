@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from millrace_common.predict_api import LoadedModelOut
 from pydantic import BaseModel, Field
 
 
@@ -31,18 +32,6 @@ class DeadLetterOut(BaseModel):
 
 class DeadLetters(BaseModel):
     dead_letters: list[DeadLetterOut] = Field(description="newest first")
-
-
-class ServedModel(BaseModel):
-    """A model this agent serves, per alias (as serving's ``GET /v1/models`` lists it)."""
-
-    name: str
-    alias: str | None
-    version: int
-    sha256: str
-    task: str
-    features: list[str]
-    loaded_at: datetime
 
 
 class MqttOff(BaseModel):
@@ -83,7 +72,7 @@ class AgentStatus(BaseModel):
 
     site: str
     instance_id: str
-    models: list[ServedModel]
+    models: list[LoadedModelOut] = Field(description="as serving's GET /v1/models lists them")
     last_sync: datetime | None
     last_error: str | None
     last_error_at: datetime | None

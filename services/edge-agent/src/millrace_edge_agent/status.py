@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from millrace_common.predict_api import LoadedModelOut
 from millrace_common.predict_api import describe as describe_model
 
 from millrace_edge_agent.schemas import (
@@ -15,7 +16,6 @@ from millrace_edge_agent.schemas import (
     MqttOn,
     PredictionLogsOff,
     PredictionLogsOn,
-    ServedModel,
 )
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def describe(runtime: Runtime) -> AgentStatus:
         site=runtime.settings.site,
         instance_id=runtime.instance_id,
         models=[
-            ServedModel(**describe_model(model, alias))
+            LoadedModelOut(**describe_model(model, alias))
             for (_n, alias), model in runtime.slots.items()
         ],
         last_sync=status.last_sync,
