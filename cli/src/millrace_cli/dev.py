@@ -13,6 +13,7 @@ import typer
 from millrace_common.errors import MillraceError
 from rich.console import Console
 
+from millrace_cli.client import Service, error_line
 from millrace_cli.errors import CliError
 from millrace_cli.platform import DEFAULT_PORTS, PlatformConfig, edge_agent_spec, start_platform
 from millrace_cli.processes import Supervisor, port_open
@@ -97,12 +98,11 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def _start_edge_site(config: PlatformConfig, supervisor: Supervisor) -> None:
     """Once the model exists: the demo site follows its production alias."""
-    response = httpx.put(
-        f"{config.url('registry')}/v1/sites/{SITE}/deployments/{MODEL}",
-        json={"alias": "production"},
-        timeout=10,
-    )
-    response.raise_for_status()
+    registry = Service(config.url("registry"), timeout=10)
+    try:
+        registry.put("sites", SITE, "deployments", MODEL, body={"alias": "production"})
+    except CliError as exc:
+        raise CliError(f"millrace dev: deploying {MODEL} to {SITE}: {exc}") from None
     supervisor.start(edge_agent_spec(config, site=SITE))
 
 
@@ -117,7 +117,8 @@ def _simulate(
             response = ingest.post(
                 "/v1/datasets/machines/records", json={"records": take(stream, batch)}
             )
-            response.raise_for_status()
+            if response.status_code >= 400:
+                raise CliError(f"millrace dev: ingest answered {error_line(response)}")
             sent += batch
             version = _production_version(config)
             if version is not None and version != announced:
