@@ -16,8 +16,8 @@ from millrace_common.objectstore import ObjectInfo, ObjectStore
 from millrace_registry.adapters.manifests import ManifestWriter, manifest_key
 from millrace_registry.app import bootstrap, create_app
 from millrace_registry.config import Settings
+from millrace_registry.lifecycle import Lifecycle
 from millrace_registry.schemas import Registration
-from millrace_registry.service import Registry
 from millrace_registry.sites import Sites
 from sqlalchemy import Engine
 
@@ -89,9 +89,9 @@ def race_manifest_writers(
     Returns the manifest left in ``store`` and whether B had finished while A was parked.
     The registry's tables must exist on the engines' database."""
     factory = session_factory(engines[0])
-    registry = Registry(factory=factory)
+    lifecycle = Lifecycle(factory=factory)
     for request_id, f1 in (("r1", 0.9), ("r2", 0.8)):  # v1 production, v2 challenger
-        registry.register(
+        lifecycle.register(
             name="m", registration=Registration.model_validate(registration(request_id, f1))
         )
     parked = ParkedPut(store)
@@ -109,7 +109,7 @@ def race_manifest_writers(
     a.start()
     try:
         assert parked.parked.wait(timeout=60), "writer A never reached its put"
-        registry.move_alias(name="m", alias="production", version=2, reason="v2", actor="test")
+        lifecycle.move_alias(name="m", alias="production", version=2, reason="v2", actor="test")
         b.start()
         wait_until(
             lambda: not b.is_alive() or second_blocked(),

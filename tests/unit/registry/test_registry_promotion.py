@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from millrace_common.errors import InvalidInput
-from millrace_registry.domain import Champion, PromotionRule, check_alias, decide
+from millrace_registry.names import check_alias
+from millrace_registry.promotion_rule import Champion, PromotionRule, decide
 
 F1 = PromotionRule(metric="f1", direction="maximize", margin=0.0)
 

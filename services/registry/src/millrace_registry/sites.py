@@ -1,15 +1,6 @@
 """Site deployments, directly or by group, and the per-site view: what a site should run
 (its resolved targets) beside what it last reported (its heartbeat).
 
-    GET    /v1/sites                                     every known site's view (paged)
-    GET    /v1/sites/{site}                              targets, reported state, in sync
-    PUT    /v1/sites/{site}/deployments/{model}          {"alias": "production", "reason": ""}
-    DELETE /v1/sites/{site}/deployments/{model}?reason=  the site's own assignment
-    PUT    /v1/site-groups/{group}                       {"sites": [...], "description": ""}
-    GET    /v1/site-groups, GET /v1/site-groups/{group}
-    PUT    /v1/site-groups/{group}/deployments/{model}   {"alias": "production", "reason": ""}
-    DELETE /v1/site-groups/{group}/deployments/{model}?reason=
-
 Every assignment and removal is audited in the model's audit log and rewrites the
 manifests of the sites it touches. A removed deployment drops the model from the site's
 manifest (or lets a group's deployment of it show through); the edge agent keeps serving
@@ -18,32 +9,33 @@ the last model it verified for it (last-known-good) and no longer follows its al
 
 from __future__ import annotations
 
-from typing import Any
-
-import sqlalchemy as sa
 import structlog
+from millrace_common.contracts import AliasTarget
 from millrace_common.db import transaction
 from millrace_common.errors import Conflict, InvalidInput, NotFound
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
-from millrace_registry import views
+from millrace_registry.adapters import heartbeats, rows
 from millrace_registry.adapters import repository as repo
 from millrace_registry.adapters import site_groups as groups
 from millrace_registry.adapters.manifests import ManifestWriter, manifest_key, site_targets
-from millrace_registry.adapters.tables import site_heartbeats
-from millrace_registry.domain import check_alias, check_name
-from millrace_registry.filters import page
+from millrace_registry.adapters.site_groups import Deployment
+from millrace_registry.names import check_alias, check_name
+from millrace_registry.schemas import (
+    GroupAssigned,
+    GroupDeployment,
+    GroupUnassigned,
+    ReportedState,
+    Site,
+    SiteDeployment,
+    SiteGroup,
+    SiteGroupBody,
+    SiteUnassigned,
+    SyncState,
+)
+from millrace_registry.search import page
 
 log = structlog.get_logger(__name__)
-
-
-class SiteGroupBody(BaseModel):
-    """A group's whole member list (it replaces the previous one)."""
-
-    model_config = ConfigDict(extra="forbid")
-    sites: list[str] = Field(max_length=10_000)
-    description: str = Field(default="", max_length=5000)
 
 
 class Sites:
@@ -51,7 +43,7 @@ class Sites:
         self._factory = factory
         self._manifests = manifests
 
-    def put_group(self, *, group: str, body: SiteGroupBody) -> tuple[dict[str, Any], bool]:
+    def put_group(self, *, group: str, body: SiteGroupBody) -> tuple[SiteGroup, bool]:
         """Set a group's members; sites that join or leave get their manifest rewritten."""
         check_name(group, field="group")
         for index, site in enumerate(body.sites):
@@ -66,9 +58,7 @@ class Sites:
 
     # -- a site's own deployments ----------------------------------------------------
 
-    def assign_site(
-        self, *, site_id: str, model: str, alias: str, reason: str, actor: str
-    ) -> dict[str, Any]:
+    def assign_site(self, *, site_id: str, model: str, alias: str, reason: str, actor: str) -> Site:
         """The site follows ``model``'s ``alias`` (over any group's); its manifest now."""
         check_name(site_id, field="site_id")
         check_alias(alias)
@@ -88,7 +78,7 @@ class Sites:
         log.info("site_assigned", site=site_id, model=model, alias=alias, actor=actor)
         return self.site(site_id=site_id)
 
-    def unassign_site(self, *, site_id: str, model: str, reason: str, actor: str) -> dict[str, Any]:
+    def unassign_site(self, *, site_id: str, model: str, reason: str, actor: str) -> SiteUnassigned:
         """Remove the site's own deployment of ``model``; a group's shows through, if any.
         409 when the site follows the model only through a group: remove that instead."""
         _check_reason(reason)
@@ -108,9 +98,9 @@ class Sites:
             )
         self._write([site_id])
         log.info("site_unassigned", site=site_id, model=model, alias=alias, actor=actor)
-        return {"site_id": site_id, "model": model, "removed_alias": alias}
+        return SiteUnassigned(site_id=site_id, model=model, removed_alias=alias)
 
-    def site(self, *, site_id: str) -> dict[str, Any]:
+    def site(self, *, site_id: str) -> Site:
         """What the site should run (directly or through its groups) and last reported."""
         with self._factory() as session:
             doc = _site_doc(session, site_id=site_id)
@@ -118,7 +108,7 @@ class Sites:
             raise NotFound(f"no site '{site_id}'", field="site_id")
         return doc
 
-    def sites(self, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    def sites(self, *, limit: int, offset: int) -> tuple[list[Site], int]:
         """Every site with a deployment, a group or a heartbeat, by id."""
         with self._factory() as session:
             known = sorted(_known_sites(session))
@@ -129,7 +119,7 @@ class Sites:
 
     def assign(
         self, *, group: str, model: str, alias: str, reason: str, actor: str
-    ) -> dict[str, Any]:
+    ) -> GroupAssigned:
         """Every member of ``group`` follows ``model``'s ``alias``; their manifests now."""
         check_alias(alias)
         with transaction(self._factory) as session:
@@ -148,9 +138,9 @@ class Sites:
             sites = groups.members(session, group=group)
         self._write(sites)
         log.info("site_group_assigned", group=group, model=model, alias=alias, sites=len(sites))
-        return self.group(group=group) | {"manifests_written": sites}
+        return GroupAssigned(**self.group(group=group).model_dump(), manifests_written=sites)
 
-    def unassign(self, *, group: str, model: str, reason: str, actor: str) -> dict[str, Any]:
+    def unassign(self, *, group: str, model: str, reason: str, actor: str) -> GroupUnassigned:
         """The group stops deploying ``model``; every member's manifest is rewritten."""
         _check_reason(reason)
         with transaction(self._factory) as session:
@@ -172,29 +162,29 @@ class Sites:
             sites = groups.members(session, group=group)
         self._write(sites)
         log.info("site_group_unassigned", group=group, model=model, alias=alias, sites=len(sites))
-        return self.group(group=group) | {"removed_alias": alias, "manifests_written": sites}
+        return GroupUnassigned(
+            **self.group(group=group).model_dump(), removed_alias=alias, manifests_written=sites
+        )
 
-    def group(self, *, group: str) -> dict[str, Any]:
+    def group(self, *, group: str) -> SiteGroup:
         with self._factory() as session:
             row = groups.get_group(session, name=group)
             if row is None:
                 raise NotFound(f"no site group '{group}'", field="group")
-            return {
-                "group": group,
-                "description": row["description"],
-                "updated_at": views.utc(row["updated_at"]),
-                "sites": groups.members(session, group=group),
-                "deployments": [
-                    {
-                        "model": d["model"],
-                        "alias": d["alias"],
-                        "updated_at": views.utc(d["updated_at"]),
-                    }
+            return SiteGroup(
+                group=group,
+                description=row["description"],
+                updated_at=rows.utc(row["updated_at"]),
+                sites=groups.members(session, group=group),
+                deployments=[
+                    GroupDeployment(
+                        model=d["model"], alias=d["alias"], updated_at=rows.utc(d["updated_at"])
+                    )
                     for d in groups.group_deployments(session, group=group)
                 ],
-            }
+            )
 
-    def groups(self) -> list[dict[str, Any]]:
+    def groups(self) -> list[SiteGroup]:
         with self._factory() as session:
             names = groups.list_groups(session)
         return [self.group(group=name) for name in names]
@@ -204,36 +194,33 @@ class Sites:
             self._manifests.write_site(site_id=site)
 
 
-def _site_doc(session: Session, *, site_id: str) -> dict[str, Any] | None:
+def _site_doc(session: Session, *, site_id: str) -> Site | None:
     """What a site should run and what it last reported, model by model (None: unknown)."""
     deployments = repo.deployments_of(session, site_id=site_id)
     member_of = groups.groups_of(session, site_id=site_id)
     targets = site_targets(session, site_id=site_id)
-    reported = _last_heartbeat(session, site_id=site_id)
-    if not deployments and not member_of and reported is None:
+    last = heartbeats.last(session, site=site_id)
+    if not deployments and not member_of and last is None:
         return None
-    return {
-        "site_id": site_id,
-        "manifest_key": manifest_key(site_id),
-        "groups": member_of,
-        "deployments": [
-            {
-                "model": d["model"],
-                "alias": d["alias"],
-                "via": d["via"],
-                "updated_at": views.utc(d["updated_at"]),
-            }
+    reported = None if last is None else rows.reported_state(last)
+    return Site(
+        site_id=site_id,
+        manifest_key=manifest_key(site_id),
+        groups=member_of,
+        deployments=[
+            SiteDeployment(
+                model=d.model, alias=d.alias, via=d.via, updated_at=rows.utc(d.updated_at)
+            )
             for d in deployments
         ],
-        "models": [t.model_dump(mode="json", by_alias=True) for t in targets],
-        "reported": reported,
-        "status": _status(deployments, targets, reported),
-    }
+        models=targets,
+        reported=reported,
+        status=_status(deployments, targets, reported),
+    )
 
 
 def _known_sites(session: Session) -> set[str]:
-    reported = session.execute(sa.select(site_heartbeats.c.site).distinct()).scalars()
-    return groups.assigned_sites(session) | set(reported)
+    return groups.assigned_sites(session) | heartbeats.reporting_sites(session)
 
 
 def _lock_group(session: Session, group: str) -> None:
@@ -258,7 +245,7 @@ def _no_direct_deployment(session: Session, *, site_id: str, model: str) -> Exce
     """Why the site has no deployment of its own to remove: 409 naming the group it follows
     the model through, else 404."""
     via = next(
-        (d["via"] for d in repo.deployments_of(session, site_id=site_id) if d["model"] == model),
+        (d.via for d in repo.deployments_of(session, site_id=site_id) if d.model == model),
         None,
     )
     if via is not None:
@@ -284,35 +271,19 @@ def _audit(
     )
 
 
-def _last_heartbeat(session: Session, *, site_id: str) -> dict[str, Any] | None:
-    row = (
-        session.execute(
-            sa.select(site_heartbeats)
-            .where(site_heartbeats.c.site == site_id)
-            .order_by(site_heartbeats.c.sent_at.desc())
-            .limit(1)
-        )
-        .mappings()
-        .one_or_none()
-    )
-    if row is None:
-        return None
-    return dict(row["state"]) | {"received_at": views.utc(row["received_at"]).isoformat()}
-
-
 def _status(
-    deployments: list[dict[str, Any]], targets: list[Any], reported: dict[str, Any] | None
-) -> list[dict[str, Any]]:
+    deployments: list[Deployment], targets: list[AliasTarget], reported: ReportedState | None
+) -> list[SyncState]:
     """Per followed model: the version it should run, the one it reports, in sync or not."""
     should = {t.name: t.version for t in targets}
-    runs = {m["name"]: m["version"] for m in (reported or {}).get("models", [])}
+    runs = {m.name: m.version for m in (reported.models if reported else [])}
     return [
-        {
-            "model": d["model"],
-            "alias": d["alias"],
-            "should_run": should.get(d["model"]),
-            "reports": runs.get(d["model"]),
-            "in_sync": d["model"] in should and runs.get(d["model"]) == should[d["model"]],
-        }
+        SyncState(
+            model=d.model,
+            alias=d.alias,
+            should_run=should.get(d.model),
+            reports=runs.get(d.model),
+            in_sync=d.model in should and runs.get(d.model) == should[d.model],
+        )
         for d in deployments
     ]

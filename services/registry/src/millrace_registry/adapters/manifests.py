@@ -19,7 +19,7 @@ from millrace_common.signing import Signer
 from sqlalchemy.orm import Session, sessionmaker
 
 from millrace_registry.adapters import repository as repo
-from millrace_registry.views import alias_target
+from millrace_registry.adapters.rows import alias_target
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +32,7 @@ def site_targets(session: Session, *, site_id: str) -> list[AliasTarget]:
     """What each model a site follows points at now (models without that alias are left out)."""
     targets = []
     for deployment in repo.deployments_of(session, site_id=site_id):
-        model, alias = deployment["model"], deployment["alias"]
+        model, alias = deployment.model, deployment.alias
         version = repo.alias_version(session, name=model, alias=alias)
         row = repo.get_version(session, name=model, version=version) if version else None
         if row is not None:

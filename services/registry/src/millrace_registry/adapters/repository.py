@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,9 +26,70 @@ from millrace_registry.adapters.tables import (
 )
 
 T = TypeVar("T")
+JsonObject = dict[str, Any]
 # SQLite's per-site locks: one set per process, whichever writer asks
 _LOCAL_SITE_LOCKS: dict[str, threading.Lock] = {}
 _LOCAL_GUARD = threading.Lock()
+
+
+class VersionColumns(TypedDict):
+    """A new row of ``model_versions``."""
+
+    model: str
+    version: int
+    request_id: str
+    status: str
+    rejection_reason: str | None
+    artifact_uri: str
+    sha256: str
+    size: int
+    model_schema: JsonObject
+    metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    champion_version: int | None
+    params: JsonObject
+    lineage: JsonObject
+    promoted: bool
+    decision: str
+    created_at: datetime
+    description: str
+    tags: dict[str, str]
+    promotion: JsonObject
+
+
+class VersionChanges(TypedDict, total=False):
+    """What an update of a version row may change."""
+
+    status: str
+    rejection_reason: str | None
+    promoted: bool
+    decision: str
+    lineage: JsonObject
+    description: str
+    tags: dict[str, str]
+
+
+class ModelChanges(TypedDict, total=False):
+    description: str
+    tags: dict[str, str]
+
+
+class RunColumns(TypedDict):
+    """A row of ``runs`` as its latest report left it."""
+
+    model: str
+    run_id: str
+    request_id: str
+    status: str
+    version: int | None
+    params: JsonObject
+    metrics: dict[str, float]
+    timings: dict[str, float]
+    failure_reason: str | None
+    logs_uri: str | None
+    details: JsonObject
+    started_at: datetime
+    finished_at: datetime | None
 
 
 def _insert(session: Session, table: sa.Table) -> Any:
@@ -88,7 +149,7 @@ def next_version(session: Session, *, name: str) -> int:
     return (current or 0) + 1
 
 
-def insert_version(session: Session, values: dict[str, Any]) -> None:
+def insert_version(session: Session, values: VersionColumns) -> None:
     session.execute(model_versions.insert().values(**values))
 
 
@@ -229,7 +290,7 @@ def set_deployment(session: Session, *, site_id: str, model: str, alias: str) ->
     )
 
 
-def deployments_of(session: Session, *, site_id: str) -> list[dict[str, Any]]:
+def deployments_of(session: Session, *, site_id: str) -> list[site_groups.Deployment]:
     """What the site follows, directly or through its groups (``via`` says which)."""
     return site_groups.effective_deployments(session, site_id=site_id)
 
@@ -238,11 +299,11 @@ def sites_following(session: Session, *, model: str, alias: str) -> list[str]:
     return site_groups.sites_following(session, model=model, alias=alias)
 
 
-def update_model(session: Session, *, name: str, values: dict[str, Any]) -> None:
+def update_model(session: Session, *, name: str, values: ModelChanges) -> None:
     session.execute(models.update().where(models.c.name == name).values(**values))
 
 
-def update_version(session: Session, *, name: str, version: int, values: dict[str, Any]) -> None:
+def update_version(session: Session, *, name: str, version: int, values: VersionChanges) -> None:
     session.execute(
         model_versions.update()
         .where(model_versions.c.model == name, model_versions.c.version == version)
@@ -254,7 +315,7 @@ def delete_alias(session: Session, *, name: str, alias: str) -> None:
     session.execute(aliases.delete().where(aliases.c.model == name, aliases.c.alias == alias))
 
 
-def upsert_run(session: Session, *, values: dict[str, Any]) -> None:
+def upsert_run(session: Session, *, values: RunColumns) -> None:
     """A run is reported when it starts and again when it ends: the last report wins."""
     changing = {k: v for k, v in values.items() if k not in ("model", "run_id", "started_at")}
     session.execute(

@@ -7,10 +7,11 @@ always the same."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
 from millrace_registry.adapters.tables import (
@@ -21,10 +22,21 @@ from millrace_registry.adapters.tables import (
 )
 
 
-def get_group(session: Session, *, name: str, lock: bool = False) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Deployment:
+    """What a site follows for one model, and where from: ``site`` (its own assignment)
+    or ``group:<name>``."""
+
+    site_id: str
+    model: str
+    alias: str
+    updated_at: datetime
+    via: str
+
+
+def get_group(session: Session, *, name: str, lock: bool = False) -> RowMapping | None:
     query = sa.select(site_groups).where(site_groups.c.name == name)
-    row = session.execute(query.with_for_update() if lock else query).mappings().one_or_none()
-    return None if row is None else dict(row)
+    return session.execute(query.with_for_update() if lock else query).mappings().one_or_none()
 
 
 def list_groups(session: Session) -> list[str]:
@@ -79,15 +91,14 @@ def groups_of(session: Session, *, site_id: str) -> list[str]:
     )
 
 
-def group_deployments(session: Session, *, group: str) -> list[dict[str, Any]]:
-    return [
-        dict(row)
-        for row in session.execute(
+def group_deployments(session: Session, *, group: str) -> list[RowMapping]:
+    return list(
+        session.execute(
             sa.select(site_group_deployments)
             .where(site_group_deployments.c.group_name == group)
             .order_by(site_group_deployments.c.model)
         ).mappings()
-    ]
+    )
 
 
 def set_group_deployment(session: Session, *, group: str, model: str, alias: str) -> None:
@@ -143,24 +154,30 @@ def assigned_sites(session: Session) -> set[str]:
     return set(direct) | set(members)
 
 
-def effective_deployments(session: Session, *, site_id: str) -> list[dict[str, Any]]:
+def effective_deployments(session: Session, *, site_id: str) -> list[Deployment]:
     """What ``site_id`` follows, one entry per model, with ``via`` saying where from."""
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, Deployment] = {}
     for direct in session.execute(
         sa.select(site_deployments).where(site_deployments.c.site_id == site_id)
     ).mappings():
-        found[direct["model"]] = dict(direct) | {"via": "site"}
+        found[direct["model"]] = Deployment(
+            site_id=site_id,
+            model=direct["model"],
+            alias=direct["alias"],
+            updated_at=direct["updated_at"],
+            via="site",
+        )
     for group in groups_of(session, site_id=site_id):
         for row in group_deployments(session, group=group):
             found.setdefault(
                 row["model"],
-                {
-                    "site_id": site_id,
-                    "model": row["model"],
-                    "alias": row["alias"],
-                    "updated_at": row["updated_at"],
-                    "via": f"group:{group}",
-                },
+                Deployment(
+                    site_id=site_id,
+                    model=row["model"],
+                    alias=row["alias"],
+                    updated_at=row["updated_at"],
+                    via=f"group:{group}",
+                ),
             )
     return [found[model] for model in sorted(found)]
 
@@ -183,7 +200,7 @@ def sites_following(session: Session, *, model: str, alias: str) -> list[str]:
         site
         for site in candidates
         if any(
-            d["model"] == model and d["alias"] == alias
+            d.model == model and d.alias == alias
             for d in effective_deployments(session, site_id=site)
         )
     ]

@@ -9,11 +9,18 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from millrace_registry.api import CatalogDep, RegistryDep, RunStatus, VersionStatus
 from millrace_registry.catalog import Catalog
-from millrace_registry.domain import PRODUCTION
-from millrace_registry.service import Registry
-from millrace_registry.traffic import PoliciesDep, TrafficPolicies
+from millrace_registry.deps import CatalogDep, RunsDep, TrafficDep
+from millrace_registry.names import PRODUCTION, RunStatus, VersionStatus
+from millrace_registry.schemas import (
+    AuditEntry,
+    ModelTraffic,
+    ModelVersion,
+    RegisteredModel,
+    RunComparison,
+    TrainingRun,
+)
+from millrace_registry.traffic import TrafficPolicies
 from millrace_registry.ui.render import (
     MAX_PAGE,
     PAGE_SIZE,
@@ -33,38 +40,39 @@ Offset = Annotated[int, Query(ge=0)]
 async def model_page(
     request: Request,
     name: str,
-    registry: RegistryDep,
     catalog: CatalogDep,
-    policies: PoliciesDep,
+    traffic: TrafficDep,
     status: Annotated[VersionStatus | None, Query()] = None,
     limit: Limit = PAGE_SIZE,
     offset: Offset = 0,
 ) -> HTMLResponse:
-    model, traffic, versions, total = await asyncio.to_thread(
+    model, policy, versions, total = await asyncio.to_thread(
         _overview,
-        registry=registry,
         catalog=catalog,
-        policies=policies,
+        traffic=traffic,
         name=name,
         status=status,
         limit=limit,
         offset=offset,
     )
-    production = model["aliases"].get(PRODUCTION)
+    production = model.aliases.get(PRODUCTION)
     base = base_url(request)
-    for version in versions:
-        version["commands"] = version_commands(
+    commands = {
+        version.version: version_commands(
             base=base,
             name=name,
-            version=version["version"],
-            status=version["status"],
+            version=version.version,
+            status=version.status,
             production=production,
         )
+        for version in versions
+    }
     return render(
         "model.html",
         model=model,
-        traffic=traffic,
+        traffic=policy,
         versions=versions,
+        commands=commands,
         status=status or "",
         statuses=get_args(VersionStatus),
         page=Pager(request=request, offset=offset, limit=limit, total=total),
@@ -74,15 +82,14 @@ async def model_page(
 
 def _overview(
     *,
-    registry: Registry,
     catalog: Catalog,
-    policies: TrafficPolicies,
+    traffic: TrafficPolicies,
     name: str,
-    status: str | None,
+    status: VersionStatus | None,
     limit: int,
     offset: int,
-) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], int]:
-    model = registry.model(name=name)
+) -> tuple[RegisteredModel, ModelTraffic, list[ModelVersion], int]:
+    model = catalog.model(name=name)
     versions, total = catalog.search_versions(
         name=name,
         status=status,
@@ -93,29 +100,29 @@ def _overview(
         offset=offset,
         newest_first=True,
     )
-    return model, policies.get(name=name), versions, total
+    return model, traffic.get(name=name), versions, total
 
 
 @router.get("/runs")
 async def runs_page(
     request: Request,
     name: str,
-    registry: RegistryDep,
     catalog: CatalogDep,
+    runs: RunsDep,
     status: Annotated[RunStatus | None, Query()] = None,
     limit: Limit = PAGE_SIZE,
     offset: Offset = 0,
 ) -> HTMLResponse:
-    def collect() -> tuple[dict[str, Any], list[dict[str, Any]], int]:
-        model = registry.model(name=name)
-        runs, total = catalog.runs(name=name, status=status, limit=limit, offset=offset)
-        return model, runs, total
+    def collect() -> tuple[RegisteredModel, list[TrainingRun], int]:
+        model = catalog.model(name=name)
+        found, total = runs.runs(name=name, status=status, limit=limit, offset=offset)
+        return model, found, total
 
-    model, runs, total = await asyncio.to_thread(collect)
+    model, found, total = await asyncio.to_thread(collect)
     return render(
         "runs.html",
         model=model,
-        runs=runs,
+        runs=found,
         status=status or "",
         statuses=get_args(RunStatus),
         page=Pager(request=request, offset=offset, limit=limit, total=total),
@@ -126,33 +133,42 @@ async def runs_page(
 @router.get("/compare")
 async def compare_page(
     name: str,
-    registry: RegistryDep,
     catalog: CatalogDep,
+    runs: RunsDep,
     run: Annotated[list[str] | None, Query()] = None,
 ) -> HTMLResponse:
-    def collect() -> tuple[dict[str, Any], dict[str, Any]]:
-        model = registry.model(name=name)
-        return model, catalog.compare(name=name, run_ids=list(dict.fromkeys(run or [])))
+    def collect() -> tuple[RegisteredModel, RunComparison]:
+        model = catalog.model(name=name)
+        return model, runs.compare(name=name, run_ids=list(dict.fromkeys(run or [])))
 
     model, compared = await asyncio.to_thread(collect)
     sections = {
-        part: [(key, values, len({repr(v) for v in values}) > 1) for key, values in rows.items()]
-        for part, rows in ((p, compared[p]) for p in ("metrics", "params", "timings"))
+        part: _differences(rows)
+        for part, rows in (
+            ("metrics", compared.metrics),
+            ("params", compared.params),
+            ("timings", compared.timings),
+        )
     }
-    return render("compare.html", model=model, runs=compared["runs"], sections=sections, tab="runs")
+    return render("compare.html", model=model, runs=compared.runs, sections=sections, tab="runs")
+
+
+def _differences(rows: dict[str, list[Any]]) -> list[tuple[str, list[Any], bool]]:
+    """Each row with whether its values differ between the runs."""
+    return [(key, values, len({repr(v) for v in values}) > 1) for key, values in rows.items()]
 
 
 @router.get("/audit")
 async def audit_page(
     request: Request,
     name: str,
-    registry: RegistryDep,
+    catalog: CatalogDep,
     limit: Limit = PAGE_SIZE,
     offset: Offset = 0,
 ) -> HTMLResponse:
-    def collect() -> tuple[dict[str, Any], list[dict[str, Any]], int]:
-        entries, total = registry.audit_page(name=name, limit=limit, offset=offset)
-        return registry.model(name=name), entries, total
+    def collect() -> tuple[RegisteredModel, list[AuditEntry], int]:
+        entries, total = catalog.audit_page(name=name, limit=limit, offset=offset)
+        return catalog.model(name=name), entries, total
 
     model, entries, total = await asyncio.to_thread(collect)
     return render(

@@ -20,6 +20,9 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from millrace_common.errors import MillraceError
 from millrace_common.http import status_of
+from pydantic import BaseModel
+
+from millrace_registry.schemas import Site
 
 TEMPLATES = Path(__file__).parent / "templates"
 PAGE_SIZE = 25
@@ -37,7 +40,15 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, num=num, short=short, pretty=pretty, seconds=seconds)
+    env.filters.update(
+        when=when,
+        num=num,
+        short=short,
+        pretty=pretty,
+        seconds=seconds,
+        plain=plain,
+        in_sync=in_sync,
+    )
     return env
 
 
@@ -190,5 +201,15 @@ def short(value: str | None, length: int = 12) -> str:
     return "-" if not value else value[:length]
 
 
+def plain(value: Any) -> Any:
+    """A document as the JSON the API answers (objects as mappings, for the macros)."""
+    return value.model_dump(mode="json", by_alias=True) if isinstance(value, BaseModel) else value
+
+
 def pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str)
+    return json.dumps(plain(value), indent=2, sort_keys=True, default=str)
+
+
+def in_sync(site: Site) -> bool | None:
+    """Every model the site follows at the version it should run (None: it follows none)."""
+    return all(s.in_sync for s in site.status) if site.status else None

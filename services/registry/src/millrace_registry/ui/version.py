@@ -4,13 +4,13 @@ and the commands that promote it or roll production back to it."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from millrace_registry.api import CatalogDep, RegistryDep
-from millrace_registry.domain import PRODUCTION
+from millrace_registry.deps import CatalogDep
+from millrace_registry.names import PRODUCTION
+from millrace_registry.schemas import Lineage, ModelVersion, RegisteredModel
 from millrace_registry.ui.render import PageRoute, base_url, render, version_commands
 
 router = APIRouter(prefix="/models/{name}/versions", route_class=PageRoute)
@@ -18,26 +18,26 @@ router = APIRouter(prefix="/models/{name}/versions", route_class=PageRoute)
 
 @router.get("/{version}")
 async def version_page(
-    request: Request, name: str, version: int, registry: RegistryDep, catalog: CatalogDep
+    request: Request, name: str, version: int, catalog: CatalogDep
 ) -> HTMLResponse:
-    def collect() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    def collect() -> tuple[RegisteredModel, ModelVersion, Lineage]:
         lineage = catalog.lineage(name=name, version=version)
-        return registry.model(name=name), registry.version(name=name, version=version), lineage
+        return catalog.model(name=name), catalog.version(name=name, version=version), lineage
 
     model, doc, lineage = await asyncio.to_thread(collect)
     commands = version_commands(
         base=base_url(request),
         name=name,
         version=version,
-        status=doc["status"],
-        production=model["aliases"].get(PRODUCTION),
+        status=doc.status,
+        production=model.aliases.get(PRODUCTION),
     )
     return render(
         "version.html",
         model=model,
         doc=doc,
         lineage=lineage,
-        metrics=_metric_rows(lineage["metrics"], lineage["champion_metrics"]),
+        metrics=_metric_rows(lineage.metrics, lineage.champion_metrics),
         commands=commands,
     )
 

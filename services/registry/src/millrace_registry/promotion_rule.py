@@ -1,44 +1,13 @@
-"""The registry's rules, free of I/O: names, the promotion rule and its reasons."""
+"""The promotion rule, no I/O: whether a ready candidate beats the champion on the same
+holdout by the model spec's margin, and the reason given either way."""
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Literal
 
-from millrace_common.errors import InvalidInput
-
-ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
-PRODUCTION = "production"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-READY = "ready"
-REJECTED = "rejected"
-PENDING = "pending"
-ARCHIVED = "archived"
-RUN_RUNNING = "running"
-
 Direction = Literal["maximize", "minimize"]
-
-
-def run_outcome(version_status: str) -> str | None:
-    """How a run that ended in a version of this status finished (None: not yet, the
-    version's checks are still to be recorded)."""
-    return {READY: "succeeded", ARCHIVED: "succeeded", REJECTED: "rejected"}.get(version_status)
-
-
-def check_alias(alias: str) -> str:
-    if not ALIAS_PATTERN.match(alias):
-        raise InvalidInput(f"alias '{alias}' must match {ALIAS_PATTERN.pattern}", field="alias")
-    return alias
-
-
-def check_name(value: str, *, field: str) -> str:
-    if not NAME_PATTERN.match(value):
-        raise InvalidInput(f"{field} '{value}' must match {NAME_PATTERN.pattern}", field=field)
-    return value
 
 
 @dataclass(frozen=True)

@@ -1,45 +1,53 @@
-"""The registry's use cases: each runs in one transaction and stages its events in the
-outbox of that same transaction."""
+"""A version's lifecycle and the aliases that point at it: registered (pending, ready or
+rejected), its checks recorded, promoted by the rule or by an audited move, rolled back;
+aliases deleted. Each change runs in one transaction with its audit rows, and stages the
+``model-published`` event of every alias it moves in the outbox of that transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
-from millrace_common.contracts import MODEL_PUBLISHED, AliasTarget
+from millrace_common.contracts import MODEL_PUBLISHED
 from millrace_common.db import transaction
 from millrace_common.errors import Conflict, InvalidInput, NotFound
 from millrace_common.outbox import add_event
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session, sessionmaker
 
-from millrace_registry import views
 from millrace_registry.adapters import repository as repo
+from millrace_registry.adapters import rows
+from millrace_registry.adapters.repository import VersionChanges, VersionColumns
 from millrace_registry.adapters.tables import outbox
-from millrace_registry.domain import (
+from millrace_registry.names import (
     CHALLENGER,
     CHAMPION,
     PENDING,
     PRODUCTION,
     READY,
     REJECTED,
-    Champion,
-    Decision,
-    PromotionRule,
     check_alias,
     check_name,
-    decide,
     run_outcome,
 )
-from millrace_registry.schemas import ChecksReport, Registration
+from millrace_registry.promotion_rule import Champion, Decision, PromotionRule, decide
+from millrace_registry.schemas import (
+    AliasDeleted,
+    AliasMoved,
+    ChecksReport,
+    ModelVersion,
+    Registration,
+)
 
 log = structlog.get_logger(__name__)
+PROTECTED_ALIASES = (PRODUCTION, CHAMPION)
+"""Serving and sites follow them, and nothing would tell them to stop: moved, never deleted."""
 
 
-class Registry:
-    """Synchronous use cases (the HTTP layer runs them in worker threads)."""
+class Lifecycle:
+    """Synchronous use cases (the HTTP layer runs them in worker threads); ``on_commit``
+    is called after each commit that staged events, to wake the outbox relay."""
 
     def __init__(
         self,
@@ -52,7 +60,7 @@ class Registry:
 
     # -- versions --------------------------------------------------------------------
 
-    def register(self, *, name: str, registration: Registration) -> tuple[dict[str, Any], bool]:
+    def register(self, *, name: str, registration: Registration) -> tuple[ModelVersion, bool]:
         """Add a version and apply the promotion rule; ``False`` when it was a re-send."""
         check_name(name, field="name")
         _check_registration(registration)
@@ -71,10 +79,10 @@ class Registry:
         log.info(
             "version_registered",
             model=name,
-            version=doc["version"],
-            status=doc["status"],
-            promoted=doc["promoted"],
-            reason=doc["reason"],
+            version=doc.version,
+            status=doc.status,
+            promoted=doc.promoted,
+            reason=doc.reason,
         )
         return doc, True
 
@@ -145,7 +153,7 @@ class Registry:
             champion_version=registration.champion_version,
         )
 
-    def record_checks(self, *, name: str, version: int, report: ChecksReport) -> dict[str, Any]:
+    def record_checks(self, *, name: str, version: int, report: ChecksReport) -> ModelVersion:
         """A pending version's checks: rejected with the reason, or ready and then judged by
         the promotion rule it was registered with (against production now)."""
         if not report.passed and not (report.reason or "").strip():
@@ -179,9 +187,9 @@ class Registry:
             "checks_recorded",
             model=name,
             version=version,
-            status=doc["status"],
-            promoted=doc["promoted"],
-            reason=doc["reason"],
+            status=doc.status,
+            promoted=doc.promoted,
+            reason=doc.reason,
         )
         return doc
 
@@ -201,19 +209,15 @@ class Registry:
         else:
             decision = Decision(False, f"rejected: {report.reason}")
         checks = (row["lineage"] or {}).get("checks") or {}
-        repo.update_version(
-            session,
-            name=row["model"],
-            version=row["version"],
-            values={
-                "status": READY if report.passed else REJECTED,
-                "rejection_reason": None if report.passed else report.reason,
-                "promoted": decision.promote,
-                "decision": decision.reason,
-                "lineage": (row["lineage"] or {})
-                | {"checks": checks | report.details | {"passed": report.passed}},
-            },
-        )
+        changes: VersionChanges = {
+            "status": READY if report.passed else REJECTED,
+            "rejection_reason": None if report.passed else report.reason,
+            "promoted": decision.promote,
+            "decision": decision.reason,
+            "lineage": (row["lineage"] or {})
+            | {"checks": checks | report.details | {"passed": report.passed}},
+        }
+        repo.update_version(session, name=row["model"], version=row["version"], values=changes)
         return decision
 
     def _move(
@@ -233,7 +237,7 @@ class Registry:
             actor=actor,
             reason=reason,
         )
-        event = views.published(row, alias=alias, reason=reason)
+        event = rows.published(row, alias=alias, reason=reason)
         add_event(
             session,
             outbox,
@@ -245,56 +249,15 @@ class Registry:
         )
         return previous
 
-    def _version_doc(self, session: Session, row: RowMapping) -> dict[str, Any]:
-        return views.version_doc(row, aliases=repo.aliases_of(session, name=row["model"]))
+    @staticmethod
+    def _version_doc(session: Session, row: RowMapping) -> ModelVersion:
+        return rows.model_version(row, aliases=repo.aliases_of(session, name=row["model"]))
 
-    def versions(self, *, name: str, request_id: str | None = None) -> list[dict[str, Any]]:
-        with self._factory() as session:
-            self._model_row(session, name)
-            if request_id is None:
-                rows = repo.list_versions(session, name=name)
-            else:
-                found = repo.version_by_request(session, name=name, request_id=request_id)
-                rows = [] if found is None else [found]
-            # one read of the aliases for the whole list, so a reader racing an alias move
-            # never sees an alias on two versions (or on none)
-            aliases = repo.aliases_of(session, name=name)
-            return [views.version_doc(row, aliases=aliases) for row in rows]
-
-    def version(self, *, name: str, version: int) -> dict[str, Any]:
-        with self._factory() as session:
-            return self._version_doc(session, self._version_row(session, name, version))
-
-    # -- models and aliases ----------------------------------------------------------
-
-    def models(self) -> list[dict[str, Any]]:
-        with self._factory() as session:
-            aliases, latest = repo.all_aliases(session), repo.latest_versions(session)
-            return [
-                views.model_doc(
-                    row, aliases=aliases.get(row["name"], {}), latest=latest.get(row["name"])
-                )
-                for row in repo.list_models(session)
-            ]
-
-    def model(self, *, name: str) -> dict[str, Any]:
-        with self._factory() as session:
-            row = self._model_row(session, name)
-            latest = repo.latest_versions(session).get(name)
-            return views.model_doc(row, aliases=repo.aliases_of(session, name=name), latest=latest)
-
-    def alias(self, *, name: str, alias: str) -> AliasTarget:
-        check_alias(alias)
-        with self._factory() as session:
-            self._model_row(session, name)
-            version = repo.alias_version(session, name=name, alias=alias)
-            if version is None:
-                raise NotFound(f"model '{name}' has no alias '{alias}'")
-            return views.alias_target(self._version_row(session, name, version), alias=alias)
+    # -- aliases ---------------------------------------------------------------------
 
     def move_alias(
         self, *, name: str, alias: str, version: int, reason: str, actor: str
-    ) -> dict[str, Any]:
+    ) -> AliasMoved:
         """A manual, audited alias move (promotion, rollback, staging …)."""
         check_alias(alias)
         if not reason.strip():
@@ -317,7 +280,7 @@ class Registry:
                         actor=actor,
                         action="alias_moved",
                     )
-            target = views.alias_target(row, alias=alias)
+            target = rows.alias_target(row, alias=alias)
         if previous != version:
             self._on_commit()
             log.info(
@@ -328,30 +291,63 @@ class Registry:
                 previous=previous,
                 actor=actor,
             )
-        return target.model_dump(mode="json", by_alias=True) | {
-            "previous_version": previous,
-            "moved": previous != version,
-            "reason": reason,
-        }
+        return AliasMoved(
+            **target.model_dump(),
+            previous_version=previous,
+            moved=previous != version,
+            reason=reason,
+        )
 
-    def audit(self, *, name: str, limit: int = 200) -> list[dict[str, Any]]:
-        return self.audit_page(name=name, limit=limit, offset=0)[0]
+    def delete_alias(self, *, name: str, alias: str, reason: str, actor: str) -> AliasDeleted:
+        """Remove an alias (audited); production and champion can only be moved."""
+        check_alias(alias)
+        if not reason.strip():
+            raise InvalidInput("a reason is required", field="reason")
+        if alias in PROTECTED_ALIASES:
+            raise Conflict(f"alias '{alias}' cannot be deleted, only moved", field="alias")
+        with transaction(self._factory) as session:
+            if repo.lock_existing_model(session, name=name) is None:
+                raise NotFound(f"no model '{name}'")
+            version = repo.alias_version(session, name=name, alias=alias)
+            if version is None:
+                raise NotFound(f"model '{name}' has no alias '{alias}'")
+            repo.delete_alias(session, name=name, alias=alias)
+            repo.add_audit(
+                session,
+                model=name,
+                action="alias_deleted",
+                alias=alias,
+                from_version=version,
+                actor=actor,
+                reason=reason,
+            )
+        log.info("alias_deleted", model=name, alias=alias, version=version, actor=actor)
+        return AliasDeleted(name=name, alias=alias, deleted_version=version, reason=reason)
 
-    def audit_page(self, *, name: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        """One page of the audit log, newest first, and the number of entries in all."""
+    def rollback(self, *, name: str, version: int | None, reason: str, actor: str) -> AliasMoved:
+        """Production back to an earlier ready version, through the audited alias move."""
+        target = self._rollback_target(name=name, version=version)
+        return self.move_alias(
+            name=name, alias=PRODUCTION, version=target, reason=f"rollback: {reason}", actor=actor
+        )
+
+    def _rollback_target(self, *, name: str, version: int | None) -> int:
         with self._factory() as session:
-            self._model_row(session, name)
-            rows = repo.list_audit(session, name=name, limit=limit, offset=offset)
-            return [views.audit_doc(row) for row in rows], repo.count_audit(session, name=name)
+            if repo.get_model(session, name=name) is None:
+                raise NotFound(f"no model '{name}'")
+            current = repo.alias_version(session, name=name, alias=PRODUCTION)
+            if current is None:
+                raise Conflict(f"model '{name}' has no production version to roll back")
+            if version is None:
+                version = _previous_production(session, name=name, current=current)
+            row = self._version_row(session, name, version)
+        if version >= current:
+            raise Conflict(f"v{version} is not earlier than production v{current}", field="version")
+        if row["status"] != READY:
+            raise Conflict(f"v{version} is {row['status']}, not ready", field="version")
+        return version
 
     # -- helpers ---------------------------------------------------------------------
-
-    @staticmethod
-    def _model_row(session: Session, name: str) -> RowMapping:
-        row = repo.get_model(session, name=name)
-        if row is None:
-            raise NotFound(f"no model '{name}'")
-        return row
 
     @staticmethod
     def _version_row(session: Session, name: str, version: int) -> RowMapping:
@@ -425,9 +421,22 @@ def _check_registration(registration: Registration) -> None:
         )
 
 
+def _previous_production(session: Session, *, name: str, current: int) -> int:
+    for entry in repo.list_audit(session, name=name, limit=10_000):
+        earlier = entry["from_version"]
+        if (
+            entry["alias"] == PRODUCTION
+            and entry["to_version"] == current
+            and earlier is not None
+            and earlier < current
+        ):
+            return int(earlier)
+    raise Conflict(f"model '{name}' has no earlier production version; name one", field="version")
+
+
 def _version_values(
     name: str, version: int, registration: Registration, decision: Decision
-) -> dict[str, Any]:
+) -> VersionColumns:
     data = registration.model_dump(mode="json", by_alias=True)
     return {
         "model": name,

@@ -1,13 +1,14 @@
-"""Search filters of the catalog, free of I/O: tags, metric conditions, paging."""
+"""How the catalog searches, no I/O: tag and metric conditions parsed from query
+parameters and matched, and paging."""
 
 from __future__ import annotations
 
 import math
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from millrace_common.errors import InvalidInput
 
@@ -29,7 +30,7 @@ class MetricFilter:
     op: str
     value: float
 
-    def matches(self, metrics: dict[str, Any]) -> bool:
+    def matches(self, metrics: Mapping[str, float]) -> bool:
         found = metrics.get(self.metric)
         return isinstance(found, int | float) and _OPS[self.op](float(found), self.value)
 
@@ -67,7 +68,7 @@ def check_tag_key(key: str, *, field: str) -> str:
     return key
 
 
-def tags_match(tags: dict[str, Any], wanted: dict[str, str | None]) -> bool:
+def tags_match(tags: Mapping[str, str], wanted: Mapping[str, str | None]) -> bool:
     return all(
         key in tags and (value is None or str(tags[key]) == value) for key, value in wanted.items()
     )

@@ -1,0 +1,36 @@
+"""Query parameters and response headers several routes share."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query, Response
+from pydantic import BaseModel
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+TagFilter = Annotated[list[str] | None, Query(description="key or key=value; repeatable")]
+Reason = Annotated[str, Query(min_length=1, max_length=2000, description="why (audited)")]
+Actor = Annotated[str, Query(min_length=1, max_length=200)]
+
+
+def paged(response: Response, total: int) -> None:
+    """Tell a paging client how many items there are in all."""
+    response.headers["X-Total-Count"] = str(total)
+
+
+PAGED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            "X-Total-Count": {
+                "description": "how many items match, over every page",
+                "schema": {"type": "integer"},
+            }
+        }
+    }
+}
+
+
+def also(status: int, model: type[BaseModel], description: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a second success status a route may answer, with its document."""
+    return {status: {"model": model, "description": description}}

@@ -1,0 +1,136 @@
+"""What the registry runs on: its database (migrated at start), the use cases ``bootstrap``
+built, and the outbox relay that publishes alias moves to Kafka, started and stopped with
+the app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from pathlib import Path
+
+import sqlalchemy as sa
+import structlog
+from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished
+from millrace_common.db import migrate
+from millrace_common.messaging import Producer, connect_retrying
+from millrace_common.outbox import OutboxRelay, PendingEvent
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from millrace_registry.adapters.manifests import ManifestWriter
+from millrace_registry.adapters.tables import SCHEMA, outbox
+from millrace_registry.catalog import Catalog
+from millrace_registry.config import Settings
+from millrace_registry.fleet import Fleet
+from millrace_registry.lifecycle import Lifecycle
+from millrace_registry.runs import Runs
+from millrace_registry.sites import Sites
+from millrace_registry.traffic import TrafficPolicies
+
+log = structlog.get_logger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+ConnectProducer = Callable[[], Awaitable[Producer]]
+
+
+class RelayBell:
+    """Wakes the outbox relay when a use case committed events, from the worker threads
+    use cases run in; rings nothing until the relay runs."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._relay: OutboxRelay | None = None
+
+    def attach(self, relay: OutboxRelay) -> None:
+        self._loop, self._relay = asyncio.get_running_loop(), relay
+
+    def __call__(self) -> None:
+        if self._loop is not None and self._relay is not None:
+            self._loop.call_soon_threadsafe(self._relay.wake)
+
+
+class Runtime:
+    """What the routes need, built once by ``bootstrap``; the relay runs from ``start``."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        factory: sessionmaker[Session],
+        manifests: ManifestWriter,
+        bell: RelayBell,
+        connect_producer: ConnectProducer,
+        lifecycle: Lifecycle,
+        catalog: Catalog,
+        runs: Runs,
+        sites: Sites,
+        fleet: Fleet,
+        traffic: TrafficPolicies,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.factory = factory
+        self.manifests = manifests
+        self.lifecycle = lifecycle
+        self.catalog = catalog
+        self.runs = runs
+        self.sites = sites
+        self.fleet = fleet
+        self.traffic = traffic
+        self.producer: Producer | None = None
+        self._bell = bell
+        self._connect_producer = connect_producer
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(migrate, self.engine, schema=SCHEMA, versions=MIGRATIONS)
+        self._task = asyncio.create_task(self._relay_forever(), name="registry-outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        if self.producer is not None:
+            await self.producer.stop()
+        self.engine.dispose()
+
+    async def ready(self) -> tuple[bool, str]:
+        try:
+            await asyncio.to_thread(self._ping_database)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return False, f"database unreachable: {type(exc).__name__}"
+        if self.producer is None:
+            return False, "waiting for the broker"
+        return True, "database and producer ready"
+
+    def _ping_database(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    async def _relay_forever(self) -> None:
+        producer = await self._connect()
+        relay = OutboxRelay(
+            factory=self.factory,
+            table=outbox,
+            producer=producer,
+            source="registry",
+            before_send=self._before_send,
+            interval=self.settings.relay_interval,
+        )
+        self._bell.attach(relay)
+        await relay.run()
+
+    async def _connect(self) -> Producer:
+        """Connect to Kafka, retrying while the broker is away (the outbox keeps events)."""
+        self.producer = await connect_retrying(self._connect_producer, broker=self.settings.broker)
+        log.info("producer_started", broker=self.settings.broker)
+        return self.producer
+
+    async def _before_send(self, event: PendingEvent) -> None:
+        """Sites following the moved alias get their manifest before anyone hears of it."""
+        if event.topic != MODEL_PUBLISHED:
+            return
+        moved = ModelPublished.model_validate_json(event.payload)
+        await asyncio.to_thread(self.manifests.write_following, model=moved.name, alias=moved.alias)
