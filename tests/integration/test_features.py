@@ -32,7 +32,8 @@ from millrace_common.db import make_engine
 from millrace_common.feature_store import offline_rows, online_rows
 from millrace_common.project import load_project
 from millrace_features.adapters.tables import snapshots
-from millrace_features.pipeline import RawMessage, decode, rows_for
+from millrace_common.feature_engine import FeatureEngine
+from millrace_features.pipeline import RawMessage, event_of
 from typer.testing import CliRunner
 
 from tests.conftest import FACTORY
@@ -166,12 +167,12 @@ async def test_bad_messages_go_to_dlq_and_the_rest_flows(
 def _expected_features(project_dir: Path, records: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
     """What an uninterrupted worker computes: windows depend only on each entity's order."""
     project = load_project(project_dir)
-    windows: dict = {}  # type: ignore[type-arg]
+    engine = FeatureEngine(project)
     expected = {}
     for offset, record in enumerate(records):
         message = RawMessage(value=orjson.dumps(record), topic="raw", partition=0, offset=offset)
-        for computed in rows_for(project, decode(project, message), message, windows):
-            expected[computed.row.event_id] = computed.row.features
+        for row in engine.rows([event_of(project, message)]):
+            expected[row.event_id] = row.features
     return expected
 
 

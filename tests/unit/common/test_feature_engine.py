@@ -1,103 +1,147 @@
-"""Point-in-time windows and the raw → feature-row pipeline, without a broker."""
+"""The feature engine: point-in-time windows, replays, old readings dropped, windows
+started from recorded history, and the engine equal to the definition of a point-in-time
+feature on shuffled streams."""
 
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from millrace_common.project import load_project
-from millrace_common.windows import add_reading, compute
-from millrace_features.pipeline import RawMessage, Rejected, decode, rows_for
+from millrace_common.contracts import FeatureRowComputed
+from millrace_common.feature_engine import Event, FeatureEngine, Reading, Window
+from millrace_common.project import FeatureSet, Project, load_project
+from millrace_common.records import validate_record
+from millrace_common.windows import reduce_values
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def project(project_dir):  # type: ignore[no-untyped-def]
+def project(project_dir) -> Project:  # type: ignore[no-untyped-def]
     return load_project(project_dir)
 
 
-def _message(value: dict | bytes, offset: int = 0) -> RawMessage:  # type: ignore[type-arg]
-    raw = value if isinstance(value, bytes) else orjson.dumps(value)
-    return RawMessage(value=raw, topic="raw", partition=0, offset=offset)
-
-
-def _record(ts: str, temperature: float, **extra: object) -> dict:  # type: ignore[type-arg]
-    return {
-        "dataset": "machines",
-        "entity_id": "m-1",
-        "ts": ts,
+def event(
+    project: Project, at: float, temperature: float, *, entity: str = "m-1", event_id: str = ""
+) -> Event:
+    data = {
+        "entity_id": entity,
+        "ts": (T0 + timedelta(seconds=at)).isoformat(),
         "temperature": temperature,
         "vibration": 0.2,
         "pressure": 3.0,
         "speed": 1500.0,
-        **extra,
     }
+    record = validate_record(project.dataset("machines"), data)
+    return Event(record, event_id or f"e-{entity}-{at}")
 
 
-def test_a_row_holds_only_what_was_known_at_its_event_time(project) -> None:  # type: ignore[no-untyped-def]
-    windows: dict = {}  # type: ignore[type-arg]
-    late = _record("2026-01-01T00:05:00Z", 90.0)
-    early = _record("2026-01-01T00:01:00Z", 60.0)
-    for offset, data in enumerate((late, early)):  # out of order on purpose
-        message = _message(data, offset)
-        rows = rows_for(project, decode(project, message), message, windows)
-    features = rows[0].row.features
-    assert features["temperature_mean_10m"] == 60.0  # the later reading is not mixed in
-    assert features["readings_10m"] == 1.0
+def test_a_row_holds_only_what_was_known_at_its_event_time(project: Project) -> None:
+    engine = FeatureEngine(project)
+    late, early = event(project, 300, 90.0), event(project, 60, 60.0)
+    engine.rows([late])
+    (row,) = engine.rows([early])  # out of order on purpose
+    assert row.features["temperature_mean_10m"] == 60.0  # the later reading is not mixed in
+    assert row.features["readings_10m"] == 1.0
 
 
-def test_aggregates_over_the_window_and_drop_old_readings(project) -> None:  # type: ignore[no-untyped-def]
-    fs = project.feature_set("machine_health")
-    window: list = []  # type: ignore[type-arg]
-    for i, (t, temp) in enumerate([(0, 60.0), (60, 70.0), (120, 80.0), (2000, 100.0)]):
-        window = add_reading(
-            window,
-            [t, f"e{i}", {"temperature": temp, "vibration": 0.1, "speed": 1.0 * i}],
-            keep_seconds=1200,
-        )
-    assert [r[1] for r in window] == ["e3"]  # older than twice the window: gone
-    window = []
-    for i, temp in enumerate((60.0, 70.0, 80.0)):
-        window = add_reading(
-            window,
-            [i * 60, f"e{i}", {"temperature": temp, "vibration": temp, "speed": temp}],
-            keep_seconds=1200,
-        )
-    features = compute(fs, window, as_of=120)
+def test_aggregates_over_the_window_and_drops_old_readings(project: Project) -> None:
+    engine = FeatureEngine(project)
+    rows = engine.rows([event(project, i * 60, t) for i, t in enumerate((60.0, 70.0, 80.0))])
+    features = rows[-1].features
     assert features["temperature_max_10m"] == 80.0
-    assert features["speed_last"] == 80.0
-    assert math.isclose(features["vibration_std_10m"], math.sqrt(200 / 3))
+    assert features["speed_last"] == 1500.0
+    assert math.isclose(features["temperature_mean_10m"], 70.0)
+    window = Window(["temperature"])
+    for i, at in enumerate((0, 60, 120, 2000)):
+        window.add(Reading(at, f"e{i}", {"temperature": 1.0}), keep_seconds=1200)
+    assert [r.event_id for r in window.readings] == ["e3"]  # older than twice the window
 
 
-def test_a_replayed_event_is_not_counted_twice(project) -> None:  # type: ignore[no-untyped-def]
-    windows: dict = {}  # type: ignore[type-arg]
-    message = _message(_record("2026-01-01T00:00:00Z", 60.0, event_id="same"))
-    first = rows_for(project, decode(project, message), message, windows)
-    again = rows_for(project, decode(project, message), message, windows)
-    assert first[0].row == again[0].row
-    assert again[0].row.features["readings_10m"] == 1.0
+def test_a_replayed_event_is_not_counted_twice(project: Project) -> None:
+    engine = FeatureEngine(project)
+    (first,) = engine.rows([event(project, 0, 60.0, event_id="same")])
+    (again,) = engine.rows([event(project, 0, 60.0, event_id="same")])
+    assert first == again
+    assert again.features["readings_10m"] == 1.0
 
 
-def test_a_record_without_event_id_gets_its_position(project) -> None:  # type: ignore[no-untyped-def]
-    message = RawMessage(
-        value=orjson.dumps(_record("2026-01-01T00:00:00Z", 60.0)),
-        topic="raw",
-        partition=3,
-        offset=42,
-    )
-    rows = rows_for(project, decode(project, message), message, {})
-    assert rows[0].row.event_id == "raw-3-42"
+def test_the_json_is_the_feature_row_contract(project: Project) -> None:
+    (row,) = FeatureEngine(project).rows([event(project, 0, 60.0)])
+    parsed = FeatureRowComputed.model_validate_json(row.to_json())
+    assert parsed.event_time == T0 and parsed.features == row.features
+    assert orjson.loads(row.to_json())["event_time"] == "2026-01-01T00:00:00Z"
 
 
-@pytest.mark.parametrize(
-    ("value", "reason"),
-    [
-        (b"{not json", "not JSON"),
-        (b"[1, 2]", "not a JSON object"),
-        (orjson.dumps({"dataset": "nope", "entity_id": "x"}), "unknown dataset"),
-        (orjson.dumps(_record("2026-01-01T00:00:00Z", "hot")), "temperature"),  # type: ignore[arg-type]
-    ],
-)
-def test_undecodable_records_are_rejected_with_a_reason(project, value, reason) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(Rejected, match=reason):
-        decode(project, _message(value))
+class Recorded:
+    """A source holding readings recorded before (what a restart finds in the store)."""
+
+    def __init__(self, readings: dict[str, list[Reading]]) -> None:
+        self.readings = readings
+        self.asked: list[set[str]] = []
+
+    def load(
+        self, feature_set: FeatureSet, entities: Collection[str], *, keep_seconds: float
+    ) -> dict[str, list[Reading]]:
+        self.asked.append(set(entities))
+        return {e: self.readings[e] for e in entities if e in self.readings}
+
+
+def test_a_window_starts_from_what_was_recorded_and_is_loaded_once(project: Project) -> None:
+    start = T0.timestamp()
+    before = [Reading(start + i * 60, f"old-{i}", {"temperature": 50.0 + i}) for i in range(3)]
+    source = Recorded({"m-1": before})
+    engine = FeatureEngine(project, source=source)
+    (row,) = engine.rows([event(project, 180, 53.0)])
+    engine.rows([event(project, 240, 54.0)])
+    assert row.features["readings_10m"] == 4.0
+    assert row.features["temperature_mean_10m"] == pytest.approx(51.5)
+    assert source.asked == [{"m-1"}]
+    engine.forget()  # a rebalance: windows are loaded again from the source
+    engine.rows([event(project, 300, 55.0)])
+    assert source.asked == [{"m-1"}, {"m-1"}]
+
+
+def test_at_most_max_windows_stay_in_memory(project: Project) -> None:
+    source = Recorded({})
+    engine = FeatureEngine(project, source=source, max_windows=2)
+    for entity in ("a", "b", "c", "a"):
+        engine.rows([event(project, 0, 1.0, entity=entity)])
+    assert source.asked == [{"a"}, {"b"}, {"c"}, {"a"}]  # "a" was the least recently used
+
+
+def definition(fs: FeatureSet, seen: list[tuple[float, str, float]], as_of: float) -> dict:  # type: ignore[type-arg]
+    """A point-in-time feature, straight from its definition: every reading seen so far
+    with ``as_of - window < t <= as_of``, newest dropped only past twice the window."""
+    newest = max(t for t, _, _ in seen)
+    kept = sorted((t, i, v) for t, i, v in set(seen) if t >= newest - 2 * fs.max_window_seconds)
+    out = {}
+    for spec in fs.features:
+        values = [v for t, _, v in kept if as_of - spec.window_seconds < t <= as_of]
+        out[spec.name] = reduce_values(spec.agg, values)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_engine_equals_the_definition_on_shuffled_streams(project: Project, seed: int) -> None:
+    rng = random.Random(seed)
+    fs = project.feature_set("machine_health")
+    times = sorted(rng.uniform(0, 3600) for _ in range(300))
+    stream = [(t, f"e{i}", round(rng.gauss(70, 5), 3)) for i, t in enumerate(times)]
+    stream = [
+        s if rng.random() > 0.2 else stream[max(0, i - rng.randint(1, 30))]
+        for i, s in enumerate(stream)
+    ]
+    rng.shuffle(stream)  # late, early and repeated events
+    engine = FeatureEngine(project)
+    seen: list[tuple[float, str, float]] = []
+    for t, event_id, temperature in stream:
+        seen.append((t, event_id, temperature))
+        (row,) = engine.rows([event(project, t, temperature, event_id=event_id)])
+        expected = definition(fs, seen, t)
+        for name in ("temperature_mean_10m", "temperature_max_10m", "readings_10m"):
+            assert row.features[name] == pytest.approx(expected[name], abs=1e-9), name

@@ -29,7 +29,15 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    # a database that is away fails a connection in seconds (never a hung worker), and
+    # pre-ping replaces connections it dropped
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5},
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:

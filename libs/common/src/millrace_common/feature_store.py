@@ -26,7 +26,11 @@ offline_rows = sa.Table(
     sa.Column("label", sa.Float),
     sa.Column("trace_id", sa.String(32)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # the values of the fields the feature set reads: windows start again from these
+    # after a restart or a rebalance (null on rows written before features_0003)
+    sa.Column("inputs", sa.JSON),
     sa.UniqueConstraint("feature_set", "event_id", name="uq_offline_rows_event"),
+    sa.Index("ix_offline_rows_entity_time", "feature_set", "entity_id", "event_time"),
     schema=SCHEMA,
 )
 

@@ -241,7 +241,12 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         message = "; ".join(f"{p.field}: {p.message}" for p in problems)
         return error_response(
-            request, status=422, code="invalid_input", message=message, problems=problems
+            request,
+            status=422,
+            code="invalid_input",
+            message=message,
+            field=problems[0].field if problems else None,
+            problems=problems,
         )
 
     @app.exception_handler(Exception)

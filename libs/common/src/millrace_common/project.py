@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from datetime import datetime
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from millrace_common.errors import InvalidInput
 
 FieldType = Literal["float", "int", "str", "bool"]
+RESERVED_KEYS = ("dataset", "event_id")  # keys of a raw record that are not dataset fields
 Aggregation = Literal["mean", "max", "min", "sum", "std", "count", "last"]
 _PY_TYPES: dict[str, type] = {"float": float, "int": int, "str": str, "bool": bool}
 _WINDOW = re.compile(r"^(\d+)([smhd])$")
@@ -38,6 +40,11 @@ class Dataset(BaseModel):
 
     def all_fields(self) -> dict[str, FieldType]:
         return {**self.fields, **self.labels}
+
+    @functools.cached_property
+    def known_keys(self) -> frozenset[str]:
+        """Every key a record of this dataset may carry."""
+        return frozenset({*self.fields, *self.labels, self.entity, self.time, *RESERVED_KEYS})
 
 
 class FeatureSpec(BaseModel):

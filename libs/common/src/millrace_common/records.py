@@ -8,8 +8,6 @@ from typing import Any
 
 from millrace_common.project import Dataset, coerce_value, parse_timestamp
 
-RESERVED = {"dataset", "event_id"}
-
 
 @dataclass(frozen=True)
 class FieldError:
@@ -42,8 +40,9 @@ def validate_record(dataset: Dataset, data: dict[str, Any]) -> ValidRecord:
     ts = _timestamp(data, dataset.time, errors)
     values = _typed(data, dataset.fields, errors, required=True)
     labels = _typed(data, dataset.labels, errors, required=False)
-    known = set(dataset.all_fields()) | {dataset.entity, dataset.time} | RESERVED
-    errors.extend(FieldError(key, "unknown field") for key in data if key not in known)
+    known = dataset.known_keys
+    if not known.issuperset(data):
+        errors.extend(FieldError(key, "unknown field") for key in data if key not in known)
     event_id = data.get("event_id")
     if event_id is not None and not isinstance(event_id, str):
         errors.append(FieldError("event_id", "must be a string"))

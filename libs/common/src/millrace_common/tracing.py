@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
 
+_ids = random.Random()  # seeded from the OS once; trace and span ids need no secrecy
+
+
 def new_traceparent(trace_id: str | None = None) -> str:
-    return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    trace = trace_id or f"{_ids.getrandbits(128):032x}"
+    return f"00-{trace}-{_ids.getrandbits(64):016x}-01"
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

@@ -1,74 +1,46 @@
-"""Windowed aggregates per entity: pure logic, no I/O.
+"""The aggregations every window uses, and tumbling windows: pure logic, no I/O.
 
-Sliding, point-in-time windows (the features service): a window holds an entity's
-recent readings, sorted by event time. A feature row for an event aggregates only
-readings with ``event time <= its own`` inside each feature's window, so it holds only
-what was known when the event happened, whatever order the events arrive in.
-
-Tumbling windows (the edge agent's pre-aggregation): ``tumbling_start`` names the
-fixed-width window an event time falls in; ``reduce_values`` is the one implementation
-of every aggregation, shared by both.
+``reduce_values`` is the one implementation of every aggregation, shared by the
+point-in-time sliding windows of the feature engine (``millrace_common.feature_engine``)
+and the edge agent's pre-aggregation, whose fixed-width windows ``tumbling_start`` names.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from millrace_common.project import Aggregation, FeatureSet, FeatureSpec
+from millrace_common.project import Aggregation
 
-# one reading: [epoch seconds, event id, {field: value}] — JSON-friendly for the changelog
-Reading = list[Any]
+Reducer = Callable[[Sequence[float]], float]
 
 
-def add_reading(
-    window: Sequence[Reading], reading: Reading, *, keep_seconds: float
-) -> list[Reading]:
-    """A new window with ``reading`` in time order (once), and readings too old dropped."""
-    if any(r[1] == reading[1] for r in window):
-        updated = list(window)
-    else:
-        updated = sorted([*window, reading], key=lambda r: (r[0], r[1]))
-    newest = updated[-1][0]
-    return [r for r in updated if r[0] >= newest - keep_seconds]
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
-def compute(
-    feature_set: FeatureSet, window: Sequence[Reading], *, as_of: float
-) -> dict[str, float]:
-    """The feature vector as of ``as_of`` (inclusive)."""
-    return {spec.name: _aggregate(spec, window, as_of) for spec in feature_set.features}
+def _std(values: Sequence[float]) -> float:
+    if not values:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum([(v - mean) ** 2 for v in values]) / len(values))
 
 
-def _aggregate(spec: FeatureSpec, window: Sequence[Reading], as_of: float) -> float:
-    start = as_of - spec.window_seconds
-    values = [
-        float(r[2][spec.field])
-        for r in window
-        if start < r[0] <= as_of and r[2].get(spec.field) is not None
-    ]
-    return reduce_values(spec.agg, values)
+REDUCERS: dict[Aggregation, Reducer] = {
+    "count": lambda values: float(len(values)),
+    "mean": _mean,
+    "max": lambda values: max(values) if values else 0.0,
+    "min": lambda values: min(values) if values else 0.0,
+    "sum": lambda values: float(sum(values)),
+    "last": lambda values: values[-1] if values else 0.0,
+    "std": _std,
+}
+"""Each aggregation of ``values`` in event-time order; 0.0 for none (count: 0)."""
 
 
 def reduce_values(agg: Aggregation, values: Sequence[float]) -> float:
     """``values`` (in event-time order) reduced by ``agg``; 0.0 for none (count: 0)."""
-    if agg == "count":
-        return float(len(values))
-    if not values:
-        return 0.0
-    if agg == "mean":
-        return sum(values) / len(values)
-    if agg == "max":
-        return max(values)
-    if agg == "min":
-        return min(values)
-    if agg == "sum":
-        return sum(values)
-    if agg == "last":
-        return values[-1]
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return REDUCERS[agg](values)
 
 
 def tumbling_start(epoch: float, *, width: int) -> int:

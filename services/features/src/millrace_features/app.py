@@ -28,7 +28,8 @@ from millrace_features.stream import build_stream
 def bootstrap(settings: Settings, *, store: ObjectStore | None = None) -> Runtime:
     engine = make_engine(settings.database_url)
     factory = session_factory(engine)
-    producer = Producer(settings.broker, source="features")
+    # large batches: a batch of raw records becomes one batch of rows per partition
+    producer = Producer(settings.broker, source="features", max_batch_bytes=1024 * 1024)
     return Runtime(
         settings=settings,
         project=load_project(settings.project),

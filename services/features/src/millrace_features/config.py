@@ -10,20 +10,25 @@ class Settings(CommonSettings):
     port: int = Field(8040, description="HTTP port (health, metrics, drift, train requests).")
     app_id: str = Field(
         "millrace-features",
-        description="The faust app id: the consumer group on `raw` and the prefix of the "
-        "changelog topic that restores the windows.",
+        description="The consumer group on `raw` (workers with the same id share its "
+        "partitions); faust's own group, for electing the retraining timer's leader, is "
+        "`<app_id>-control`.",
     )
     data_dir: str = Field("./.millrace/features-state", description="faust's local folder.")
     partitions: int = Field(
         4,
-        description="Partitions of `raw`, `features`, `dlq` (when features creates them) and "
-        "of the windows table: at most this many workers share the stream.",
+        description="Partitions of `raw`, `features`, `dlq` (when features creates them): "
+        "at most this many workers share the stream.",
     )
     batch_size: int = Field(
-        500, description="Raw records taken at once; their feature rows are written together."
+        2000,
+        description="At most this many raw records are taken at once (whatever has arrived, "
+        "no waiting to fill); their feature rows are written and published together.",
     )
-    batch_within_seconds: float = Field(
-        0.3, description="Seconds a batch waits to fill before it is processed anyway."
+    max_windows: int = Field(
+        200_000,
+        description="Entity windows kept in memory; the least recently seen go first and "
+        "are rebuilt from the offline store when their entity comes back.",
     )
     retrain_check_seconds: float = Field(
         2.0, description="Seconds between the leader's checks of every model's retraining policy."

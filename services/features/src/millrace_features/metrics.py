@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 ROWS = Counter("millrace_features_rows_total", "Offline feature rows written", ["feature_set"])
 REPLAYS = Counter("millrace_features_replayed_total", "Events seen again (no effect)")
@@ -12,4 +12,9 @@ DRIFT_PSI = Gauge(
     "millrace_features_drift_psi",
     "Population Stability Index of a feature's recent window against the latest snapshot",
     ["model", "feature"],
+)
+BATCH_SECONDS = Histogram(
+    "millrace_features_batch_seconds",
+    "Time to turn a batch of raw records into stored and published rows",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import faust
+import sqlalchemy as sa
+import structlog
+from aiokafka.errors import KafkaError
 from millrace_common.contracts import DLQ, FEATURES, RAW
 from millrace_common.db import migrate
 from millrace_common.messaging import Producer, ensure_topics, wait_for_broker
@@ -23,6 +26,7 @@ from millrace_features.adapters.store import FeatureStore
 from millrace_features.config import Settings
 from millrace_features.drift_check import DriftGate
 
+log = structlog.get_logger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -51,7 +55,9 @@ class Runtime:
         self.started_at = datetime.now(UTC)
         self.stream: faust.App | None = None  # set once the stream is built
         self.assigned = False
+        self.database_error: str | None = None  # set while the store refuses batches
         self._relay_task: asyncio.Task[None] | None = None
+        self.producer_started = asyncio.Event()
 
     def prepare(self) -> None:
         """Before the stream starts: the schema migrated and the topics there."""
@@ -74,18 +80,33 @@ class Runtime:
                 await self._relay_task
 
     async def _relay(self) -> None:
-        await self.producer.start()
+        while True:
+            try:
+                await self.producer.start()
+                break
+            except KafkaError as exc:
+                log.warning("producer_unavailable_retrying", error=repr(exc))
+                await asyncio.sleep(2.0)
+        self.producer_started.set()
         try:
             await self.relay.run()
         finally:
             await self.producer.stop()
 
     async def ready(self) -> tuple[bool, str]:
+        try:
+            await asyncio.to_thread(self._ping_database)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return False, f"database unreachable: {type(exc).__name__}"
+        if self.database_error is not None:
+            return False, f"database unreachable, retrying: {self.database_error}"
         if not self.assigned:
             return False, "waiting for a partition assignment of raw"
-        if self.stream is not None and self.stream.rebalancing:
-            return False, "rebalancing"
         return True, "consuming raw"
+
+    def _ping_database(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
 
     def drift_due(self) -> bool:
         """Whether this timer tick measures drift (at most every drift_check_seconds)."""

@@ -1,10 +1,10 @@
-"""A faust App that is safe on the embedded broker and through restarts.
+"""A faust App that is safe on the embedded broker.
 
-Two faust-streaming 0.15.3 races lose records when a worker starts with a backlog,
-and one Tansu 0.6.0 quirk makes table restores stop early. All three are handled
-here with faust's own extension points (an App subclass, the ``TableManager``
-setting, a Consumer on a Transport subclass); no library file is changed and
-nothing is patched globally.
+The features worker keeps no faust tables and no faust agents (its raw consumer is a
+plain batch consumer, stream.py): faust runs its services and elects the leader of the
+retraining timer through its own consumer group. One faust-streaming 0.15.3 race in
+that consumer is handled here with faust's own extension points (a Consumer on a
+Transport subclass); no library file is changed and nothing is patched globally.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-from faust.tables import TableManager
-from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
@@ -29,50 +27,7 @@ BROKER_SAFE_DEFAULTS: dict[str, Any] = {
     "broker_commit_interval": 1.0,
     "consumer_auto_offset_reset": "earliest",
     "topic_replication_factor": 1,
-    "table_standby_replicas": 0,
-    # Tansu 0.6.0 answers ListOffsets(LATEST) with the last batch's base offset + 1,
-    # too low when that batch holds several records; faust restores a changelog only
-    # up to that offset, so tables would come back stale. One record per batch keeps
-    # end offsets exact.
-    "producer_max_batch_size": 1,
 }
-
-
-class SeekBeforeResumeRecovery(Recovery):
-    """Keep stream partitions paused until they are seeked and their queues cleared.
-
-    faust resumes the stream partitions, then awaits the seek, then resumes flow
-    control, which clears every stream queue: records delivered in between are
-    dropped while the consumer position has moved past them, and a later commit
-    makes the loss permanent. Here the resume waits until seek and flow are done.
-    """
-
-    async def _deferred(self, fn: Any, generation_id: int) -> None:
-        consumer = self.app.consumer
-        deferred: set[TP] = set()
-        consumer.resume_partitions = deferred.update  # type: ignore[method-assign,assignment]
-        try:
-            await fn(generation_id=generation_id)
-        finally:
-            del consumer.resume_partitions  # back to the class method
-        if deferred and self.app.consumer_generation_id == generation_id:
-            consumer.resume_partitions(deferred)
-
-    async def _resume_streams(self, generation_id: int = 0) -> None:
-        await self._deferred(super()._resume_streams, generation_id)
-
-    async def on_recovery_completed(self, generation_id: int = 0) -> None:
-        await self._deferred(super().on_recovery_completed, generation_id)
-
-
-class SafeTableManager(TableManager):
-    @property
-    def recovery(self) -> Recovery:
-        if self._recovery is None:
-            self._recovery = SeekBeforeResumeRecovery(
-                self.app, self, beacon=self.beacon, loop=self.loop
-            )
-        return self._recovery
 
 
 class SnapshotConsumer(aiokafka_driver.Consumer):
@@ -96,10 +51,9 @@ class SafeTransport(aiokafka_driver.Transport):
 
 
 class StreamApp(faust.App):
-    """faust.App with the defaults and fixes above (callers may override settings)."""
+    """faust.App with the defaults and fix above (callers may override settings)."""
 
     def __init__(self, id: str, **kwargs: Any) -> None:
-        kwargs.setdefault("TableManager", SafeTableManager)
         super().__init__(id, **{**BROKER_SAFE_DEFAULTS, **kwargs})
 
     def _new_transport(self) -> Any:  # the consumer side; producers are unchanged
