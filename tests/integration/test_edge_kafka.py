@@ -13,7 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
-from millrace_common.contracts import MODEL_PUBLISHED, AliasTarget, ModelPublished, SiteManifest
+from millrace_common.contracts import (
+    EVENT_TYPES,
+    MODEL_PUBLISHED,
+    AliasTarget,
+    ModelPublished,
+    SiteManifest,
+)
 from millrace_common.messaging import Envelope, Producer, ensure_topics
 from millrace_common.objectstore import ObjectStore, open_store
 
@@ -53,7 +59,7 @@ async def publish(broker: str, target: AliasTarget, *, name: str | None = None) 
             MODEL_PUBLISHED,
             event,
             key=f"{event.name}:{event.alias}",
-            envelope=Envelope.new(type="millrace.model_published", source="registry-test"),
+            envelope=Envelope.new(type=EVENT_TYPES[MODEL_PUBLISHED], source="registry-test"),
         )
     finally:
         await producer.stop()

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script
-from millrace_common.contracts import PredictionLogged
+from millrace_common.contracts import EVENT_TYPES, PREDICTIONS, PredictionLogged
 
 from tests.integration.edge_support import read_predictions
 
@@ -137,7 +137,7 @@ async def test_prediction_logs_reach_predictions_keyed_by_model_with_the_envelop
         event = PredictionLogged.model_validate_json(record.value)
         headers = {k: v.decode() for k, v in record.headers}
         assert headers["ce_id"] == event.request_id  # the centre's key to drop a repeat
-        assert headers["ce_type"] == "millrace.prediction_logged"
+        assert headers["ce_type"] == EVENT_TYPES[PREDICTIONS]
         assert headers["traceparent"].split("-")[1] == "ef" * 16
         assert event.site == "plant-x" and event.version == 3
 

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI, HTTPException
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
 from millrace_common.contracts import (
+    EVENT_TYPES,
     MODEL_PUBLISHED,
     PREDICTIONS,
     AliasTarget,
@@ -113,7 +114,7 @@ async def publish(broker: str, target: AliasTarget) -> None:
             MODEL_PUBLISHED,
             event_for(target),
             key=f"{target.name}:{target.alias}",
-            envelope=Envelope.new(type="millrace.model_published", source="registry-test"),
+            envelope=Envelope.new(type=EVENT_TYPES[MODEL_PUBLISHED], source="registry-test"),
         )
     finally:
         await producer.stop()

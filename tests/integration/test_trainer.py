@@ -18,7 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from aiokafka import AIOKafkaConsumer
-from millrace_common.contracts import DLQ, TRAIN_REQUESTS, DeadLetter, SnapshotRef, TrainRequest
+from millrace_common.contracts import (
+    DLQ,
+    EVENT_TYPES,
+    TRAIN_REQUESTS,
+    DeadLetter,
+    SnapshotRef,
+    TrainRequest,
+)
 from millrace_common.messaging import Envelope, Producer, ensure_topics
 from millrace_common.objectstore import ObjectStore, key_of, open_store, sha256_hex
 from millrace_common.project import load_project
@@ -118,7 +125,7 @@ async def send_request(broker: str, request: TrainRequest) -> None:
             TRAIN_REQUESTS,
             request,
             key=request.model,
-            envelope=Envelope.new(type="millrace.train.requested", source="test"),
+            envelope=Envelope.new(type=EVENT_TYPES[TRAIN_REQUESTS], source="test"),
         )
     finally:
         await producer.stop()

@@ -150,7 +150,7 @@ def send(broker: str, request: TrainRequest) -> None:
     import asyncio
 
     from aiokafka.errors import KafkaError
-    from millrace_common.contracts import DLQ, TRAIN_REQUESTS
+    from millrace_common.contracts import DLQ, EVENT_TYPES, TRAIN_REQUESTS
     from millrace_common.messaging import Envelope, Producer, ensure_topics
 
     async def produce() -> None:
@@ -162,7 +162,7 @@ def send(broker: str, request: TrainRequest) -> None:
                 TRAIN_REQUESTS,
                 request,
                 key=request.model,
-                envelope=Envelope.new(type="millrace.train.requested", source="cli"),
+                envelope=Envelope.new(type=EVENT_TYPES[TRAIN_REQUESTS], source="cli"),
             )
         finally:
             await producer.stop()

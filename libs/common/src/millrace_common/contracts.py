@@ -133,6 +133,17 @@ TOPIC_CONTRACTS: dict[str, type[BaseModel]] = {
 }
 
 
+EVENT_TYPES: dict[str, str] = {
+    RAW: "millrace.record.received",
+    FEATURES: "millrace.feature_row.computed",
+    TRAIN_REQUESTS: "millrace.train.requested",
+    MODEL_PUBLISHED: "millrace.model.published",
+    PREDICTIONS: "millrace.prediction.logged",
+    DLQ: "millrace.message.dead_lettered",
+}
+"""The ``ce_type`` header of each topic's messages: one spelling, whoever produces."""
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     """The JSON Schema of each topic's contract, keyed by topic."""
     return {

@@ -23,7 +23,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter
 from pydantic import BaseModel
 
-from millrace_common.contracts import ALL_TOPICS, DLQ, DeadLetter
+from millrace_common.contracts import ALL_TOPICS, DLQ, EVENT_TYPES, DeadLetter
 from millrace_common.tracing import child_of
 
 log = structlog.get_logger(__name__)
@@ -290,7 +290,7 @@ async def send_to_dlq(
         at=datetime.now(UTC),
     )
     envelope = Envelope.new(
-        type="millrace.dlq", source=consumer, traceparent=header(record, "traceparent")
+        type=EVENT_TYPES[DLQ], source=consumer, traceparent=header(record, "traceparent")
     )
     key = record.key.decode(errors="replace") if record.key else None
     await producer.send(DLQ, letter, key=key, envelope=envelope)

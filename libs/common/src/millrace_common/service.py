@@ -20,13 +20,19 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import metadata
-from typing import Protocol
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI
 
 from millrace_common.errors import MillraceError
-from millrace_common.http import health_router, install_error_handlers, telemetry
+from millrace_common.http import (
+    ErrorBody,
+    V2ErrorBody,
+    health_router,
+    install_error_handlers,
+    telemetry,
+)
 from millrace_common.logs import configure_logging
 
 
@@ -65,9 +71,44 @@ def service_app(
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    document_errors(app)
     if health:
         health_routes(app, runtime)
     return app
+
+
+def document_errors(app: FastAPI) -> None:
+    """/openapi.json as the handlers answer: the 422 FastAPI documents by itself for any
+    route with parameters is the one error body (under /v2, the Open Inference
+    Protocol's), not its ``HTTPValidationError``."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = generate()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ErrorBody, V2ErrorBody):
+            schemas.setdefault(model.__name__, model.model_json_schema(ref_template=_REF))
+            for name, sub in model.model_json_schema(ref_template=_REF).get("$defs", {}).items():
+                schemas.setdefault(name, sub)
+        schemas[ErrorBody.__name__].pop("$defs", None)
+        for path, operations in spec.get("paths", {}).items():
+            body = V2ErrorBody if path.startswith("/v2") else ErrorBody
+            for operation in operations.values():
+                invalid = operation.get("responses", {}).get("422", {})
+                content = invalid.get("content", {}).get("application/json", {})
+                if content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                    content["schema"] = {"$ref": _REF.format(model=body.__name__)}
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_REF = "#/components/schemas/{model}"
 
 
 def health_routes(app: FastAPI, runtime: Runtime) -> None:

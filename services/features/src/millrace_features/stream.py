@@ -32,7 +32,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from fastapi import FastAPI
-from millrace_common.contracts import DLQ, FEATURES, RAW, DeadLetter
+from millrace_common.contracts import DLQ, EVENT_TYPES, FEATURES, RAW, DeadLetter
 from millrace_common.feature_engine import Event, FeatureEngine, Row
 from millrace_common.messaging import Envelope, Message, header
 from millrace_common.service import EmbeddedServer, server_config
@@ -45,8 +45,6 @@ from millrace_features.retraining import check_models
 from millrace_features.runtime import Runtime
 
 log = structlog.get_logger(__name__)
-FEATURE_ROW_TYPE = "millrace.feature_row.computed"
-DEAD_LETTER_TYPE = "millrace.dlq"
 
 
 def build_stream(runtime: Runtime, *, http: FastAPI) -> faust.App:
@@ -260,7 +258,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer.assigned(assigned)
 
 
-_TYPE = FEATURE_ROW_TYPE.encode()
+_TYPE = EVENT_TYPES[FEATURES].encode()
 _SOURCE = b"features"
 
 
@@ -302,7 +300,7 @@ def _dead_letter(record: ConsumerRecord, reason: str) -> tuple[str | None, bytes
         at=datetime.now(UTC),
     )
     envelope = Envelope.new(
-        type=DEAD_LETTER_TYPE, source="features", traceparent=header(record, "traceparent")
+        type=EVENT_TYPES[DLQ], source="features", traceparent=header(record, "traceparent")
     )
     key = record.key.decode(errors="replace") if record.key else None
     return key, letter.model_dump_json().encode(), envelope

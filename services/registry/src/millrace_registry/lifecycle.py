@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
-from millrace_common.contracts import MODEL_PUBLISHED
+from millrace_common.contracts import EVENT_TYPES, MODEL_PUBLISHED
 from millrace_common.db import transaction
 from millrace_common.errors import Conflict, InvalidInput, NotFound
 from millrace_common.outbox import add_event
@@ -245,7 +245,7 @@ class Lifecycle:
             key=f"{name}:{alias}",
             event_id=event.event_id,
             value=event,
-            ce_type="millrace.model.published",
+            ce_type=EVENT_TYPES[MODEL_PUBLISHED],
         )
         return previous
 

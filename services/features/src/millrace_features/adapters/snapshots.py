@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from millrace_common.contracts import TRAIN_REQUESTS, SnapshotRef, TrainRequest
+from millrace_common.contracts import EVENT_TYPES, TRAIN_REQUESTS, SnapshotRef, TrainRequest
 from millrace_common.feature_store import offline_rows
 from millrace_common.objectstore import ObjectStore, sha256_hex
 from millrace_common.outbox import add_event
@@ -208,6 +208,6 @@ def snapshot_and_request(
             key=model.name,
             event_id=request.request_id,
             value=request,
-            ce_type="millrace.train.request",
+            ce_type=EVENT_TYPES[TRAIN_REQUESTS],
         )
     return request

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from millrace_common.contracts import PREDICTIONS, PredictionLogged
+from millrace_common.contracts import EVENT_TYPES, PREDICTIONS, PredictionLogged
 from millrace_common.messaging import Envelope, Producer, dumps
 
 
@@ -17,7 +17,7 @@ async def publish_predictions(
             dumps(log),
             Envelope(
                 id=log.request_id,
-                type="millrace.prediction_logged",
+                type=EVENT_TYPES[PREDICTIONS],
                 source=producer.source,
                 time=log.at.isoformat(),
                 traceparent=traceparent,

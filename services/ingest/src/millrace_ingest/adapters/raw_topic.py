@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from millrace_common.contracts import RAW
+from millrace_common.contracts import EVENT_TYPES, RAW
 from millrace_common.messaging import Envelope, Producer
 
 
@@ -18,7 +18,7 @@ async def publish_records(
             orjson.dumps(value),
             Envelope(
                 id=value["event_id"],
-                type="millrace.raw.record",
+                type=EVENT_TYPES[RAW],
                 source=producer.source,
                 time=value["ts"],
                 traceparent=traceparent,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from millrace_common.contracts import PREDICTIONS
+from millrace_common.contracts import EVENT_TYPES, PREDICTIONS
 from millrace_common.dataplane import PendingLog, cooperatively
 from millrace_common.messaging import Envelope, Producer, dumps
 
@@ -46,5 +46,5 @@ class PredictionPublisher:
 
     def _item(self, pending: PendingLog) -> tuple[str, bytes, Envelope]:
         event = pending.event()
-        envelope = Envelope.new(type="millrace.prediction_logged", source=self.producer.source)
+        envelope = Envelope.new(type=EVENT_TYPES[PREDICTIONS], source=self.producer.source)
         return event.model, dumps(event), envelope
