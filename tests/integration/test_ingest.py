@@ -97,7 +97,7 @@ def test_wrong_type_is_a_422_naming_the_field(ingest_url: str) -> None:
 
 def test_unknown_dataset_and_malformed_body(ingest_url: str) -> None:
     unknown = httpx.post(f"{ingest_url}/v1/datasets/nope/records", json={"records": [RECORD]})
-    assert unknown.status_code == 422 and unknown.json()["field"] == "dataset"
+    assert unknown.status_code == 404 and unknown.json()["field"] == "dataset"
     malformed = httpx.post(f"{ingest_url}/v1/datasets/machines/records", json={"rows": []})
     assert malformed.status_code == 422 and "records" in malformed.json()["message"]
 

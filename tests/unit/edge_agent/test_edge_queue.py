@@ -218,7 +218,7 @@ def test_the_records_route_queues_validates_and_reports_a_full_queue(
         )
         assert bad.status_code == 422 and bad.json()["field"] == "records[1].temperature"
         unknown = client.post("/v1/datasets/nope/records", json={"records": [record("m", 1)]})
-        assert unknown.status_code == 422 and unknown.json()["field"] == "dataset"
+        assert unknown.status_code == 404 and unknown.json()["field"] == "dataset"
         full = client.post(url, json={"records": [record("m-1", 5), record("m-1", 6)]})
         assert full.status_code == 507
         assert full.json()["error"] == "queue_full"  # the platform error body: the count is in

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from millrace_common.errors import InvalidInput
+from millrace_common.errors import InvalidInput, NotFound
 
 FieldType = Literal["float", "int", "str", "bool"]
 RESERVED_KEYS = ("dataset", "event_id")  # keys of a raw record that are not dataset fields
@@ -162,25 +162,23 @@ class Project(BaseModel):
         try:
             return self.datasets[name]
         except KeyError:
-            raise InvalidInput(f"unknown dataset '{name}'", field="dataset") from None
+            raise NotFound(f"unknown dataset '{name}'", field="dataset") from None
 
     def feature_set(self, name: str) -> FeatureSet:
         try:
             return self.feature_sets[name]
         except KeyError:
-            raise InvalidInput(f"unknown feature set '{name}'", field="feature_set") from None
+            raise NotFound(f"unknown feature set '{name}'", field="feature_set") from None
 
     def model(self, name: str) -> ModelSpec:
         try:
             return self.models[name]
         except KeyError:
-            raise InvalidInput(f"unknown model '{name}'", field="model") from None
+            raise NotFound(f"unknown model '{name}'", field="model") from None
 
     def feature_sets_of(self, dataset: str) -> list[FeatureSet]:
         return [fs for fs in self.feature_sets.values() if fs.dataset == dataset]
 
-    def models_of(self, feature_set: str) -> list[ModelSpec]:
-        return [m for m in self.models.values() if m.feature_set == feature_set]
 
 
 def load_project(folder: str | Path) -> Project:
@@ -204,7 +202,12 @@ def load_project(folder: str | Path) -> Project:
 
 
 def _check_feature_set(project: Project, fs: FeatureSet) -> None:
-    dataset = project.dataset(fs.dataset)
+    dataset = project.datasets.get(fs.dataset)
+    if dataset is None:
+        raise InvalidInput(
+            f"feature set '{fs.name}' reads unknown dataset '{fs.dataset}'",
+            field=f"feature_sets.{fs.name}.dataset",
+        )
     for feature in fs.features:
         if feature.field not in dataset.fields:
             raise InvalidInput(

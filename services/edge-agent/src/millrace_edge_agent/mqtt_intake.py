@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import orjson
 import structlog
-from millrace_common.errors import InvalidInput
+from millrace_common.errors import InvalidInput, MillraceError, NotFound
 from millrace_common.project import Project
 
 from millrace_edge_agent.adapters.queue.records import NewRecord, QueueFull
@@ -134,11 +134,11 @@ class MessageIntake:
         to disk in one transaction (one fsync for the lot). Raises on anything else
         (the disk), so the messages stay with the broker."""
         accepted: list[tuple[Incoming, list[NewRecord]]] = []
-        refused: list[tuple[Incoming, InvalidInput]] = []
+        refused: list[tuple[Incoming, MillraceError]] = []
         for message in messages:
             try:
                 accepted.append((message, self._prepare(message)))
-            except InvalidInput as exc:
+            except (InvalidInput, NotFound) as exc:
                 refused.append((message, exc))
         await self._store(accepted)
         for message, error in refused:
@@ -194,7 +194,7 @@ class MessageIntake:
                 )
         self.status.waiting_for_room = False
 
-    async def _dead_letter(self, message: Incoming, exc: InvalidInput) -> None:
+    async def _dead_letter(self, message: Incoming, exc: MillraceError) -> None:
         reason = (
             "; ".join(f"{p.field}: {p.message}" for p in exc.problems[:5])
             if exc.problems

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from millrace_common.errors import InvalidInput
+from millrace_common.errors import NotFound
 from millrace_common.feature_engine import Event
 from millrace_common.project import Project
 from millrace_common.records import RecordInvalid, ValidRecord, validate_record
@@ -39,7 +39,7 @@ def decode(project: Project, message: RawMessage) -> ValidRecord:
         raise Rejected("not a JSON object")
     try:
         dataset = project.dataset(str(data.get("dataset")))
-    except InvalidInput:
+    except NotFound:
         raise Rejected(f"unknown dataset {data.get('dataset')!r}") from None
     try:
         return validate_record(dataset, data)
