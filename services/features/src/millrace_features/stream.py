@@ -133,6 +133,11 @@ class RawConsumer(mode.Service):
             # a batch may wait out a database outage (retried): not a reason to leave
             max_poll_interval_ms=3_600_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            # a fetch returns once 256 KiB have arrived or 25 ms have passed: a lone
+            # record is read within ~25 ms, and under load batches stay large enough
+            # that their fixed costs (round trips to the store and the broker) are shared
+            fetch_min_bytes=256 * 1024,
+            fetch_max_wait_ms=25,
         )
         consumer.subscribe([RAW], listener=_Rebalance(self))
         await consumer.start()
