@@ -29,6 +29,18 @@ class MillraceError(Exception):
         self.field = field
         self.problems = list(problems)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled whole (its field and problems too), e.g. back from a child process."""
+        return (_rebuilt, (type(self), self.message, self.field, self.problems))
+
+
+def _rebuilt(
+    cls: type[MillraceError], message: str, field: str | None, problems: list[FieldProblem]
+) -> MillraceError:
+    error = cls.__new__(cls)
+    MillraceError.__init__(error, message, field=field, problems=problems)
+    return error
+
 
 class NotFound(MillraceError):
     code = "not_found"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,9 +11,9 @@ from millrace_common.http import errors
 from pydantic import BaseModel, Field
 
 from millrace_features.deps import RuntimeDep
-from millrace_features.drift_check import DriftMeasurement, measure_drift, verdict
+from millrace_features.drift_check import DriftMeasurement, verdict
 from millrace_features.metrics import SNAPSHOTS
-from millrace_features.on_demand import TrainAsk, request_training
+from millrace_features.on_demand import TrainAsk
 
 router = APIRouter(prefix="/v1/models/{model}", tags=["features"])
 
@@ -30,14 +29,7 @@ async def post_train_request(
 ) -> TrainRequest:
     """A fresh snapshot of the model's feature set now, and its train request queued
     (202); no body means the defaults. 404: no such model; 409: no labelled rows yet."""
-    queued = await asyncio.to_thread(
-        request_training,
-        factory=rt.factory,
-        store=rt.store,
-        project=rt.project,
-        model=model,
-        ask=ask or TrainAsk(),
-    )
+    queued = await rt.offload.train_on_demand(model, ask or TrainAsk())
     SNAPSHOTS.labels(model).inc()
     rt.relay.wake()
     return queued
@@ -75,13 +67,7 @@ class DriftOut(BaseModel):
 async def get_drift(model: str, rt: RuntimeDep) -> DriftOut:
     """The PSI per feature of the model's recent window against its latest snapshot,
     and whether the drift policy would fire (404: no such model; 409: no snapshot)."""
-    measured = await asyncio.to_thread(
-        measure_drift,
-        factory=rt.factory,
-        project=rt.project,
-        model=model,
-        max_rows=rt.settings.drift_max_rows,
-    )
+    measured = await rt.offload.drift(model, rt.settings.drift_max_rows)
     return drift_out(measured, verdict(measured, rt.drift_gate))
 
 

@@ -21,6 +21,7 @@ from millrace_common.service import service_app
 from millrace_features.adapters.tables import outbox
 from millrace_features.api import router
 from millrace_features.config import Settings
+from millrace_features.offload import Offload, Place
 from millrace_features.runtime import Runtime
 from millrace_features.stream import build_stream
 
@@ -38,6 +39,7 @@ def bootstrap(settings: Settings, *, store: ObjectStore | None = None) -> Runtim
         factory=factory,
         producer=producer,
         relay=OutboxRelay(factory=factory, table=outbox, producer=producer, source="features"),
+        offload=Offload(Place(settings.database_url, settings.object_store, settings.project)),
     )
 
 

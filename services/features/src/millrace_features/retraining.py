@@ -10,12 +10,8 @@ from datetime import UTC, datetime
 import structlog
 from millrace_common.errors import MillraceError
 
-from millrace_features.adapters.snapshots import (
-    labelled_count,
-    last_snapshot,
-    snapshot_and_request,
-)
-from millrace_features.drift_check import measure_drift, verdict
+from millrace_features.adapters.snapshots import labelled_count, last_snapshot
+from millrace_features.drift_check import verdict
 from millrace_features.metrics import DRIFT_PSI, SNAPSHOTS
 from millrace_features.retrain_policy import retrain_reason
 from millrace_features.runtime import Runtime
@@ -28,10 +24,10 @@ async def check_models(runtime: Runtime) -> None:
     for model in runtime.project.models.values():
         reason = await asyncio.to_thread(policy_due, runtime, model.name)
         if drift_due:
-            drifted = await asyncio.to_thread(drift_due_for, runtime, model.name)
+            drifted = await drift_due_for(runtime, model.name)
             reason = reason or drifted
         if reason is not None:
-            await asyncio.to_thread(snapshot, runtime, model.name, reason)
+            await snapshot(runtime, model.name, reason)
             runtime.relay.wake()
 
 
@@ -47,15 +43,10 @@ def policy_due(runtime: Runtime, model_name: str) -> str | None:
         )
 
 
-def drift_due_for(runtime: Runtime, model_name: str) -> str | None:
+async def drift_due_for(runtime: Runtime, model_name: str) -> str | None:
     """Measure the model's drift (gauge, log) and say whether its drift policy fires."""
     try:
-        measured = measure_drift(
-            factory=runtime.factory,
-            project=runtime.project,
-            model=model_name,
-            max_rows=runtime.settings.drift_max_rows,
-        )
+        measured = await runtime.offload.drift(model_name, runtime.settings.drift_max_rows)
     except MillraceError:  # no snapshot (with a reference) yet: nothing to compare with
         return None
     for feature, value in measured.psi.items():
@@ -73,19 +64,12 @@ def drift_due_for(runtime: Runtime, model_name: str) -> str | None:
     return reason
 
 
-def snapshot(runtime: Runtime, model_name: str, reason: str) -> None:
-    model = runtime.project.model(model_name)
-    request = snapshot_and_request(
-        factory=runtime.factory,
-        store=runtime.store,
-        feature_set=runtime.project.feature_set(model.feature_set),
-        model=model,
-        reason=reason,
-    )
-    SNAPSHOTS.labels(model.name).inc()
+async def snapshot(runtime: Runtime, model_name: str, reason: str) -> None:
+    request = await runtime.offload.snapshot(model_name, reason)
+    SNAPSHOTS.labels(model_name).inc()
     log.info(
         "train_requested",
-        model=model.name,
+        model=model_name,
         request_id=request.request_id,
         snapshot=request.snapshot.uri,
         rows=request.snapshot.rows,

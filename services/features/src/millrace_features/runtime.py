@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from millrace_features.adapters.store import FeatureStore
 from millrace_features.config import Settings
 from millrace_features.drift_check import DriftGate
+from millrace_features.offload import Offload
 
 log = structlog.get_logger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -41,6 +42,7 @@ class Runtime:
         factory: sessionmaker[Session],
         relay: OutboxRelay,
         producer: Producer,
+        offload: Offload,
     ) -> None:
         self.settings = settings
         self.project = project
@@ -50,6 +52,7 @@ class Runtime:
         self.features = FeatureStore(factory)
         self.relay = relay
         self.producer = producer
+        self.offload = offload
         self.drift_gate = DriftGate()
         self.drift_checked = float("-inf")  # monotonic time of the last drift measurement
         self.started_at = datetime.now(UTC)
@@ -74,6 +77,7 @@ class Runtime:
         self._relay_task = asyncio.create_task(self._relay(), name="features-outbox-relay")
 
     async def stop(self) -> None:
+        self.offload.close()
         if self._relay_task is not None:
             self._relay_task.cancel()
             with suppress(asyncio.CancelledError):
