@@ -13,6 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from millrace_features.config import Settings as FeaturesSettings
+from millrace_features.metrics import RAW_LAG
 from millrace_ingest.config import Settings as IngestSettings
 from millrace_registry.config import Settings as RegistrySettings
 from millrace_serving.config import Settings as ServingSettings
@@ -249,7 +250,7 @@ def test_serving_scales_out_with_a_budget_and_an_autoscaler() -> None:
     (budget,) = _of_kind("PodDisruptionBudget").values()
     assert _selects(budget["spec"]["selector"]["matchLabels"], labels)
     assert 1 <= budget["spec"]["minAvailable"] < replicas
-    (autoscaler,) = _of_kind("HorizontalPodAutoscaler").values()
+    autoscaler = _of_kind("HorizontalPodAutoscaler")["serving"]
     target = autoscaler["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", "serving")
     assert replicas <= autoscaler["spec"]["minReplicas"] < autoscaler["spec"]["maxReplicas"]
@@ -268,3 +269,17 @@ def test_features_and_trainer_replicas_share_one_consumer_group() -> None:
     partitions = FeaturesSettings.model_fields["partitions"].default
     assert deployments["features"]["spec"]["replicas"] <= partitions
     assert TrainerSettings.model_fields["group_id"].default == "trainer"
+
+
+def test_features_scales_on_its_lag_up_to_one_worker_per_partition() -> None:
+    """The autoscaler reads the lag metric the worker exports, and never asks for more
+    workers than raw has partitions."""
+    autoscaler = _of_kind("HorizontalPodAutoscaler")["features"]
+    target = autoscaler["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", "features")
+    (metric,) = autoscaler["spec"]["metrics"]
+    assert metric["type"] == "External"
+    assert metric["external"]["metric"]["name"] == RAW_LAG._name
+    partitions = FeaturesSettings.model_fields["partitions"].default
+    assert 1 <= autoscaler["spec"]["minReplicas"] < autoscaler["spec"]["maxReplicas"]
+    assert autoscaler["spec"]["maxReplicas"] <= partitions

@@ -18,3 +18,9 @@ BATCH_SECONDS = Histogram(
     "Time to turn a batch of raw records into stored and published rows",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+RAW_LAG = Gauge(
+    "millrace_features_raw_lag",
+    "Records of raw not yet turned into rows, per partition this worker owns (the "
+    "broker's end offset minus the last batch handed on); the autoscaler's signal",
+    ["partition"],
+)

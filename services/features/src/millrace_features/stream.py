@@ -39,7 +39,7 @@ from millrace_common.service import EmbeddedServer, server_config
 from millrace_common.tracing import new_traceparent, trace_id_of
 
 from millrace_features.adapters.faust_app import StreamApp
-from millrace_features.metrics import BATCH_SECONDS, REJECTS, REPLAYS, ROWS
+from millrace_features.metrics import BATCH_SECONDS, RAW_LAG, REJECTS, REPLAYS, ROWS
 from millrace_features.pipeline import RawMessage, Rejected, event_of
 from millrace_features.retraining import check_models
 from millrace_features.runtime import Runtime
@@ -149,6 +149,7 @@ class RawConsumer(mode.Service):
                     continue
                 async with self._batch:
                     batch = await self._computed(batches)
+                _report_lag(consumer, batch.offsets)
                 # computed while the previous batch was being stored and published; the
                 # previous batch is done (committed) before this one is handed on
                 await self._settle()
@@ -241,6 +242,7 @@ class RawConsumer(mode.Service):
                 )
 
     async def revoked(self) -> None:
+        RAW_LAG.clear()  # the partitions' new owners report them
         async with self._batch:
             with suppress(Exception):  # its failure is the consume loop's to handle
                 await self._settle()
@@ -281,6 +283,13 @@ def _feature_message(row: Row) -> Message:
             ("traceparent", new_traceparent(row.trace_id).encode()),
         ],
     )
+
+
+def _report_lag(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    for tp, next_offset in offsets.items():
+        end = consumer.highwater(tp)
+        if end is not None:
+            RAW_LAG.labels(str(tp.partition)).set(max(0, end - next_offset))
 
 
 def _message(record: ConsumerRecord) -> RawMessage:
