@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from millrace_common.errors import InvalidInput
 
-from tests.support_models import FACTORY_FEATURES, instance
+from tests.support.models import FACTORY_FEATURES, instance
 from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime
 
 PREDICT = f"/v1/models/{MODEL}/predict"
@@ -150,7 +151,7 @@ def test_api_keys_and_scopes(secured: TestClient) -> None:
 
 
 def test_a_malformed_api_keys_setting_fails_without_echoing_the_key(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="entry 1") as raised:
+    with pytest.raises(InvalidInput, match="entry 1") as raised:
         app_of(serving_runtime(tmp_path, api_keys="s3cret-without-scope"))
     assert "s3cret" not in str(raised.value)
 

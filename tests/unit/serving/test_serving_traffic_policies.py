@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from millrace_common.dataplane import Route
+from millrace_common.errors import InvalidInput
 from millrace_serving.adapters.registry import MemoryRegistry
 from millrace_serving.runtime import Runtime
 from millrace_serving.traffic import BadPolicy, Policy, parse_policies, policy_from_registry
@@ -65,7 +66,7 @@ def test_the_environment_spec_takes_sticky_and_names_bad_items() -> None:
         "a": Policy(mode="sticky", percent=5.0),
         "b": Policy(mode="shadow"),
     }
-    with pytest.raises(ValueError, match="'a:sticky'"):
+    with pytest.raises(InvalidInput, match="'a:sticky'"):
         parse_policies("a:sticky")
 
 

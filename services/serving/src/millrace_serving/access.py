@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from millrace_common.errors import Forbidden, MillraceError, TooLarge, Unauthorized
+from millrace_common.errors import Forbidden, InvalidInput, MillraceError, TooLarge, Unauthorized
 from millrace_common.http import error_response, status_of
 from starlette.requests import Request
 
@@ -37,9 +37,10 @@ def parse_api_keys(spec: str) -> dict[str, frozenset[str]]:
         granted = frozenset(s.strip() for s in scopes.split("+") if s.strip())
         if not key or not granted or not granted <= SCOPES:
             # the key itself is a secret: name its position, never its value
-            raise ValueError(
+            raise InvalidInput(
                 f"MILLRACE_SERVING_API_KEYS entry {position + 1} must be "
-                f"key:scope[+scope] with scopes from {sorted(SCOPES)}"
+                f"key:scope[+scope] with scopes from {sorted(SCOPES)}",
+                field="api_keys",
             )
         keys[key] = granted
     return keys

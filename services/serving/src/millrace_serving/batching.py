@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from millrace_common.dataplane import Outputs, run_now, scores_inline
+from millrace_common.errors import InvalidInput
 from millrace_common.scoring import LoadedModel
 
 from millrace_serving.metrics import BATCH_ROWS
@@ -32,8 +33,9 @@ def parse_batching(spec: str) -> dict[str, BatchPolicy]:
         name, window, rows = (item.rsplit(":", 2) + ["", ""])[:3]
         seconds = _seconds(window)
         if not name or seconds is None or not rows.isdigit() or int(rows) < 1:
-            raise ValueError(
-                f"MILLRACE_SERVING_BATCHING: {item!r} is not name:<window>ms:<max rows>"
+            raise InvalidInput(
+                f"MILLRACE_SERVING_BATCHING: {item!r} is not name:<window>ms:<max rows>",
+                field="batching",
             )
         policies[name] = BatchPolicy(window=seconds, max_rows=int(rows))
     return policies

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from millrace_common.errors import InvalidInput
 from millrace_common.settings import CommonSettings, service_config
 from pydantic import Field, SecretStr
 
@@ -58,7 +59,9 @@ class Settings(CommonSettings):
         for item in sorted(_split(self.versions)):
             name, _, version = item.rpartition(":")
             if not name or not version.isdigit():
-                raise ValueError(f"MILLRACE_SERVING_VERSIONS: {item!r} is not name:version")
+                raise InvalidInput(
+                    f"MILLRACE_SERVING_VERSIONS: {item!r} is not name:version", field="versions"
+                )
             pins.append((name, int(version)))
         return pins
 

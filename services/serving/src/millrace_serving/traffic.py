@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from millrace_common.dataplane import DEFAULT_ALIAS, Choice, Route, Selector, slot_selector
+from millrace_common.errors import InvalidInput
 from millrace_common.scoring import ModelSlots
 
 from millrace_serving.metrics import ROUTED
@@ -65,9 +66,10 @@ def parse_policies(spec: str) -> dict[str, Policy]:
                 mode="canary" if mode == "canary" else "sticky", percent=float(percent)
             )
         else:
-            raise ValueError(
+            raise InvalidInput(
                 f"MILLRACE_SERVING_TRAFFIC: {item!r} is not "
-                f"name:canary:<0-100>, name:sticky:<0-100> or name:shadow"
+                f"name:canary:<0-100>, name:sticky:<0-100> or name:shadow",
+                field="traffic",
             )
     return policies
 
