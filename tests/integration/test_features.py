@@ -23,20 +23,17 @@ from millrace_cli.processes import (
     ProcessSpec,
     Supervisor,
     free_port,
-    script,
     tansu_spec,
     wait_until,
 )
 from millrace_cli.simulator import factory_records, take
 from millrace_common.db import make_engine
 from millrace_common.feature_store import offline_rows, online_rows
-from millrace_common.project import load_project
 from millrace_features.adapters.tables import snapshots
-from millrace_common.feature_engine import FeatureEngine
-from millrace_features.pipeline import RawMessage, event_of
 from typer.testing import CliRunner
 
 from tests.conftest import FACTORY
+from tests.support.features import expected_features, features_process, stored_features
 
 pytestmark = pytest.mark.integration
 
@@ -79,34 +76,6 @@ def features(
     supervisor.start(spec, timeout=120)
     yield spec
     supervisor.stop(spec.name)
-
-
-def features_process(
-    *,
-    broker: str,
-    database_url: str,
-    object_store_url: str,
-    project_dir: Path,
-    data_dir: Path,
-    env: dict[str, str] | None = None,
-) -> ProcessSpec:
-    """A features worker of its own: its port, consumer group and table changelog."""
-    port = free_port()
-    return ProcessSpec(
-        name=f"features-{port}",
-        argv=[script("millrace-features")],
-        env={
-            "MILLRACE_BROKER": broker,
-            "MILLRACE_DATABASE_URL": database_url,
-            "MILLRACE_OBJECT_STORE": object_store_url,
-            "MILLRACE_PROJECT": str(project_dir),
-            "MILLRACE_FEATURES_PORT": str(port),
-            "MILLRACE_FEATURES_DATA_DIR": str(data_dir),
-            "MILLRACE_FEATURES_APP_ID": f"features-it-{port}",
-            **(env or {}),
-        },
-        ready_url=f"http://127.0.0.1:{port}/readyz",
-    )
 
 
 def _count(database_url: str, table: sa.Table) -> int:
@@ -164,28 +133,6 @@ async def test_bad_messages_go_to_dlq_and_the_rest_flows(
     assert _count(database_url, online_rows) == len({r["entity_id"] for r in good})
 
 
-def _expected_features(project_dir: Path, records: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
-    """What an uninterrupted worker computes: windows depend only on each entity's order."""
-    project = load_project(project_dir)
-    engine = FeatureEngine(project)
-    expected = {}
-    for offset, record in enumerate(records):
-        message = RawMessage(value=orjson.dumps(record), topic="raw", partition=0, offset=offset)
-        for row in engine.rows([event_of(project, message)]):
-            expected[row.event_id] = row.features
-    return expected
-
-
-def _stored_features(database_url: str) -> dict[str, dict]:  # type: ignore[type-arg]
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.select(offline_rows.c.event_id, offline_rows.c.features))
-            return {row.event_id: row.features for row in rows}
-    finally:
-        engine.dispose()
-
-
 def test_kill_9_mid_stream_loses_and_doubles_nothing(
     features: ProcessSpec, supervisor: Supervisor, broker: str, database_url: str, project_dir: Path
 ) -> None:
@@ -214,7 +161,7 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(
     )
     assert _count(database_url, offline_rows) == 3000
     # the restored windows are whole: rows after the restart equal an uninterrupted run's
-    assert _stored_features(database_url) == _expected_features(project_dir, records)
+    assert stored_features(database_url) == expected_features(project_dir, records)
 
 
 class TestScheduledRetraining:

@@ -31,7 +31,7 @@ from millrace_common.feature_store import offline_rows
 from millrace_common.objectstore import ObjectStore, open_store
 
 from tests.integration.edge_support import start_ingest
-from tests.integration.test_features import features_process
+from tests.support.features import features_process
 
 pytestmark = pytest.mark.integration
 

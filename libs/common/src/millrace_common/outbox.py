@@ -6,6 +6,7 @@ deduplicate by event id."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -130,17 +131,27 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
+        """Relay until cancelled; the database or the broker being away is waited out
+        with backoff and jitter (the events stay in the outbox), logged when it starts
+        and when it ends, not on every attempt."""
         next_purge = time.monotonic()
+        failures = 0
         while True:
             try:
                 sent = await self.relay_once()
-            except Exception as exc:  # noqa: BLE001 - keep relaying after a broker hiccup
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + self._purge_every
+                    await self._purge()
+            except Exception as exc:  # noqa: BLE001 - keep relaying after any outage
                 RELAY_FAILURES.labels(self._source).inc()
-                log.warning("outbox_relay_failed", error=repr(exc))
-                sent = 0
-            if time.monotonic() >= next_purge:
-                next_purge = time.monotonic() + self._purge_every
-                await self._purge()
+                failures += 1
+                if failures == 1:
+                    log.warning("outbox_relay_failed", error=repr(exc))
+                await asyncio.sleep(min(10.0, 0.2 * 2**failures) * random.uniform(0.8, 1.2))
+                continue
+            if failures:
+                log.info("outbox_relay_recovered", failed_attempts=failures)
+                failures = 0
             if not sent:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._interval)

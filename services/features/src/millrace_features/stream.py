@@ -64,7 +64,10 @@ def build_stream(runtime: Runtime, *, http: FastAPI) -> faust.App:
 
     @app.timer(interval=settings.retrain_check_seconds, on_leader=True)
     async def maybe_retrain() -> None:
-        await check_models(runtime)
+        try:
+            await check_models(runtime)
+        except Exception as exc:  # noqa: BLE001 - a timer that raises stops faust's app
+            log.warning("retrain_check_failed", error=repr(exc)[:300])
 
     return app
 
