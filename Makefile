@@ -3,7 +3,7 @@ PYTHON ?= python3
 UV := .tools/bin/uv
 RUN := $(UV) run --frozen
 
-.PHONY: install dev test test-unit test-integration test-e2e lint format schemas docs bench bench-mlserver compose-check clean
+.PHONY: install dev test test-unit test-integration test-e2e test-faults lint format schemas docs bench bench-mlserver compose-check clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -26,6 +26,10 @@ test-integration: install
 
 test-e2e: install
 	$(RUN) pytest tests/e2e
+
+# the fault suite alone (also part of make test): dependencies going away under real processes
+test-faults: install
+	$(RUN) pytest -m faults
 
 lint: install
 	$(RUN) ruff check .

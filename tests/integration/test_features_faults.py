@@ -27,7 +27,7 @@ from tests.support.features import (
 )
 from tests.support.kafka import produce_plain
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
 @pytest.fixture
