@@ -76,6 +76,7 @@ def run_dev(
             f"millrace dev: ports already in use: {', '.join(busy)} (--port-offset moves them all)"
         )
     workdir.mkdir(parents=True, exist_ok=True)
+    console.print(resume_note(workdir, config.database_url))
     signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C when a manager asks
     supervisor = Supervisor(workdir / "logs")
     try:
@@ -90,6 +91,21 @@ def run_dev(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         supervisor.stop_all()
         console.print("stopped")
+
+
+def resume_note(workdir: Path, database_url: str) -> str:
+    """Say whether this run resumes the last one: the broker (in memory) always starts
+    empty; the database and the object store keep what earlier runs wrote, and the
+    feature windows go on from the database's rows, so a restart resumes exactly."""
+    sqlite = database_url.startswith("sqlite")
+    kept = any(workdir.glob("millrace*.db")) if sqlite else True
+    if not kept:
+        return "starting clean: no earlier state in " + str(workdir)
+    where = str(workdir) if sqlite else "MILLRACE_DATABASE_URL"
+    return (
+        f"resuming the state in {where}: models, runs and feature rows are kept and feature "
+        "windows go on from them; the broker starts empty (rm -r the folder to start clean)"
+    )
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
