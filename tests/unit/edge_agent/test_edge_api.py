@@ -19,7 +19,7 @@ from millrace_edge_agent.adapters.kafka import group_id_of
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings, load_settings
 
-from tests.support_models import deploy_to_site, instance
+from tests.support.models import deploy_to_site, instance
 
 SITE = "plant-1"
 MODEL = "machine-failure"
@@ -28,7 +28,8 @@ MODEL = "machine-failure"
 def test_serves_the_site_model_over_the_serving_api(tmp_path: Path) -> None:
     store = MemoryStore()
     deploy_to_site(store, site=SITE, name=MODEL)
-    settings = Settings(site=SITE, cache_dir=str(tmp_path), poll_interval=0.05)
+    # no project folder: features only come with the request (see test_edge_features)
+    settings = Settings(site=SITE, cache_dir=str(tmp_path), poll_interval=0.05, project="")
     with TestClient(create_app(bootstrap(settings, store=store))) as client:
         wait_until(
             lambda: client.get("/readyz").status_code == 200,

@@ -123,6 +123,7 @@ def test_a_file_in_an_older_layout_keeps_every_row_after_the_upgrade(
     assert (letter.reason, letter.payload) == ("payload is not JSON", b"{no")
     assert queues.prediction_logs.peek(10) == [(1, b'{"request_id": "r-1"}')]
     assert queues.prediction_logs.drops() == {"buffer_full": 2}
+    assert queues.features.sizes() == (0, 0)  # the site's windows start empty
     # and the upgraded file takes what the new code writes: event times, windows
     queues.records.append(
         [NewRecord("m-3-0", "machines", "m-3", record("m-3", 0), event_ts=NOW - 30)]

@@ -1,5 +1,6 @@
 """The agent's own routes (the predict routes are serving's, ``predict_api``): local
-records into the disk queue, the dead letters, the site's status."""
+records into the disk queue (and through the feature engine), the dead letters, the
+site's status."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
+from millrace_common.contracts import FeatureRowComputed
+from millrace_common.feature_engine import Row
 from millrace_common.http import errors
 
 from millrace_edge_agent.deps import DeadLettersDep, IntakeDep, RuntimeDep
@@ -23,14 +26,35 @@ router = APIRouter(prefix="/v1", tags=["edge-agent"])
     responses=errors(422, 507),
 )
 async def post_records(
-    name: str, intake: IntakeDep, batch: Annotated[RecordBatch, Body()]
+    name: str,
+    intake: IntakeDep,
+    batch: Annotated[RecordBatch, Body()],
+    rows: Annotated[
+        bool, Query(description="answer the feature rows the records made at the site")
+    ] = False,
 ) -> RecordsAccepted:
-    """All of a batch or none of it: 202 once every record is on the site's disk; 422
-    names each bad field (``records[3].temperature``); 507 when the queue is full and
-    its policy is reject-new (the message says how many records were refused)."""
+    """All of a batch or none of it: 202 once every record is on the site's disk (with
+    the project folder, with the feature rows it made); 422 names each bad field
+    (``records[3].temperature``); 507 when the queue is full and its policy is
+    reject-new (the message says how many records were refused)."""
     queued = await intake.accept(dataset=name, records=batch.records)
     return RecordsAccepted(
-        accepted=len(queued.event_ids), event_ids=queued.event_ids, queue_depth=queued.queue_depth
+        accepted=len(queued.event_ids),
+        event_ids=queued.event_ids,
+        queue_depth=queued.queue_depth,
+        rows=[_row_out(row) for row in queued.rows] if rows else None,
+    )
+
+
+def _row_out(row: Row) -> FeatureRowComputed:
+    return FeatureRowComputed(
+        event_id=row.event_id,
+        feature_set=row.feature_set,
+        feature_set_version=row.feature_set_version,
+        entity_id=row.entity_id,
+        event_time=row.event_time,
+        features=row.features,
+        label=row.label,
     )
 
 

@@ -42,12 +42,13 @@ from millrace_edge_agent.polling import ManifestPoller
 from millrace_edge_agent.prediction_logs import PredictionLogBuffer
 from millrace_edge_agent.probation import ProbationWatch
 from millrace_edge_agent.runtime import Runtime
+from millrace_edge_agent.site_features import SiteFeatures
 from millrace_edge_agent.status import describe, heartbeat_of
 from millrace_edge_agent.sync import Syncer
 
 NO_ONLINE_STORE = (
-    "the edge agent has no online feature store, so it cannot look up "
-    "entity_ids: send 'instances' with the features"
+    "the edge agent has no online feature store without the project folder "
+    "(MILLRACE_PROJECT), so it cannot look up entity_ids: send 'instances' with the features"
 )
 QUIET = ("urllib3",)
 """The minio client's retries would log five lines per failed poll; ``sync_failed``
@@ -91,11 +92,17 @@ def bootstrap(
         settings, queues=queues, sink=prediction_sink
     )
     agent = settings.instance_id or instance_id(settings.cache_path)
+    features = (
+        SiteFeatures(project=project, tables=queues.features, max_windows=settings.max_windows)
+        if project is not None
+        else None
+    )
     intake = RecordIntake(
         queue=queues.records,
         project=project,
         max_records=settings.max_records_per_request,
         on_stored=forwarder.wakeup.set if forwarder is not None else None,
+        features=features,
     )
     mqtt_intake, mqtt = (
         make_mqtt(settings, intake=intake, queues=queues, instance=agent)
@@ -111,6 +118,7 @@ def bootstrap(
         queues=queues,
         intake=intake,
         project=project,
+        features=features,
         instance_id=agent,
         forwarder=forwarder,
         events=make_events(settings, poller=poller, instance=agent),
@@ -284,7 +292,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     # routes are matched in order, each a cost on every request: the scoring routes first
     include_flat(
         app,
-        predict_router(runtime.slots, no_lookup_message=NO_ONLINE_STORE, plane=runtime.plane),
+        predict_router(
+            runtime.slots,
+            lookup=runtime.features.lookup if runtime.features is not None else None,
+            no_lookup_message=NO_ONLINE_STORE,
+            plane=runtime.plane,
+        ),
     )
     health_routes(app, runtime)
     app.include_router(router)

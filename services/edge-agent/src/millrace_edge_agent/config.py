@@ -65,6 +65,13 @@ class Settings(CommonSettings):
     aggregate_grace: str = "10s"
     """How long past a window's end (by the site's clock), and since its last record
     arrived, a window waits for stragglers before it is sent."""
+    max_windows: int = Field(
+        10_000,
+        ge=1,
+        description="Entities whose feature windows stay in memory (with the project folder); "
+        "the least recently used leave first and are read back from the queue file when "
+        "their entity returns.",
+    )
     max_records_per_request: int = Field(
         5000, description="Most records one request may carry (more is a 422)."
     )

@@ -21,6 +21,11 @@ LAST_SYNC = Gauge(
 )
 QUEUE_DEPTH = Gauge("millrace_edge_queue_depth", "Records waiting on disk for the centre")
 QUEUED = Counter("millrace_edge_records_queued_total", "Records accepted from local producers")
+FEATURE_ROWS = Counter(
+    "millrace_edge_feature_rows_total",
+    "Feature rows computed at the site from local records (on disk with them)",
+    ["feature_set"],
+)
 FORWARDED = Counter("millrace_edge_records_forwarded_total", "Records the centre acknowledged")
 FORWARD_RECORDS_IN = Counter(
     "millrace_edge_forward_records_in_total",

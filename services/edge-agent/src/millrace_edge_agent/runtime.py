@@ -27,6 +27,7 @@ from millrace_edge_agent.intake import RecordIntake
 from millrace_edge_agent.mqtt_intake import MessageIntake
 from millrace_edge_agent.polling import ManifestPoller
 from millrace_edge_agent.prediction_logs import PredictionLogBuffer
+from millrace_edge_agent.site_features import SiteFeatures
 from millrace_edge_agent.sync import Syncer
 
 log = structlog.get_logger(__name__)
@@ -47,6 +48,8 @@ class Runtime:
     queues: Queues
     intake: RecordIntake
     project: Project | None = None
+    features: SiteFeatures | None = None
+    """The feature engine over the queue file, with the project folder."""
     instance_id: str = ""
     """This agent among its site's agents (see ``adapters.cache.instance_id``)."""
     forwarder: Forwarder | None = None

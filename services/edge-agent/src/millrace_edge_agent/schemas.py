@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from millrace_common.contracts import FeatureRowComputed
 from millrace_common.predict_api import LoadedModelOut
 from pydantic import BaseModel, Field
 
@@ -20,6 +21,12 @@ class RecordsAccepted(BaseModel):
     accepted: int
     event_ids: list[str]
     queue_depth: int = Field(description="records on disk waiting for the centre, these included")
+    rows: list[FeatureRowComputed] | None = Field(
+        None,
+        description="with ?rows=true: the feature rows these records made at the site (one "
+        "per record and feature set of its dataset, in record order), as `features` carries "
+        "them from the centre",
+    )
 
 
 class DeadLetterOut(BaseModel):
@@ -67,6 +74,17 @@ class PredictionLogsOn(BaseModel):
     last_error: str | None
 
 
+class FeaturesOff(BaseModel):
+    state: Literal["off"] = "off"
+
+
+class FeaturesOn(BaseModel):
+    state: Literal["on"] = "on"
+    feature_sets: list[str]
+    entities: int = Field(description="entities with an online row at the site")
+    readings: int = Field(description="readings kept on disk for the windows")
+
+
 class AgentStatus(BaseModel):
     """The site's state: its models, its last sync, its queue and its uplink."""
 
@@ -91,3 +109,11 @@ class AgentStatus(BaseModel):
     last_forward: datetime | None
     forward_failures: int
     prediction_logs: Annotated[PredictionLogsOff | PredictionLogsOn, Field(discriminator="state")]
+    features: Annotated[
+        FeaturesOff | FeaturesOn,
+        Field(
+            discriminator="state",
+            description="the project's feature rows, computed at the site when it has the "
+            "project folder",
+        ),
+    ]

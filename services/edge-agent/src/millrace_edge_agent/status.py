@@ -12,6 +12,8 @@ from millrace_common.predict_api import describe as describe_model
 from millrace_edge_agent.schemas import (
     AgentStatus,
     DeadLetterOut,
+    FeaturesOff,
+    FeaturesOn,
     MqttOff,
     MqttOn,
     PredictionLogsOff,
@@ -54,6 +56,7 @@ def describe(runtime: Runtime) -> AgentStatus:
         last_forward=forward.last_forward if forward else None,
         forward_failures=forward.consecutive_failures if forward else 0,
         prediction_logs=_prediction_logs(runtime),
+        features=_features(runtime),
     )
 
 
@@ -108,6 +111,17 @@ def _mqtt(runtime: Runtime) -> MqttOff | MqttOn:
         messages_invalid=status.invalid,
         last_invalid=status.last_invalid,
         waiting_for_room=status.waiting_for_room,
+    )
+
+
+def _features(runtime: Runtime) -> FeaturesOff | FeaturesOn:
+    if runtime.features is None:
+        return FeaturesOff()
+    entities, readings = runtime.queues.features.sizes()
+    return FeaturesOn(
+        feature_sets=sorted(runtime.features.project.feature_sets),
+        entities=entities,
+        readings=readings,
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from millrace_edge_agent.adapters.queue.dead_letters import DeadLetterLog
+from millrace_edge_agent.adapters.queue.features import FeatureTables
 from millrace_edge_agent.adapters.queue.file import QueueFile
 from millrace_edge_agent.adapters.queue.heartbeats import HeartbeatQueue
 from millrace_edge_agent.adapters.queue.prediction_logs import PredictionLogQueue
@@ -26,6 +27,7 @@ class Queues:
     heartbeats: HeartbeatQueue
     dead_letters: DeadLetterLog
     prediction_logs: PredictionLogQueue
+    features: FeatureTables
 
     @classmethod
     def open(
@@ -51,6 +53,7 @@ class Queues:
             heartbeats=HeartbeatQueue(file, max_rows=max_heartbeats),
             dead_letters=DeadLetterLog(file, max_rows=max_dead_letters, clock=clock),
             prediction_logs=PredictionLogQueue(file, max_rows=max_prediction_logs, clock=clock),
+            features=FeatureTables(file, clock=clock),
         )
 
     def close(self) -> None:

@@ -16,6 +16,9 @@ The layout they build::
     dead_letters(seq, received_at, source, topic, reason, payload)
     prediction_logs(seq, request_id UNIQUE, body, logged_at)
     prediction_log_drops(reason, count)
+    readings(feature_set, entity_id, event_id, at, inputs)   the site's feature windows
+    online_rows(feature_set, entity_id, feature_set_version, event_id, event_time,
+                features, label, updated_at)                 the latest row per entity
 """
 
 from __future__ import annotations
@@ -73,9 +76,29 @@ def _pre_aggregation(db: sqlite3.Connection) -> None:
     )
 
 
+def _features(db: sqlite3.Connection) -> None:
+    """The feature engine's windows at the site: each reading once per (feature set,
+    entity, event id), scanned by entity and event time; and each entity's latest row."""
+    db.execute(
+        "CREATE TABLE readings ("
+        " feature_set TEXT NOT NULL, entity_id TEXT NOT NULL, event_id TEXT NOT NULL,"
+        " at REAL NOT NULL, inputs BLOB NOT NULL,"
+        " PRIMARY KEY (feature_set, entity_id, event_id)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX readings_time ON readings (feature_set, entity_id, at)")
+    db.execute(
+        "CREATE TABLE online_rows ("
+        " feature_set TEXT NOT NULL, entity_id TEXT NOT NULL,"
+        " feature_set_version INTEGER NOT NULL, event_id TEXT NOT NULL,"
+        " event_time REAL NOT NULL, features BLOB NOT NULL, label REAL,"
+        " updated_at REAL NOT NULL, PRIMARY KEY (feature_set, entity_id)) WITHOUT ROWID"
+    )
+
+
 MIGRATIONS = (
     Migration(1, "tables", _tables),
     Migration(2, "pre_aggregation", _pre_aggregation),
+    Migration(3, "features", _features),
 )
 LATEST = MIGRATIONS[-1].version
 

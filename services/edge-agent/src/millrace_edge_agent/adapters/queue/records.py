@@ -16,10 +16,13 @@ from typing import Literal
 
 import orjson
 from millrace_common.errors import StorageFull
+from millrace_common.records import ValidRecord
 
 from millrace_edge_agent.adapters.queue.file import QueueFile, count_drops, row_count
 
 Policy = Literal["reject-new", "drop-oldest"]
+Within = Callable[[sqlite3.Connection, Sequence["NewRecord"]], None]
+"""Work done on the stored records inside the transaction that stores them."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ class NewRecord:
     record: dict  # type: ignore[type-arg]
     event_ts: float | None = None
     """The record's event time (epoch seconds), when the agent knows its dataset."""
+    valid: ValidRecord | None = None
+    """The record validated against its dataset, when the agent knows it (what the
+    feature engine takes)."""
 
 
 @dataclass(frozen=True)
@@ -73,13 +79,20 @@ class RecordQueue:
         self.policy = policy
         self.clock = clock
 
-    def append(self, records: Sequence[NewRecord], *, count_refused: bool = True) -> dict[str, int]:
+    def append(
+        self,
+        records: Sequence[NewRecord],
+        *,
+        count_refused: bool = True,
+        within: Within | None = None,
+    ) -> dict[str, int]:
         """Store all of ``records`` or none; return the drops this caused, by reason.
 
         A record whose event id is already queued is kept once (a producer's retry).
         Raises QueueFull when they do not fit under ``reject-new``;
         ``count_refused=False``: that refusal is not a drop, because the caller keeps
-        the records and offers them again (an MQTT message left with its broker)."""
+        the records and offers them again (an MQTT message left with its broker).
+        ``within``: more work on the records stored, in the same transaction."""
         refused: QueueFull | None = None
         with self.file.tx() as db:
             dropped = {"expired": self._expire(db)}
@@ -109,6 +122,8 @@ class RecordQueue:
                     for r in records
                 ],
             )
+            if within is not None and records:
+                within(db, records)
         if refused is not None:
             raise refused
         return {k: v for k, v in dropped.items() if v}
