@@ -87,9 +87,18 @@ class TimedOut(MillraceError):
 
 
 class Unavailable(MillraceError):
-    """A dependency the request needs (database, broker, object store) is away."""
+    """A dependency the request needs (database, broker, object store) is away;
+    ``retry_after``, when given, is the seconds a client should wait before trying again
+    (HTTP answers it as ``Retry-After``)."""
 
     code = "unavailable"
+    retry_after: int | None = None
+
+    def __init__(
+        self, message: str, *, field: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
 
 
 class StorageFull(MillraceError):

@@ -18,6 +18,7 @@ from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from millrace_common.errors import (
     Conflict,
@@ -105,6 +106,47 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+class BodyLimit:
+    """ASGI middleware: a body over ``max_bytes`` is a 413 in the one error body before it
+    is read (by its Content-Length; one sent chunked, as soon as it passes the limit)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            refused = TooLarge(f"the body is {int(length)} bytes; the limit is {self.max_bytes}")
+            answer = error_response(
+                Request(scope), status=413, code=refused.code, message=refused.message
+            )
+            await answer(scope, receive, send)
+            return
+        # a declared length is all the server reads; only a chunked body is counted
+        await self.app(scope, receive if length.isdigit() else self._counted(receive), send)
+
+    def _counted(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                # raised while the route reads its body: FastAPI passes HTTPExceptions on
+                # to the app's handler, which answers the one error body
+                raise StarletteHTTPException(
+                    413, f"the body exceeds the limit of {self.max_bytes} bytes"
+                )
+            return message
+
+        return counted
+
+
 def health_router(ready: ReadyCheck) -> APIRouter:
     router = APIRouter(tags=["health"])
 
@@ -180,7 +222,13 @@ _DESCRIBED = {
     504: "Timed out",
     507: "A bounded store is full",
 }
-_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    401: "unauthorized",
+    403: "forbidden",
+    413: "too_large",
+}
 
 
 def error_response(
@@ -210,7 +258,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MillraceError)
     async def _platform_error(request: Request, exc: MillraceError) -> JSONResponse:
-        return error_response(
+        answer = error_response(
             request,
             status=status_of(exc),
             code=exc.code,
@@ -218,6 +266,9 @@ def install_error_handlers(app: FastAPI) -> None:
             field=exc.field,
             problems=exc.problems,
         )
+        if isinstance(exc, Unavailable) and exc.retry_after is not None:
+            answer.headers["Retry-After"] = str(exc.retry_after)
+        return answer
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -85,10 +85,20 @@ def raw_event_id(record: ConsumerRecord) -> str:
 class Producer:
     """A thin aiokafka producer: JSON values, envelope headers, acks from all replicas."""
 
-    def __init__(self, bootstrap: str, *, source: str, max_batch_bytes: int = 16384) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        source: str,
+        max_batch_bytes: int = 16384,
+        request_timeout_ms: int = 15000,
+    ) -> None:
+        """``request_timeout_ms`` bounds a send: a message the broker has not acknowledged
+        by then fails (KafkaTimeoutError) rather than being sent later."""
         self.bootstrap = bootstrap
         self.source = source
         self.max_batch_bytes = max_batch_bytes
+        self.request_timeout_ms = request_timeout_ms
         self._client: AIOKafkaProducer | None = None
         self._partitions: dict[bytes, int] = {}  # key -> partition, for publish()
 
@@ -105,10 +115,22 @@ class Producer:
             acks="all",
             enable_idempotence=False,
             linger_ms=5,
-            request_timeout_ms=15000,
+            request_timeout_ms=self.request_timeout_ms,
             max_batch_size=self.max_batch_bytes,
         )
         await self._client.start()
+
+    async def reachable(self, *, timeout: float = 2.0) -> bool:
+        """Whether the broker answers a metadata request now (for readiness); False
+        before ``start``."""
+        if self._client is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await self._client.client.fetch_all_metadata()
+        except (KafkaError, OSError, TimeoutError):
+            return False
+        return True
 
     async def stop(self) -> None:
         if self._client is not None:

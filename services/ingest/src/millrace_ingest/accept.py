@@ -3,11 +3,12 @@ field named."""
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from typing import Any
 
+import orjson
 from millrace_common.contracts import PredictionLogged
-from millrace_common.errors import FieldProblem, InvalidInput
+from millrace_common.errors import FieldProblem, InvalidInput, TooLarge
 from millrace_common.project import Dataset
 from millrace_common.records import RecordInvalid, ValidRecord, validate_record
 from pydantic import ValidationError
@@ -53,13 +54,57 @@ def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
     return prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
 
 
-def raw_value(record: ValidRecord) -> dict[str, Any]:
-    """The JSON written to ``raw``: what any Kafka client could have produced."""
+def raw_values(records: list[ValidRecord], *, idempotency_key: str | None) -> list[dict[str, Any]]:
+    """The JSON written to ``raw`` for a batch: what any Kafka client could have produced,
+    each record with its own ``event_id`` or a deterministic one, so a retried post
+    makes no new events (features keeps one row per event id). No I/O."""
+    return [
+        raw_value(record, event_id=record.event_id or rest_event_id(record, idempotency_key, i))
+        for i, record in enumerate(records)
+    ]
+
+
+def raw_value(record: ValidRecord, *, event_id: str) -> dict[str, Any]:
     return {
         "dataset": record.dataset,
         "entity_id": record.entity_id,
         "ts": record.ts.isoformat(),
         **record.values,
         **record.labels,
-        "event_id": record.event_id or str(uuid.uuid4()),
+        "event_id": event_id,
     }
+
+
+def rest_event_id(record: ValidRecord, idempotency_key: str | None, index: int) -> str:
+    """From the post's ``Idempotency-Key`` and the record's place in the batch when the
+    client sent one; else from the record's content (dataset, entity, time, fields), so
+    the same record posted twice is the same event."""
+    if idempotency_key:
+        return f"rest-{_digest(record.dataset, idempotency_key, str(index))}"
+    content = {
+        "dataset": record.dataset,
+        "entity_id": record.entity_id,
+        "ts": record.ts.isoformat(),
+        "values": record.values,
+        "labels": record.labels,
+    }
+    return f"rest-{_digest(orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode())}"
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
+def check_sizes(values: list[dict[str, Any]], *, max_bytes: int) -> list[bytes]:
+    """Each value encoded, or TooLarge naming the largest field of the first record over
+    ``max_bytes`` (the broker's message size): refused before any record is sent."""
+    encoded = [orjson.dumps(v) for v in values]
+    for i, (value, payload) in enumerate(zip(values, encoded, strict=True)):
+        if len(payload) > max_bytes:
+            largest = max(value, key=lambda name: len(orjson.dumps(value[name])))
+            raise TooLarge(
+                f"record {i} is {len(payload)} bytes encoded, over the {max_bytes} bytes one "
+                f"record may be; its largest field is '{largest}'",
+                field=f"records[{i}].{largest}",
+            )
+    return encoded

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Body, Header
-from millrace_common.errors import InvalidInput
+from millrace_common.errors import InvalidInput, TooLarge
 from millrace_common.http import errors
 from millrace_common.logs import bind_trace
 from millrace_common.project import Project
@@ -14,7 +14,7 @@ from millrace_common.tracing import child_of, trace_id_of
 from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
-from millrace_ingest.accept import accept_batch, accept_predictions, raw_value
+from millrace_ingest.accept import accept_batch, accept_predictions, check_sizes, raw_values
 from millrace_ingest.adapters.predictions_topic import publish_predictions
 from millrace_ingest.adapters.raw_topic import publish_records
 from millrace_ingest.deps import RuntimeDep
@@ -81,26 +81,37 @@ async def get_dataset(name: str, rt: RuntimeDep) -> DatasetOut:
     "/datasets/{name}/records",
     status_code=202,
     response_model=RecordsAccepted,
-    responses=errors(404, 422, 503),
+    responses=errors(404, 413, 422, 503),
 )
 async def post_records(
     name: str,
     rt: RuntimeDep,
     batch: Annotated[RecordBatch, Body()],
     traceparent: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="Names this batch: a retry with the same key makes no new events "
+            "(a record's event id is the key and its place in the batch, unless it has one).",
+        ),
+    ] = None,
 ) -> RecordsAccepted:
     """All of a batch, or none of it: 202 once the broker has every record; 422 names
-    each bad field (``records[3].temperature``)."""
+    each bad field (``records[3].temperature``), 413 a record over the broker's message
+    size; 503 with Retry-After while the broker is away. A record without ``event_id``
+    gets a deterministic one, so a retried post makes no new events."""
     dataset = rt.project.dataset(name)
     _bounded(len(batch.records), rt.settings.max_records_per_request, field="records")
     try:
-        values = [raw_value(r) for r in accept_batch(dataset, batch.records)]
-    except InvalidInput:
+        values = raw_values(accept_batch(dataset, batch.records), idempotency_key=idempotency_key)
+        payloads = check_sizes(values, max_bytes=rt.settings.max_record_bytes)
+    except (InvalidInput, TooLarge):
         REJECTED.labels(name).inc()
         raise
     parent = child_of(traceparent)
     bind_trace(trace_id_of(parent))
-    await publish_records(rt.producer, values, traceparent=parent)
+    await publish_records(rt.broker, values, payloads, traceparent=parent)
     ACCEPTED.labels(name).inc(len(values))
     log.info(
         "records_accepted", dataset=name, count=len(values), first_event_id=values[0]["event_id"]
@@ -116,7 +127,7 @@ async def post_records(
     "/predictions",
     status_code=202,
     response_model=PredictionsAccepted,
-    responses=errors(422, 503),
+    responses=errors(413, 422, 503),
 )
 async def post_predictions(
     rt: RuntimeDep,
@@ -132,7 +143,7 @@ async def post_predictions(
         raise
     parent = child_of(traceparent)
     bind_trace(trace_id_of(parent))
-    await publish_predictions(rt.producer, logs, traceparent=parent)
+    await publish_predictions(rt.broker, logs, traceparent=parent)
     PREDICTIONS_ACCEPTED.inc(len(logs))
     log.info("prediction_logs_accepted", count=len(logs), site=logs[0].site)
     return PredictionsAccepted(accepted=len(logs), trace_id=trace_id_of(parent))

@@ -4,6 +4,7 @@ logs of edge agents. The composition root (``bootstrap``), the app and ``main``.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from millrace_common.http import BodyLimit
 from millrace_common.messaging import Producer
 from millrace_common.project import load_project
 from millrace_common.service import run, service_app
@@ -17,12 +18,20 @@ def bootstrap(settings: Settings, *, producer: Producer | None = None) -> Runtim
     return Runtime(
         settings=settings,
         project=load_project(settings.project),
-        producer=producer or Producer(settings.broker, source="ingest"),
+        producer=producer
+        or Producer(
+            settings.broker,
+            source="ingest",
+            # a batch the broker has not taken by the time the post is answered 503 is
+            # dropped by the producer, not sent later beside the client's retry
+            request_timeout_ms=int(settings.send_timeout * 1000),
+        ),
     )
 
 
 def create_app(runtime: Runtime) -> FastAPI:
     app = service_app(runtime, title="Millrace ingest", description=__doc__)
+    app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     app.include_router(router)
     return app
 

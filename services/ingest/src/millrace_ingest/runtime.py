@@ -1,4 +1,4 @@
-"""What ingest runs on: its project and its producer, started and stopped with the app."""
+"""What ingest runs on: its project and its broker, started and stopped with the app."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from millrace_common.contracts import PREDICTIONS, RAW
 from millrace_common.messaging import Producer, ensure_topics, wait_for_broker
 from millrace_common.project import Project
 
+from millrace_ingest.adapters.broker import Broker
 from millrace_ingest.config import Settings
 
 
@@ -16,6 +17,9 @@ class Runtime:
         self.settings = settings
         self.project = project
         self.producer = producer
+        self.broker = Broker(
+            producer, timeout=settings.send_timeout, retry_after=settings.retry_after
+        )
         self.started = False
 
     async def start(self) -> None:
@@ -28,4 +32,7 @@ class Runtime:
         await self.producer.stop()
 
     async def ready(self) -> tuple[bool, str]:
-        return self.started, "producer started" if self.started else "starting"
+        """Red, naming the broker, while it does not answer; green again once it does."""
+        if not self.started:
+            return False, "starting"
+        return await self.broker.ready()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from millrace_common.contracts import EVENT_TYPES, PREDICTIONS, PredictionLogged
-from millrace_common.messaging import Envelope, Producer, dumps
+from millrace_common.messaging import Envelope, dumps
+
+from millrace_ingest.adapters.broker import Broker
 
 
 async def publish_predictions(
-    producer: Producer, logs: list[PredictionLogged], *, traceparent: str
+    broker: Broker, logs: list[PredictionLogged], *, traceparent: str
 ) -> None:
     """The envelope's id is the log's request id, so a resent log is recognisable by
     its headers as well as by its value."""
@@ -18,11 +20,11 @@ async def publish_predictions(
             Envelope(
                 id=log.request_id,
                 type=EVENT_TYPES[PREDICTIONS],
-                source=producer.source,
+                source=broker.source,
                 time=log.at.isoformat(),
                 traceparent=traceparent,
             ),
         )
         for log in logs
     ]
-    await producer.send_many(PREDICTIONS, items)
+    await broker.send_many(PREDICTIONS, items)

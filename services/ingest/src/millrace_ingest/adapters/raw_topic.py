@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from millrace_common.contracts import EVENT_TYPES, RAW
-from millrace_common.messaging import Envelope, Producer
+from millrace_common.messaging import Envelope
+
+from millrace_ingest.adapters.broker import Broker
 
 
 async def publish_records(
-    producer: Producer, values: list[dict[str, Any]], *, traceparent: str
+    broker: Broker, values: list[dict[str, Any]], payloads: list[bytes], *, traceparent: str
 ) -> None:
+    """``payloads`` are ``values`` encoded (as the size check encoded them)."""
     items = [
         (
             value["entity_id"],
-            orjson.dumps(value),
+            payload,
             Envelope(
                 id=value["event_id"],
                 type=EVENT_TYPES[RAW],
-                source=producer.source,
+                source=broker.source,
                 time=value["ts"],
                 traceparent=traceparent,
             ),
         )
-        for value in values
+        for value, payload in zip(values, payloads, strict=True)
     ]
-    await producer.send_many(RAW, items)
+    await broker.send_many(RAW, items)
