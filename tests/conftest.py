@@ -3,23 +3,31 @@ and the S3 protocol through moto's server."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from millrace_cli.processes import Supervisor, free_port, tansu_spec
 
-ROOT = Path(__file__).resolve().parents[1]
-FACTORY = ROOT / "examples" / "factory"
-PG_ADMIN = os.environ.get("MILLRACE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from tests.support.databases import create_database, drop_database
+from tests.support.paths import FACTORY
 
 
 @pytest.fixture(scope="session")
 def project_dir() -> Path:
     return FACTORY
+
+
+@pytest.fixture(autouse=True)
+def serving_cache_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test's serving runtimes and processes keep their model cache apart (it would
+    otherwise be ./.millrace/serving/<port>, shared by every test run)."""
+    path = tmp_path_factory.mktemp("serving-cache")
+    monkeypatch.setenv("MILLRACE_SERVING_CACHE_DIR", str(path))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -37,19 +45,6 @@ def broker(supervisor: Supervisor) -> str:
     return f"127.0.0.1:{port}"
 
 
-def create_database() -> str:
-    name = f"millrace_test_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-
-
-def drop_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def database_url() -> Iterator[str]:
     """A new, empty Postgres database per test."""
@@ -61,15 +56,10 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server, so the ``minio`` client code path is the one tested."""
-    from moto.server import ThreadedMotoServer
+    from tests.support.s3 import start_s3  # moto is slow to import: only when asked
 
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "millrace-test")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "millrace-test-secret")
-    os.environ.setdefault("AWS_REGION", "us-east-1")
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
+    server, endpoint = start_s3()
+    yield endpoint
     server.stop()
 
 

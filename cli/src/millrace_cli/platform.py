@@ -44,6 +44,7 @@ class PlatformConfig:
             "MILLRACE_TRAINER_REGISTRY_URL": self.url("registry"),
             "MILLRACE_SERVING_REGISTRY_URL": self.url("registry"),
             "MILLRACE_FEATURES_DATA_DIR": str(self.workdir / "features-state"),
+            "MILLRACE_SERVING_CACHE_DIR": str(self.workdir / "serving-cache"),
             **self.env,
         }
 

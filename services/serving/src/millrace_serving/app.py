@@ -10,6 +10,7 @@ from millrace_common.db import make_engine
 from millrace_common.http import include_flat
 from millrace_common.inference_protocol import v2_router
 from millrace_common.messaging import Producer
+from millrace_common.model_cache import ModelCache
 from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.predict_api import predict_router
 from millrace_common.scoring import ModelSlots
@@ -39,15 +40,18 @@ def bootstrap(
     engine: Engine | None = None,
     producer: Producer | None = None,
     publisher: PredictionPublisher | None = None,
+    cache: ModelCache | None = None,
 ) -> Runtime:
     """Every port, follower and use case serving runs on; ``publisher`` stands in for
-    the Kafka prediction log (used only when ``publish_predictions`` is on)."""
+    the Kafka prediction log (used only when ``publish_predictions`` is on); ``cache``
+    (the last-known-good models on disk) defaults to ``settings.cache_path``."""
     slots = ModelSlots()
     served = Served(models=settings.model_names, aliases=settings.alias_names)
     swapper = Swapper(
         slots=slots,
         store=store or open_store(settings.object_store, create_bucket=False),
         served=served,
+        cache=cache or ModelCache(settings.cache_path),
     )
     registry = registry or HttpRegistry(settings.registry_url)
     engine = engine or make_engine(settings.database_url)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from millrace_common.errors import InvalidInput
 from millrace_common.settings import CommonSettings, service_config
 from pydantic import Field, SecretStr
@@ -44,6 +46,22 @@ class Settings(CommonSettings):
     override the registry's policy for the models they name."""
     traffic_interval: float = 5.0
     """Seconds between reads of the registry's traffic policies (0: read once at start)."""
+    cache_dir: str = Field(
+        "",
+        description="Where the last-known-good model of every slot served is kept, so a "
+        "restart with the registry or the object store away serves it (default "
+        "./.millrace/serving/<port>).",
+    )
+    retry_max_delay: float = Field(
+        3.0,
+        description="Longest wait between tries while the registry, the broker or a model's "
+        "artifact is away (backoff with jitter up to it).",
+    )
+
+    @property
+    def cache_path(self) -> Path:
+        # one folder per port: two serving processes on one host never share current.json
+        return Path(self.cache_dir) if self.cache_dir else Path(f"./.millrace/serving/{self.port}")
 
     @property
     def model_names(self) -> frozenset[str]:

@@ -29,3 +29,10 @@ ROUTED = Counter(
     "Requests routed by a traffic policy",
     ["model", "alias", "policy"],
 )
+TARGET_MISMATCH = Gauge(
+    "millrace_serving_target_mismatch",
+    "1 while what a slot serves differs from the registry's target (or cannot be checked "
+    "against it), with why: missing_artifact, sha256_mismatch, schema_mismatch, "
+    "store_unreachable, registry_unreachable …",
+    ["model", "alias", "reason"],
+)
