@@ -38,7 +38,7 @@ class Broker:
         except (KafkaError, OSError, TimeoutError) as exc:
             self.away = True
             log.warning("broker_send_failed", topic=topic, error=repr(exc))
-            raise self._unavailable(f"did not take the records within {self.timeout:g} s") from None
+            raise self._unavailable(f"did not take the records ({type(exc).__name__})") from None
         if self.away:
             log.info("broker_back", broker=self.producer.bootstrap)
         self.away = False
