@@ -20,13 +20,13 @@ from fastapi import FastAPI, Request, Response
 from millrace_common.contracts import AliasTarget
 from millrace_common.db import make_engine
 from millrace_common.http import DirectRoute, freeze_startup_heap
-from millrace_common.objectstore import MemoryStore, sha256_hex
+from millrace_common.objectstore import MemoryStore
 from millrace_serving.adapters.registry import MemoryRegistry
 from millrace_serving.app import bootstrap, create_app
 from millrace_serving.config import Settings
 from millrace_serving.runtime import Runtime
 
-from bench._model import Kind, fitted
+from tests.support.models import Kind, fit
 
 PLAIN, BATCHED = "machine-failure", "machine-failure-batched"
 FOREST, FOREST_BATCHED = "machine-failure-forest", "machine-failure-forest-batched"
@@ -45,19 +45,9 @@ def targets(store: MemoryStore) -> dict[tuple[str, int], AliasTarget]:
     1 of the forest and of the MLP; each under a plain and a batched name."""
     found = {}
     for version, kind, names in SERVED:
-        model = fitted(seed=version, kind=kind)
+        model = fit(seed=version, kind=kind)
         for name in names:
-            key = f"models/{name}/{version}/model.onnx"
-            store.put(key, model.onnx)
-            found[(name, version)] = AliasTarget(
-                name=name,
-                version=version,
-                alias="production",
-                artifact_uri=store.uri(key),
-                sha256=sha256_hex(model.onnx),
-                size=len(model.onnx),
-                model_schema=model.schema,
-            )
+            found[(name, version)] = model.upload(store, name=name, version=version)
     return found
 
 

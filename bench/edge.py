@@ -16,17 +16,15 @@ import os
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
-from millrace_common.contracts import SiteManifest
 from millrace_common.objectstore import LocalStore
 
 from bench._load import Stats, load, request_bytes
-from tests.support_models import build_model, instance
+from tests.support.models import deploy_to_site, instance
 
 SITE = "bench-site"
 MODEL = "machine-failure"
@@ -52,15 +50,7 @@ class _Ack(BaseHTTPRequestHandler):
 
 
 def _publish(root: Path) -> None:
-    store = LocalStore(root)
-    artifact = build_model(seed=1)
-    store.put(artifact.key(MODEL, 1), artifact.data)
-    manifest = SiteManifest(
-        site=SITE,
-        updated_at=datetime.now(UTC),
-        models=[artifact.target(store, name=MODEL, version=1)],
-    )
-    store.put(f"sites/{SITE}/manifest.json", manifest.model_dump_json(by_alias=True).encode())
+    deploy_to_site(LocalStore(root), site=SITE, name=MODEL)
 
 
 def _rss_mib(pid: int) -> float:

@@ -34,8 +34,8 @@ import httpx
 import numpy as np
 
 from bench._load import Stats, load, request_bytes
-from bench._model import FEATURES, MLP_LAYERS, Kind, fitted
 from bench._server import BATCHED, FOREST, FOREST_BATCHED, MLP, MLP_BATCHED, PLAIN
+from tests.support.models import FACTORY_FEATURES, MLP_LAYERS, Kind, fit
 
 TITLE = "serving: ratios measured in one run (raw-socket keep-alive load, 1-row requests)"
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ MLSERVER = Path(os.environ.get("MILLRACE_BENCH_MLSERVER", ROOT / ".bench-venv/bi
 SECONDS = float(os.environ.get("MILLRACE_BENCH_SECONDS", "3"))
 CONCURRENCY = 16
 ROW = [0.5, 0.9, -0.2, 0.1, 1.3, -0.7, 0.05]
-V1_BODY = json.dumps({"instances": [dict(zip(FEATURES, ROW, strict=True))]}).encode()
+V1_BODY = json.dumps({"instances": [dict(zip(FACTORY_FEATURES, ROW, strict=True))]}).encode()
 V2_BODY = json.dumps(
     {"inputs": [{"name": "input", "shape": [1, 7], "datatype": "FP32", "data": ROW}]}
 ).encode()
@@ -119,7 +119,7 @@ def direct_floor() -> Stats:
     """InferenceSession.run on the same 1-row input, back to back, in this process."""
     from millrace_common.scoring import open_session
 
-    session = open_session(fitted(seed=1).onnx)
+    session = open_session(fit(seed=1).data)
     x = np.asarray([ROW], dtype=np.float32)
     latencies = []
     started = time.perf_counter()
@@ -141,7 +141,7 @@ def session_cost(kind: Kind) -> str:
     """The median direct ``session.run`` of 1 row and of 32 rows, in this process."""
     from millrace_common.scoring import open_session
 
-    session = open_session(fitted(seed=1, kind=kind).onnx)
+    session = open_session(fit(seed=1, kind=kind).data)
     ms = {}
     for rows in (1, 32):
         x = np.asarray([ROW] * rows, dtype=np.float32)
@@ -298,7 +298,7 @@ def mlserver_rows(millrace_port: int) -> list[dict[str, Any]]:
     try:
         model_dir = folder / PLAIN
         model_dir.mkdir()
-        joblib.dump(fitted(seed=1).estimator, model_dir / "model.joblib")
+        joblib.dump(fit(seed=1).estimator, model_dir / "model.joblib")
         (model_dir / "model-settings.json").write_text(
             json.dumps(
                 {

@@ -21,7 +21,7 @@ from millrace_cli.simulator import factory_records, take
 from millrace_common.db import make_engine
 from millrace_common.feature_store import offline_rows
 
-from tests.e2e.conftest import RETRAIN_EVERY, Platform
+from tests.support.platform import RETRAIN_EVERY, Platform
 
 pytestmark = pytest.mark.e2e
 MODEL = "machine-failure"

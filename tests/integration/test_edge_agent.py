@@ -3,21 +3,20 @@ follows a new version, and keeps serving from disk through a store outage and a 
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
-from millrace_common.contracts import SiteManifest
 from millrace_common.objectstore import ObjectStore, open_store
 from moto.server import ThreadedMotoServer
 
-from tests.support_models import build_model, instance
+from tests.support.edge import served_version
+from tests.support.models import deploy_to_site
+from tests.support.s3 import start_s3
 
 pytestmark = pytest.mark.integration
 SITE = "plant-7"
@@ -25,37 +24,16 @@ MODEL = "machine-failure"
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ThreadedMotoServer, str]]:
+def s3() -> Iterator[tuple[ThreadedMotoServer, str]]:
     """An S3 server of this test's own, so the test can take it down."""
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "edge-test"),
-        ("AWS_SECRET_ACCESS_KEY", "secret"),
-        ("AWS_REGION", "us-east-1"),
-    ):
-        monkeypatch.setenv(name, os.environ.get(name, value))
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server, endpoint = start_s3()
     bucket = f"edge-{secrets.token_hex(4)}"
-    yield server, f"s3://{bucket}?endpoint=http://127.0.0.1:{port}&region=us-east-1"
+    yield server, f"s3://{bucket}?endpoint={endpoint}&region=us-east-1"
     server.stop()
 
 
 def deploy(store: ObjectStore, version: int) -> None:
-    """What the registry does for a site: the artifact, then the manifest naming it."""
-    artifact = build_model(seed=version)
-    store.put(artifact.key(MODEL, version), artifact.data)
-    manifest = SiteManifest(
-        site=SITE,
-        updated_at=datetime.now(UTC),
-        models=[artifact.target(store, name=MODEL, version=version)],
-    )
-    store.put(f"sites/{SITE}/manifest.json", manifest.model_dump_json(by_alias=True).encode())
-
-
-def version_served(base: str) -> int | None:
-    response = httpx.post(f"{base}/v1/models/{MODEL}/predict", json={"instances": [instance()]})
-    return response.json()["version"] if response.status_code == 200 else None
+    deploy_to_site(store, site=SITE, name=MODEL, version=version, seed=version)
 
 
 def test_serves_the_manifest_and_survives_a_store_outage_and_restart(
@@ -83,9 +61,11 @@ def test_serves_the_manifest_and_survives_a_store_outage_and_restart(
     )
     try:
         supervisor.start(spec, timeout=60)
-        assert version_served(base) == 1
+        assert served_version(base, MODEL) == 1
         deploy(store, 2)
-        wait_until(lambda: version_served(base) == 2, timeout=30, what="version 2 at the edge")
+        wait_until(
+            lambda: served_version(base, MODEL) == 2, timeout=30, what="version 2 at the edge"
+        )
 
         server.stop()
         wait_until(
@@ -93,7 +73,7 @@ def test_serves_the_manifest_and_survives_a_store_outage_and_restart(
             timeout=60,
             what="the agent to notice the store is down",
         )
-        assert version_served(base) == 2
+        assert served_version(base, MODEL) == 2
         status = httpx.get(f"{base}/v1/status").json()
         assert status["last_error"] and status["site"] == SITE
         assert "millrace_edge_sync_failures_total" in httpx.get(f"{base}/metrics").text
@@ -103,7 +83,7 @@ def test_serves_the_manifest_and_survives_a_store_outage_and_restart(
         # uvicorn re-raises the signal after its graceful shutdown
         assert running.popen.returncode in (0, -signal.SIGTERM)
         assert "Application shutdown complete" in running.log_path.read_text()
-        assert version_served(base) == 2
+        assert served_version(base, MODEL) == 2
         models = httpx.get(f"{base}/v1/status").json()["models"]
         assert [(m["name"], m["version"]) for m in models] == [(MODEL, 2)]
     finally:

@@ -7,7 +7,6 @@ and counts exactly what the centre will miss."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,29 +15,16 @@ import httpx
 import pytest
 from millrace_cli.processes import ProcessSpec, Supervisor, wait_until
 
-from tests.integration.edge_support import (
+from tests.support.edge import (
     LinkProxy,
+    agent_status,
     first_seen_per_entity,
     forwarding_agent,
     read_raw,
-    start_ingest,
 )
 
 pytestmark = pytest.mark.integration
 SITE = "plant-fw"
-
-
-@pytest.fixture
-def ingest_port(supervisor: Supervisor, broker: str, project_dir: Path) -> Iterator[int]:
-    yield start_ingest(supervisor, name="ingest-fw", broker=broker, project_dir=project_dir)
-    supervisor.stop("ingest-fw")
-
-
-@pytest.fixture
-def link(ingest_port: int) -> Iterator[LinkProxy]:
-    proxy = LinkProxy(ingest_port)
-    yield proxy
-    proxy.close()
 
 
 def agent_spec(
@@ -88,10 +74,6 @@ class Producer:
         return response
 
 
-def status(base: str) -> dict[str, Any]:
-    return httpx.get(f"{base}/v1/status", timeout=5).json()  # type: ignore[no-any-return]
-
-
 async def test_nothing_is_lost_through_an_outage_and_a_kill_9(
     tmp_path: Path, project_dir: Path, link: LinkProxy, broker: str
 ) -> None:
@@ -104,7 +86,7 @@ async def test_nothing_is_lost_through_an_outage_and_a_kill_9(
         for _ in range(5):
             assert producer.send_round().status_code == 202
         wait_until(
-            lambda: status(base)["forwarded"] == 15,
+            lambda: agent_status(base)["forwarded"] == 15,
             timeout=30,
             what="the first records to reach the centre",
         )
@@ -113,24 +95,24 @@ async def test_nothing_is_lost_through_an_outage_and_a_kill_9(
         for _ in range(10):
             assert producer.send_round().status_code == 202
         wait_until(
-            lambda: status(base)["forward_failures"] > 0,
+            lambda: agent_status(base)["forward_failures"] > 0,
             timeout=30,
             what="the agent to notice the link is down",
         )
-        assert status(base)["queue_depth"] > 0
+        assert agent_status(base)["queue_depth"] > 0
         supervisor.kill("edge-fw")  # kill -9 in the middle of the outage
 
         supervisor.start(spec, timeout=60)
-        assert status(base)["queue_depth"] > 0  # what was queued is still there
+        assert agent_status(base)["queue_depth"] > 0  # what was queued is still there
         for _ in range(5):
             assert producer.send_round().status_code == 202
         link.restore()
         wait_until(
-            lambda: status(base)["queue_depth"] == 0,
+            lambda: agent_status(base)["queue_depth"] == 0,
             timeout=60,
             what="the queue to drain once the link is back",
         )
-        assert status(base)["drops"] == {}
+        assert agent_status(base)["drops"] == {}
     finally:
         supervisor.stop_all()
 
@@ -158,7 +140,7 @@ async def test_a_full_queue_drops_oldest_and_counts_what_the_centre_misses(
         supervisor.start(spec, timeout=60)
         for _ in range(10):
             assert producer.send_round().status_code == 202
-        state = status(base)
+        state = agent_status(base)
         assert state["queue_depth"] == 8
         dropped = state["drops"]["queue_full_dropped_oldest"]
         assert dropped == 12
@@ -168,7 +150,7 @@ async def test_a_full_queue_drops_oldest_and_counts_what_the_centre_misses(
         )
         link.restore()
         wait_until(
-            lambda: status(base)["queue_depth"] == 0,
+            lambda: agent_status(base)["queue_depth"] == 0,
             timeout=60,
             what="the queue to drain once the link is back",
         )
@@ -221,11 +203,11 @@ async def test_pre_aggregation_sends_one_record_per_entity_and_window_once(
             )
             assert posted.status_code == 202, posted.text
         wait_until(
-            lambda: status(base)["queue_depth"] == 0,
+            lambda: agent_status(base)["queue_depth"] == 0,
             timeout=30,
             what="every window to close and reach the centre",
         )
-        state = status(base)
+        state = agent_status(base)
     finally:
         supervisor.stop_all()
 

@@ -7,67 +7,28 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
 from millrace_common.contracts import (
-    EVENT_TYPES,
     MODEL_PUBLISHED,
     AliasTarget,
-    ModelPublished,
-    SiteManifest,
 )
-from millrace_common.messaging import Envelope, Producer, ensure_topics
+from millrace_common.messaging import ensure_topics
 from millrace_common.objectstore import ObjectStore, open_store
 
-from tests.support_models import build_model, instance
+from tests.support.edge import served_version
+from tests.support.kafka import publish_model
+from tests.support.models import deploy_to_site
 
 pytestmark = pytest.mark.integration
 MODEL = "machine-failure"
 
 
 def deploy(store: ObjectStore, site: str, version: int) -> AliasTarget:
-    """What the registry does before it publishes: the artifact, then the manifest."""
-    artifact = build_model(seed=version)
-    store.put(artifact.key(MODEL, version), artifact.data)
-    target = artifact.target(store, name=MODEL, version=version)
-    manifest = SiteManifest(site=site, updated_at=datetime.now(UTC), models=[target])
-    store.put(f"sites/{site}/manifest.json", manifest.model_dump_json(by_alias=True).encode())
-    return target
-
-
-async def publish(broker: str, target: AliasTarget, *, name: str | None = None) -> None:
-    event = ModelPublished(
-        event_id=str(uuid.uuid4()),
-        name=name or target.name,
-        version=target.version,
-        alias=target.alias,
-        artifact_uri=target.artifact_uri,
-        sha256=target.sha256,
-        size=target.size,
-        model_schema=target.model_schema,
-        lineage_id="test",
-        published_at=datetime.now(UTC),
-    )
-    producer = Producer(broker, source="registry-test")
-    await producer.start()
-    try:
-        await producer.send(
-            MODEL_PUBLISHED,
-            event,
-            key=f"{event.name}:{event.alias}",
-            envelope=Envelope.new(type=EVENT_TYPES[MODEL_PUBLISHED], source="registry-test"),
-        )
-    finally:
-        await producer.stop()
-
-
-def served(base: str) -> int | None:
-    response = httpx.post(f"{base}/v1/models/{MODEL}/predict", json={"instances": [instance()]})
-    return response.json()["version"] if response.status_code == 200 else None
+    return deploy_to_site(store, site=site, name=MODEL, version=version, seed=version)
 
 
 def agent_spec(*, site: str, port: int, store_url: str, broker: str, cache: Path) -> ProcessSpec:
@@ -113,17 +74,17 @@ async def test_a_connected_site_swaps_within_seconds_of_the_event(
             timeout=60,
             what="the agent to join its consumer group",
         )
-        assert served(base) == 1
+        assert served_version(base, MODEL) == 1
 
         target = deploy(store, site, 2)
-        await publish(broker, target, name="another-model")  # not this site's: ignored
+        await publish_model(broker, target, name="another-model")  # not this site's: ignored
         await asyncio.sleep(1.0)
-        assert served(base) == 1
+        assert served_version(base, MODEL) == 1
         published = time.monotonic()
-        await publish(broker, target)
+        await publish_model(broker, target)
         await asyncio.to_thread(
             wait_until,
-            lambda: served(base) == 2,
+            lambda: served_version(base, MODEL) == 2,
             timeout=15,
             what="version 2 after its event",
             interval=0.05,
@@ -157,9 +118,11 @@ def test_an_unreachable_broker_holds_up_neither_serving_nor_polling(
     supervisor = Supervisor(tmp_path / "logs")
     try:
         supervisor.start(spec, timeout=60)
-        assert served(base) == 1
+        assert served_version(base, MODEL) == 1
         deploy(store, site, 2)
-        wait_until(lambda: served(base) == 2, timeout=20, what="version 2 by polling")
+        wait_until(
+            lambda: served_version(base, MODEL) == 2, timeout=20, what="version 2 by polling"
+        )
         assert httpx.get(f"{base}/v1/status").json()["model_events"] == "connecting"
     finally:
         supervisor.stop_all()
@@ -200,13 +163,13 @@ async def test_two_agents_of_one_site_both_swap_from_the_event(
             )
         ids = {httpx.get(f"{base}/v1/status").json()["instance_id"] for base in bases}
         assert len(ids) == 2
-        assert [served(base) for base in bases] == [1, 1]
+        assert [served_version(base, MODEL) for base in bases] == [1, 1]
 
-        await publish(broker, deploy(store, site, 2))
+        await publish_model(broker, deploy(store, site, 2))
         for base in bases:
             await asyncio.to_thread(
                 wait_until,
-                lambda base=base: served(base) == 2,
+                lambda base=base: served_version(base, MODEL) == 2,
                 timeout=15,
                 what=f"version 2 on {base} after its event (polls are an hour apart)",
                 interval=0.05,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,47 +14,29 @@ import aiomqtt
 import httpx
 import orjson
 import pytest
-from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
+from millrace_cli.processes import ProcessSpec, Supervisor, free_port, wait_until
 
-from tests.integration.edge_support import first_seen_per_entity, read_raw, start_ingest
+from tests.support.edge import agent_status, first_seen_per_entity, forwarding_agent, read_raw
 
 pytestmark = pytest.mark.integration
 SITE = "plant-mq"
 MQTT_URL = os.environ.get("MILLRACE_TEST_MQTT", "mqtt://127.0.0.1:1883")
 
 
-@pytest.fixture
-def ingest_port(supervisor: Supervisor, broker: str, project_dir: Path) -> Iterator[int]:
-    yield start_ingest(supervisor, name="ingest-mq", broker=broker, project_dir=project_dir)
-    supervisor.stop("ingest-mq")
-
-
 def agent_spec(
     tmp_path: Path, project_dir: Path, *, ingest_port: int, prefix: str
 ) -> tuple[ProcessSpec, str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    spec = ProcessSpec(
+    return forwarding_agent(
         name="edge-mq",
-        argv=[script("millrace-edge-agent"), "run", "--site", SITE],
+        site=SITE,
+        tmp_path=tmp_path,
+        project_dir=project_dir,
+        forward_url=f"http://127.0.0.1:{ingest_port}",
         env={
-            "MILLRACE_EDGE_AGENT_PORT": str(port),
-            "MILLRACE_EDGE_AGENT_CACHE_DIR": str(tmp_path / "site"),
-            "MILLRACE_OBJECT_STORE": f"file://{tmp_path / 'objects'}",
-            "MILLRACE_PROJECT": str(project_dir),
-            "MILLRACE_BROKER": "",
-            "MILLRACE_EDGE_AGENT_FORWARD_URL": f"http://127.0.0.1:{ingest_port}",
-            "MILLRACE_EDGE_AGENT_FORWARD_RETRY_CAP": "0.5",
             "MILLRACE_EDGE_AGENT_MQTT_URL": MQTT_URL,
             "MILLRACE_EDGE_AGENT_MQTT_TOPIC": f"{prefix}/{{site}}/{{dataset}}/records",
         },
-        ready_url=f"{base}/healthz",
     )
-    return spec, base
-
-
-def status(base: str) -> dict[str, Any]:
-    return httpx.get(f"{base}/v1/status", timeout=5).json()  # type: ignore[no-any-return]
 
 
 class Producers:
@@ -120,7 +101,7 @@ async def test_mqtt_records_reach_raw_once_in_order_also_across_a_restart(
     try:
         supervisor.start(spec, timeout=60)
         wait_until(
-            lambda: status(base)["mqtt"]["state"] == "subscribed",
+            lambda: agent_status(base)["mqtt"]["state"] == "subscribed",
             timeout=30,
             what="the agent to subscribe",
         )
@@ -128,7 +109,7 @@ async def test_mqtt_records_reach_raw_once_in_order_also_across_a_restart(
             for _ in range(4):
                 await producers.publish_round(client)
         wait_until(
-            lambda: status(base)["forwarded"] == producers.total,
+            lambda: agent_status(base)["forwarded"] == producers.total,
             timeout=60,
             what="the first records to reach the centre",
         )
@@ -139,11 +120,11 @@ async def test_mqtt_records_reach_raw_once_in_order_also_across_a_restart(
                 await producers.publish_round(client)
         supervisor.start(spec, timeout=60)
         wait_until(
-            lambda: status(base)["forwarded"] == producers.total - 24,
+            lambda: agent_status(base)["forwarded"] == producers.total - 24,
             timeout=60,
             what="what was published while the agent was down to reach the centre",
         )
-        state = status(base)
+        state = agent_status(base)
     finally:
         supervisor.stop_all()
         await forget_session(tmp_path)
@@ -169,7 +150,7 @@ async def test_a_malformed_message_is_kept_with_its_reason_and_counted(
     try:
         supervisor.start(spec, timeout=60)
         wait_until(
-            lambda: status(base)["mqtt"]["state"] == "subscribed",
+            lambda: agent_status(base)["mqtt"]["state"] == "subscribed",
             timeout=30,
             what="the agent to subscribe",
         )
@@ -179,11 +160,11 @@ async def test_a_malformed_message_is_kept_with_its_reason_and_counted(
             await client.publish(f"{prefix}/{SITE}/lathes/records", orjson.dumps(good), qos=1)
             await client.publish(producers.topic, orjson.dumps(good), qos=1)
         wait_until(
-            lambda: status(base)["forwarded"] == 1,
+            lambda: agent_status(base)["forwarded"] == 1,
             timeout=30,
             what="the good record to reach the centre",
         )
-        state = status(base)
+        state = agent_status(base)
         letters = httpx.get(f"{base}/v1/dead-letters").json()["dead_letters"]
         metrics = httpx.get(f"{base}/metrics").text
     finally:
@@ -217,7 +198,7 @@ async def test_no_puback_before_the_record_is_on_disk(tmp_path: Path, project_di
     try:
         supervisor.start(spec, timeout=60)
         wait_until(
-            lambda: status(base)["mqtt"]["state"] == "subscribed",
+            lambda: agent_status(base)["mqtt"]["state"] == "subscribed",
             timeout=30,
             what="the agent to subscribe",
         )
@@ -227,7 +208,7 @@ async def test_no_puback_before_the_record_is_on_disk(tmp_path: Path, project_di
                     producers.topic, orjson.dumps(producers.reading(entity)), qos=1
                 )
         wait_until(
-            lambda: status(base)["mqtt"]["waiting_for_room"],
+            lambda: agent_status(base)["mqtt"]["waiting_for_room"],
             timeout=30,
             what="the third message to wait for room",
         )
@@ -236,11 +217,11 @@ async def test_no_puback_before_the_record_is_on_disk(tmp_path: Path, project_di
         spec.env["MILLRACE_EDGE_AGENT_QUEUE_MAX_ROWS"] = "100"
         supervisor.start(spec, timeout=60)
         wait_until(
-            lambda: status(base)["queue_depth"] == 3,
+            lambda: agent_status(base)["queue_depth"] == 3,
             timeout=30,
             what="the broker to deliver the unacknowledged message again",
         )
-        state = status(base)
+        state = agent_status(base)
     finally:
         supervisor.stop_all()
         await forget_session(tmp_path)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +17,11 @@ from millrace_cli.processes import Supervisor, wait_until
 from millrace_common.contracts import PredictionLogged
 from millrace_common.objectstore import open_store
 
-from tests.integration.edge_support import (
-    LinkProxy,
-    forwarding_agent,
-    read_predictions,
-    start_ingest,
-)
-from tests.support_models import deploy_to_site, instance
+from tests.support.edge import LinkProxy, agent_status, forwarding_agent, read_predictions
+from tests.support.models import deploy_to_site, instance
 
 pytestmark = pytest.mark.integration
 MODEL = "machine-failure"
-
-
-@pytest.fixture
-def link(supervisor: Supervisor, broker: str, project_dir: Path) -> Iterator[LinkProxy]:
-    port = start_ingest(supervisor, name="ingest-pl", broker=broker, project_dir=project_dir)
-    proxy = LinkProxy(port)
-    yield proxy
-    proxy.close()
-    supervisor.stop("ingest-pl")
 
 
 def deploy(objects: Path, site: str) -> None:
@@ -44,7 +29,7 @@ def deploy(objects: Path, site: str) -> None:
 
 
 def logs_state(base: str) -> dict[str, Any]:
-    return httpx.get(f"{base}/v1/status", timeout=5).json()["prediction_logs"]  # type: ignore[no-any-return]
+    return agent_status(base)["prediction_logs"]  # type: ignore[no-any-return]
 
 
 def predict(base: str, value: float) -> None:

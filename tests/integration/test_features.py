@@ -3,7 +3,6 @@ stream keeps flowing; a kill -9 mid-stream loses and doubles nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from collections.abc import Iterator
@@ -16,84 +15,30 @@ import orjson
 import pytest
 import sqlalchemy as sa
 import yaml
-from aiokafka import AIOKafkaConsumer
-from kafka import KafkaProducer
 from millrace_cli.main import app as cli_app
 from millrace_cli.processes import (
     ProcessSpec,
     Supervisor,
-    free_port,
-    tansu_spec,
     wait_until,
 )
 from millrace_cli.simulator import factory_records, take
+from millrace_common.contracts import DLQ, TRAIN_REQUESTS
 from millrace_common.db import make_engine
 from millrace_common.feature_store import offline_rows, online_rows
 from millrace_features.adapters.tables import snapshots
 from typer.testing import CliRunner
 
-from tests.conftest import FACTORY
-from tests.support.features import expected_features, features_process, stored_features
+from tests.support.features import count_rows, expected_features, stored_features
+from tests.support.kafka import at_least, produce_plain, read_topic, values
+from tests.support.paths import FACTORY
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def broker(supervisor: Supervisor) -> Iterator[str]:
+def broker(fresh_broker: str) -> str:
     """A broker of this test's own: the counts below are of everything on ``raw``."""
-    port = free_port()
-    spec = tansu_spec(port)
-    spec.name = f"tansu-{port}"
-    supervisor.start(spec)
-    yield f"127.0.0.1:{port}"
-    supervisor.stop(spec.name)
-
-
-@pytest.fixture
-def features_env() -> dict[str, str]:
-    """More settings for the features process (a test class overrides it)."""
-    return {}
-
-
-@pytest.fixture
-def features(
-    supervisor: Supervisor,
-    broker: str,
-    database_url: str,
-    object_store_url: str,
-    project_dir: Path,
-    tmp_path: Path,
-    features_env: dict[str, str],
-) -> Iterator[ProcessSpec]:
-    spec = features_process(
-        broker=broker,
-        database_url=database_url,
-        object_store_url=object_store_url,
-        project_dir=project_dir,
-        data_dir=tmp_path,
-        env={"MILLRACE_FEATURES_RETRAIN_CHECK_SECONDS": "0.5", **features_env},
-    )
-    supervisor.start(spec, timeout=120)
-    yield spec
-    supervisor.stop(spec.name)
-
-
-def _count(database_url: str, table: sa.Table) -> int:
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0)
-    finally:
-        engine.dispose()
-
-
-def _produce(broker: str, values: list[bytes], keys: list[bytes | None]) -> None:
-    """A plain third-party client, no Millrace code."""
-    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
-    for key, value in zip(keys, values, strict=True):
-        producer.send("raw", key=key, value=value)
-    producer.flush()
-    producer.close()
+    return fresh_broker
 
 
 def _records(count: int, seed: int) -> list[dict]:  # type: ignore[type-arg]
@@ -101,17 +46,8 @@ def _records(count: int, seed: int) -> list[dict]:  # type: ignore[type-arg]
 
 
 async def _dead_letters(broker: str, want: int) -> list[dict]:  # type: ignore[type-arg]
-    consumer = AIOKafkaConsumer("dlq", bootstrap_servers=broker, auto_offset_reset="earliest")
-    await consumer.start()
-    letters: list[dict] = []  # type: ignore[type-arg]
-    try:
-        async with asyncio.timeout(60):
-            while len(letters) < want:
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    letters.extend(orjson.loads(r.value) for r in batch)
-    finally:
-        await consumer.stop()
-    return letters
+    found = await read_topic(broker, DLQ, until=at_least(want), what=f"{want} dead letters")
+    return values(found)
 
 
 async def test_bad_messages_go_to_dlq_and_the_rest_flows(
@@ -124,42 +60,46 @@ async def test_bad_messages_go_to_dlq_and_the_rest_flows(
         + [b"not json {", orjson.dumps({**good[0], "dataset": marker})]
         + [orjson.dumps(r) for r in good[10:]]
     )
-    _produce(broker, values, [b"m"] * len(values))
-    wait_until(lambda: _count(database_url, offline_rows) == 30, timeout=60, what="30 feature rows")
+    produce_plain(broker, "raw", values, [b"m"] * len(values))
+    wait_until(
+        lambda: count_rows(database_url, offline_rows) == 30, timeout=60, what="30 feature rows"
+    )
     letters = [x for x in await _dead_letters(broker, 2) if x["consumer"] == "features"]
     reasons = {letter["error"].split(":")[0] for letter in letters}
     assert "not JSON" in reasons and any(marker in x["error"] for x in letters)
     assert any(base64.b64decode(x["original"]) == b"not json {" for x in letters)
-    assert _count(database_url, online_rows) == len({r["entity_id"] for r in good})
+    assert count_rows(database_url, online_rows) == len({r["entity_id"] for r in good})
 
 
 def test_kill_9_mid_stream_loses_and_doubles_nothing(
     features: ProcessSpec, supervisor: Supervisor, broker: str, database_url: str, project_dir: Path
 ) -> None:
     records = [{**r, "event_id": f"k9-{i}"} for i, r in enumerate(_records(3000, seed=2))]
-    _produce(
+    produce_plain(
         broker,
+        "raw",
         [orjson.dumps(r) for r in records[:1500]],
         [r["entity_id"].encode() for r in records[:1500]],
     )
     wait_until(
-        lambda: _count(database_url, offline_rows) > 200,
+        lambda: count_rows(database_url, offline_rows) > 200,
         timeout=60,
         what="the stream to be under way",
     )
     supervisor.kill(features.name)
-    _produce(
+    produce_plain(
         broker,
+        "raw",
         [orjson.dumps(r) for r in records[1500:]],
         [r["entity_id"].encode() for r in records[1500:]],
     )
     supervisor.start(features, timeout=120)
     wait_until(
-        lambda: _count(database_url, offline_rows) >= 3000,
+        lambda: count_rows(database_url, offline_rows) >= 3000,
         timeout=120,
         what="all 3000 feature rows after the restart",
     )
-    assert _count(database_url, offline_rows) == 3000
+    assert count_rows(database_url, offline_rows) == 3000
     # the restored windows are whole: rows after the restart equal an uninterrupted run's
     assert stored_features(database_url) == expected_features(project_dir, records)
 
@@ -184,23 +124,25 @@ class TestScheduledRetraining:
         self, features: ProcessSpec, broker: str, database_url: str
     ) -> None:
         records = [r for r in _records(400, seed=3) if r.get("failure_within_1h") is not None]
-        _produce(broker, [orjson.dumps(r) for r in records[:200]], [b"m"] * 200)
+        produce_plain(broker, "raw", [orjson.dumps(r) for r in records[:200]], [b"m"] * 200)
         wait_until(
             lambda: _snapshotted(database_url) == 200,
             timeout=90,
             what="a snapshot holding the 200 labelled rows",
         )
-        taken = _count(database_url, snapshots)
+        taken = count_rows(database_url, snapshots)
         time.sleep(10)  # more than two intervals with nothing new: nothing is due
-        assert _count(database_url, snapshots) == taken
+        assert count_rows(database_url, snapshots) == taken
 
-        _produce(broker, [orjson.dumps(r) for r in records[200:]], [b"m"] * len(records[200:]))
+        produce_plain(
+            broker, "raw", [orjson.dumps(r) for r in records[200:]], [b"m"] * len(records[200:])
+        )
         wait_until(
             lambda: _snapshotted(database_url) == len(records),
             timeout=90,
             what="a snapshot holding every labelled row",
         )
-        requests = await _train_requests(broker, want=_count(database_url, snapshots))
+        requests = await _train_requests(broker, want=count_rows(database_url, snapshots))
         assert {r["model"] for r in requests} == {"machine-failure"}
         assert all(r["reason"].startswith("schedule: every 4s (") for r in requests)
         assert requests[-1]["snapshot"]["rows"] == len(records)
@@ -217,19 +159,10 @@ def _snapshotted(database_url: str) -> int:
 
 
 async def _train_requests(broker: str, want: int) -> list[dict]:  # type: ignore[type-arg]
-    consumer = AIOKafkaConsumer(
-        "train-requests", bootstrap_servers=broker, auto_offset_reset="earliest"
+    found = await read_topic(
+        broker, TRAIN_REQUESTS, until=at_least(want), what=f"{want} train requests"
     )
-    await consumer.start()
-    found: list[dict] = []  # type: ignore[type-arg]
-    try:
-        async with asyncio.timeout(60):
-            while len(found) < want:
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    found.extend(orjson.loads(r.value) for r in batch)
-    finally:
-        await consumer.stop()
-    return found
+    return values(found)
 
 
 class TestDriftRetraining:
@@ -279,7 +212,7 @@ class TestDriftRetraining:
 
         send(warm + take(fleet, 1500))
         wait_until(
-            lambda: _count(database_url, snapshots) == 1, timeout=60, what="the count snapshot"
+            lambda: count_rows(database_url, snapshots) == 1, timeout=60, what="the count snapshot"
         )
 
         control = take(fleet, 300)
@@ -294,11 +227,11 @@ class TestDriftRetraining:
         assert unshifted["window"]["rows"] >= 200 and unshifted["new_labelled_rows"] == 300
         assert max(unshifted["psi"].values()) < 0.2 and unshifted["would_fire"] is False
         _timer_measured(url, unshifted)
-        assert _count(database_url, snapshots) == 1
+        assert count_rows(database_url, snapshots) == 1
 
         send([{**r, "temperature": r["temperature"] + 15} for r in take(fleet, 300)])
         wait_until(
-            lambda: _count(database_url, snapshots) == 2, timeout=60, what="a drift snapshot"
+            lambda: count_rows(database_url, snapshots) == 2, timeout=60, what="a drift snapshot"
         )
         requests = await _train_requests(broker, want=2)
         assert requests[0]["reason"] == "1500 new labelled rows"
@@ -321,7 +254,7 @@ class TestDriftRetraining:
         again = _drift(drift_url)
         assert max(again["psi"].values()) > 0.2 and again["would_fire"] is False, again
         _timer_measured(url, again)
-        assert _count(database_url, snapshots) == 2
+        assert count_rows(database_url, snapshots) == 2
 
         # the same, as a data scientist reads it
         shown = _cli("models", "drift", "machine-failure", "--features-url", url)
@@ -339,7 +272,9 @@ class TestDriftRetraining:
     def _sender(broker: str) -> Any:
         def send(records: list[dict[str, Any]]) -> None:
             # one key, one partition: the rows land in event-time order
-            _produce(broker, [orjson.dumps(r) for r in records], [b"fleet"] * len(records))
+            produce_plain(
+                broker, "raw", [orjson.dumps(r) for r in records], [b"fleet"] * len(records)
+            )
 
         return send
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
-from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script
-from millrace_common.contracts import EVENT_TYPES, PREDICTIONS, PredictionLogged
+from millrace_common.contracts import EVENT_TYPES, PREDICTIONS, RAW, PredictionLogged
 
-from tests.integration.edge_support import read_predictions
+from tests.support.edge import read_predictions
+from tests.support.kafka import at_least, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -29,41 +26,6 @@ RECORD = {
 }
 
 
-@pytest.fixture
-def ingest_url(supervisor: Supervisor, broker: str, project_dir) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    port = free_port()
-    supervisor.start(
-        ProcessSpec(
-            name="ingest-it",
-            argv=[script("millrace-ingest")],
-            env={
-                "MILLRACE_BROKER": broker,
-                "MILLRACE_PROJECT": str(project_dir),
-                "MILLRACE_INGEST_PORT": str(port),
-            },
-            ready_url=f"http://127.0.0.1:{port}/readyz",
-        )
-    )
-    yield f"http://127.0.0.1:{port}"
-    supervisor.stop("ingest-it")
-
-
-async def _read_raw(broker: str, count: int) -> list:  # type: ignore[type-arg]
-    consumer = AIOKafkaConsumer(
-        "raw", bootstrap_servers=broker, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    found = []
-    try:
-        async with asyncio.timeout(30):
-            while len(found) < count:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    found.extend(records)
-    finally:
-        await consumer.stop()
-    return found
-
-
 async def test_records_reach_raw_with_envelope_and_trace(ingest_url: str, broker: str) -> None:
     traceparent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
     response = httpx.post(
@@ -74,11 +36,13 @@ async def test_records_reach_raw_with_envelope_and_trace(ingest_url: str, broker
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["accepted"] == 2 and body["trace_id"] == "ab" * 16
-    records = [
-        r
-        for r in await _read_raw(broker, 2)
-        if orjson.loads(r.value).get("event_id") in body["event_ids"]
-    ]
+    records = await read_topic(
+        broker,
+        RAW,
+        keep=lambda r: orjson.loads(r.value).get("event_id") in body["event_ids"],
+        until=at_least(2),
+        what="the two records",
+    )
     assert {r.key for r in records} == {b"m-1", b"m-2"}
     headers = dict(records[0].headers)
     assert headers["traceparent"].decode().split("-")[1] == "ab" * 16

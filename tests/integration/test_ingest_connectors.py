@@ -5,7 +5,6 @@ row per event id."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import secrets
 import subprocess
@@ -18,7 +17,6 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer
 from millrace_cli.processes import (
     Supervisor,
     free_port,
@@ -26,12 +24,13 @@ from millrace_cli.processes import (
     tansu_spec,
     wait_until,
 )
+from millrace_common.contracts import FEATURES, RAW
 from millrace_common.db import make_engine
-from millrace_common.feature_store import offline_rows
 from millrace_common.objectstore import ObjectStore, open_store
 
-from tests.integration.edge_support import start_ingest
-from tests.support.features import features_process
+from tests.support.features import count_rows, features_process
+from tests.support.ingest import start_ingest
+from tests.support.kafka import at_least, read_topic, value_of, values
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +42,6 @@ def started_ingest(supervisor: Supervisor, broker: str, project_dir: Path) -> tu
     name = f"ingest-conn-{secrets.token_hex(3)}"
     port = start_ingest(supervisor, name=name, broker=broker, project_dir=project_dir)
     return name, f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def ingest_url(supervisor: Supervisor, broker: str, project_dir: Path) -> Iterator[str]:
-    name, url = started_ingest(supervisor, broker, project_dir)
-    yield url
-    supervisor.stop(name)
 
 
 def millrace(*args: str, ingest: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -77,20 +69,10 @@ def failed(run: subprocess.CompletedProcess[str]) -> str:
 
 async def read_raw(broker: str, want: int, keep: Callable[[dict[str, Any]], bool]) -> list[dict]:  # type: ignore[type-arg]
     """The values on ``raw`` that ``keep`` picks, once ``want`` of them arrived."""
-    consumer = AIOKafkaConsumer(
-        "raw", bootstrap_servers=broker, auto_offset_reset="earliest", group_id=None
+    found = await read_topic(
+        broker, RAW, keep=lambda r: keep(value_of(r)), until=at_least(want), what=f"{want} records"
     )
-    await consumer.start()
-    found: list[dict] = []  # type: ignore[type-arg]
-    try:
-        async with asyncio.timeout(60):
-            while len(found) < want:
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    values = (orjson.loads(r.value) for r in batch)
-                    found.extend(v for v in values if keep(v))
-    finally:
-        await consumer.stop()
-    return found
+    return values(found)
 
 
 def tagged(tag: str) -> Callable[[dict[str, Any]], bool]:
@@ -382,27 +364,10 @@ def platform(
 
 async def count_features(broker: str, want: int) -> int:
     """How many messages reached ``features`` (a replay is published again), once ``want``."""
-    consumer = AIOKafkaConsumer(
-        "features", bootstrap_servers=broker, auto_offset_reset="earliest", group_id=None
+    found = await read_topic(
+        broker, FEATURES, until=at_least(want), what=f"{want} feature rows", timeout=120
     )
-    await consumer.start()
-    seen = 0
-    try:
-        async with asyncio.timeout(120):
-            while seen < want:
-                seen += sum(len(b) for b in (await consumer.getmany(timeout_ms=500)).values())
-    finally:
-        await consumer.stop()
-    return seen
-
-
-def offline_count(database_url: str) -> int:
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.scalar(sa.select(sa.func.count()).select_from(offline_rows)) or 0)
-    finally:
-        engine.dispose()
+    return len(found)
 
 
 async def test_loading_twice_adds_no_feature_rows(
@@ -422,11 +387,11 @@ async def test_loading_twice_adds_no_feature_rows(
     s3 = ("s3", f"s3://{name}/in/", "--dataset", "machines", "--endpoint", endpoint)
     succeeded(millrace("file", str(first), "--dataset", "machines", ingest=url))
     succeeded(millrace(*s3, ingest=url))
-    wait_until(lambda: offline_count(database_url) == 20, timeout=120, what="20 feature rows")
+    wait_until(lambda: count_rows(database_url) == 20, timeout=120, what="20 feature rows")
     # the same file from another path, the same objects: the same event ids
     succeeded(millrace("file", str(second), "--dataset", "machines", ingest=url))
     succeeded(millrace(*s3, ingest=url))
     assert len({v["event_id"] for v in await read_raw(broker, 40, tagged(tag))}) == 20
     # features has processed the replays (it publishes each again) and kept no new row
     assert await count_features(broker, 40) >= 40
-    assert offline_count(database_url) == 20
+    assert count_rows(database_url) == 20

@@ -2,94 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
-from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished, SiteManifest
+from millrace_common.contracts import SiteManifest
 from millrace_common.objectstore import open_store
-from millrace_registry.config import Settings
 
-from tests.support_registry import running_registry
+from tests.support.kafka import published_events
+from tests.support.registry import SCHEMA_DOC, registration
 
 pytestmark = pytest.mark.integration
-
-SCHEMA_DOC = {
-    "features": ["a", "b"],
-    "task": "classification",
-    "inputs": [{"name": "input", "dtype": "float32", "shape": [None, 2]}],
-    "outputs": [
-        {"name": "label", "dtype": "int64", "shape": [None]},
-        {"name": "probabilities", "dtype": "float32", "shape": [None, 2]},
-    ],
-}
-
-
-def registration(
-    request_id: str,
-    f1: float,
-    *,
-    champion: float | None = None,
-    champion_version: int | None = None,
-) -> dict[str, Any]:
-    return {
-        "request_id": request_id,
-        "artifact_uri": f"s3://b/models/m/{request_id}/model.onnx",
-        "sha256": secrets.token_hex(32),
-        "size": 2048,
-        "schema": SCHEMA_DOC,
-        "metrics": {"f1": f1},
-        "champion_metrics": None if champion is None else {"f1": champion},
-        "champion_version": champion_version,
-        "params": {},
-        "lineage": {"request": request_id},
-        "promotion": {"metric": "f1", "direction": "maximize", "margin": 0.0},
-    }
-
-
-@pytest.fixture
-def registry_settings(broker: str, database_url: str, object_store_url: str) -> Settings:
-    return Settings(
-        broker=broker, database_url=database_url, object_store=object_store_url, relay_interval=0.1
-    )
-
-
-@pytest.fixture
-def registry_url(registry_settings: Settings) -> Iterator[str]:
-    with running_registry(registry_settings) as url:
-        yield url
-
-
-async def published_events(
-    broker: str, *, model: str, count: int, timeout: float = 60
-) -> list[tuple[str, ModelPublished, str]]:
-    """(key, event, ce_id header) of ``model``'s events on model-published, in order."""
-    consumer = AIOKafkaConsumer(
-        MODEL_PUBLISHED,
-        bootstrap_servers=broker,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: list[tuple[str, ModelPublished, str]] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while len(found) < count:
-                batches = await consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    for rec in records:
-                        event = ModelPublished.model_validate_json(rec.value)
-                        if event.name == model:
-                            ce_id = dict(rec.headers)["ce_id"].decode()
-                            found.append((rec.key.decode(), event, ce_id))
-    finally:
-        await consumer.stop()
-    return found
 
 
 async def test_registration_promotes_publishes_and_rewrites_site_manifests(

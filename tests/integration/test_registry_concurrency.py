@@ -11,10 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.integration.test_registry import registration, registry_settings, registry_url
+from tests.support.registry import registration
 
 pytestmark = pytest.mark.integration
-__all__ = ["registry_settings", "registry_url"]  # fixtures reused from test_registry
 
 
 def test_twenty_concurrent_registrations_get_twenty_consecutive_versions(registry_url: str) -> None:

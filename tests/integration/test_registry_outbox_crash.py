@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script
 from millrace_common.db import make_engine
 
-from tests.integration.test_registry import published_events, registration
+from tests.support.kafka import published_events
+from tests.support.registry import registration
 
 pytestmark = pytest.mark.integration
 

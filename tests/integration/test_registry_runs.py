@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_registry import registration, registry_settings, registry_url
+from tests.support.registry import registration
 
 pytestmark = pytest.mark.integration
-__all__ = ["registry_settings", "registry_url"]  # fixtures reused from test_registry
 ATTEMPTS = 12
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from millrace_cli.main import app
 from millrace_common.contracts import SiteManifest
 from millrace_common.db import make_engine, migrate
 from millrace_common.objectstore import open_store
@@ -19,14 +17,12 @@ from millrace_edge_agent.adapters.cache import ModelCache
 from millrace_edge_agent.sync import Syncer
 from millrace_registry.adapters.tables import SCHEMA
 from millrace_registry.app import MIGRATIONS
-from typer.testing import CliRunner
 
-from tests.integration.test_registry import registration, registry_settings, registry_url
-from tests.support_models import build_model
-from tests.support_registry import race_manifest_writers
+from tests.support.cli import cli_json, run_cli
+from tests.support.models import build_model
+from tests.support.registry import race_manifest_writers, registration
 
 pytestmark = pytest.mark.integration
-__all__ = ["registry_settings", "registry_url"]  # fixtures reused
 
 
 def test_a_group_deployment_reaches_every_member_on_s3(
@@ -81,47 +77,49 @@ def test_a_removed_deployment_leaves_the_agent_on_its_last_known_good_model(
     assert agent.slots.get("m").version == 1  # still answering with what it had
 
 
-def sites_cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, ["sites", *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
-
-
-def sites_json(*args: str) -> Any:
-    code, output = sites_cli(*args, "--json")
-    assert code == 0, output
-    # the in-process registry logs to the same captured stdout: skip to the JSON document
-    lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line[:1] in "[{")
-    return json.JSONDecoder().raw_decode("\n".join(lines[start:]))[0]
-
-
 def test_sites_are_driven_from_the_cli(registry_url: str, object_store_url: str) -> None:
     with httpx.Client(base_url=registry_url, timeout=30) as client:
         assert client.post("/v1/models/m/versions", json=registration("r1", 0.8)).status_code == 201
         client.put("/v1/site-groups/east", json={"sites": ["plant-1", "plant-2"]})
     reg = ("--registry", registry_url)
-    code, out = sites_cli(
-        "assign", "m", "--alias", "production", "--group", "east", "--reason", "roll out", *reg
+    code, out = run_cli(
+        "sites",
+        "assign",
+        "m",
+        "--alias",
+        "production",
+        "--group",
+        "east",
+        "--reason",
+        "roll out",
+        *reg,
     )
     assert code == 0 and "manifests written for 2 sites: plant-1, plant-2" in out, out
-    code, out = sites_cli(
-        "assign", "m", "--alias", "production", "--site", "plant-9", "--reason", "pilot", *reg
+    code, out = run_cli(
+        "sites",
+        "assign",
+        "m",
+        "--alias",
+        "production",
+        "--site",
+        "plant-9",
+        "--reason",
+        "pilot",
+        *reg,
     )
     assert code == 0 and "site plant-9 follows m@production → v1" in out, out
 
-    code, out = sites_cli("list", *reg)
+    code, out = run_cli("sites", "list", *reg)
     assert code == 0 and all(site in out for site in ("plant-1", "plant-2", "plant-9")), out
-    code, out = sites_cli("list", "--json", *reg)
+    code, out = run_cli("sites", "list", "--json", *reg)
     assert code == 0 and [s["site_id"] for s in json.loads(out)] == [
         "plant-1",
         "plant-2",
         "plant-9",
     ]
-    code, out = sites_cli("show", "plant-1", *reg)
+    code, out = run_cli("sites", "show", "plant-1", *reg)
     assert code == 0 and "group:east" in out and "v1" in out, out
-    shown = sites_json("show", "plant-1", *reg)
+    shown = cli_json("sites", "show", "plant-1", *reg)
     assert shown["status"] == [
         {"model": "m", "alias": "production", "should_run": 1, "reports": None, "in_sync": False}
     ]
@@ -136,13 +134,13 @@ def test_sites_are_driven_from_the_cli(registry_url: str, object_store_url: str)
         (("unassign", "m", "--group", "west"), "HTTP 404: no site group 'west'"),
     ):
         needs_reason = args[0] in ("assign", "unassign")
-        code, out = sites_cli(*args, *(("--reason", "x") if needs_reason else ()), *reg)
+        code, out = run_cli("sites", *args, *(("--reason", "x") if needs_reason else ()), *reg)
         errors = [line for line in out.splitlines() if line.startswith("error:")]
         assert code == 1 and len(errors) == 1 and cause in errors[0], out
 
-    code, out = sites_cli("unassign", "m", "--group", "east", "--reason", "retired", *reg)
+    code, out = run_cli("sites", "unassign", "m", "--group", "east", "--reason", "retired", *reg)
     assert code == 0 and "group east no longer follows m@production" in out, out
-    removed = sites_json("unassign", "m", "--site", "plant-9", "--reason", "done", *reg)
+    removed = cli_json("sites", "unassign", "m", "--site", "plant-9", "--reason", "done", *reg)
     assert removed == {"site_id": "plant-9", "model": "m", "removed_alias": "production"}
     store = open_store(object_store_url)
     for site in ("plant-1", "plant-2", "plant-9"):
@@ -175,7 +173,6 @@ def test_racing_manifest_writers_leave_the_newest_state_on_s3(
         manifest, b_finished_first = race_manifest_writers(
             engines=engines,
             store=open_store(object_store_url),
-            registration=registration,
             second_blocked=waits_for_a_site_lock,
         )
     finally:

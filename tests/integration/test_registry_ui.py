@@ -4,30 +4,20 @@ timestamps and the audit log's LIMIT/OFFSET paging."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from millrace_common.db import migrate
-from millrace_common.objectstore import MemoryStore
-from millrace_registry.adapters.tables import SCHEMA
-from millrace_registry.app import MIGRATIONS, bootstrap, create_app
-from millrace_registry.config import Settings
+from millrace_registry.app import create_app
 
-from tests.unit.registry.test_registry_ui import page, populate, text
+from tests.support.registry import registry_runtime
+from tests.support.registry_ui import page, populate, text
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
-    async def connect() -> Any:
-        raise OSError("no broker in this test: nothing is relayed")
-
-    runtime = bootstrap(
-        Settings(database_url=database_url), store=MemoryStore(), connect_producer=connect
-    )
-    migrate(runtime.engine, schema=SCHEMA, versions=MIGRATIONS)
+    runtime = registry_runtime(database_url)
     yield TestClient(create_app(runtime))
     runtime.engine.dispose()
 

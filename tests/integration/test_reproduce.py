@@ -5,45 +5,17 @@ manual ``millrace train`` are driven from the CLI the way a user would."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
-from millrace_cli.main import app
 from millrace_common.contracts import SnapshotRef
 from millrace_common.objectstore import ObjectStore, key_of
 from millrace_trainer.runtime import Runtime
-from typer.testing import CliRunner
 
-from tests.integration.test_trainer import (
-    MODEL,
-    registry_url,
-    send_request,
-    snapshot,
-    train_request,
-    trainer,
-    versions_when,
-)
+from tests.support.cli import cli_json, run_cli
+from tests.support.kafka import send_train_request
+from tests.support.training import MODEL, train_request, versions_when
 
 pytestmark = pytest.mark.integration
-__all__ = ["registry_url", "snapshot", "trainer"]  # fixtures reused
-runner = CliRunner()
-
-
-def cli(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
-
-
-def cli_json(*args: str) -> object:
-    code, output = cli(*args, "--json")
-    assert code == 0, output
-    # the in-process trainer logs to the same captured stdout: skip to the JSON document
-    lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line[:1] in "[{")
-    document, _ = json.JSONDecoder().raw_decode("\n".join(lines[start:]))
-    return document
 
 
 async def succeeded_runs(registry_url: str, *, count: int) -> list[dict[str, object]]:
@@ -64,7 +36,7 @@ async def test_a_trained_version_is_reproduced_exactly(
     snapshot: tuple[ObjectStore, SnapshotRef],
 ) -> None:
     _, ref = snapshot
-    await send_request(broker, train_request(ref, "req-repro"))
+    await send_train_request(broker, train_request(ref, "req-repro"))
     [version] = await versions_when(registry_url, 1)
 
     report = cli_json(
@@ -85,7 +57,7 @@ async def test_a_trained_version_is_reproduced_exactly(
     assert report["onnx"]["holdout_rows"] == version["lineage"]["snapshot"]["holdout_rows"]
     assert report["environment"]["matches"] is True
 
-    code, table = cli(
+    code, table = run_cli(
         "models",
         "reproduce",
         MODEL,
@@ -106,10 +78,10 @@ async def test_a_tampered_snapshot_is_not_reproduced(
     snapshot: tuple[ObjectStore, SnapshotRef],
 ) -> None:
     store, ref = snapshot
-    await send_request(broker, train_request(ref, "req-t"))
+    await send_train_request(broker, train_request(ref, "req-t"))
     await versions_when(registry_url, 1)
     store.put(key_of(ref.uri), b"not the recorded data")
-    code, output = cli(
+    code, output = run_cli(
         "models",
         "reproduce",
         MODEL,
@@ -126,7 +98,7 @@ async def test_runs_lineage_and_manual_training_from_the_cli(
     trainer: Runtime, registry_url: str, broker: str, snapshot: tuple[ObjectStore, SnapshotRef]
 ) -> None:
     _, ref = snapshot
-    await send_request(broker, train_request(ref, "req-1"))
+    await send_train_request(broker, train_request(ref, "req-1"))
     await versions_when(registry_url, 1)
     # in a thread: the CLI runs its own event loop, and the trainer must keep running
     sent = await asyncio.to_thread(
@@ -156,9 +128,9 @@ async def test_runs_lineage_and_manual_training_from_the_cli(
     lineage = cli_json("models", "lineage", MODEL, "2", "--registry", registry_url)
     assert lineage["train_request"]["requested_by"] and lineage["run"]["version"] == 2
     assert lineage["feature_set"]["definition"]["dataset"] == "machines"
-    code, output = cli("models", "versions", MODEL, "--registry", registry_url)
+    code, output = run_cli("models", "versions", MODEL, "--registry", registry_url)
     assert code == 0 and "challenger" in output
-    code, output = cli("models", "show", "no-such-model", "--registry", registry_url)
+    code, output = run_cli("models", "show", "no-such-model", "--registry", registry_url)
     assert code == 1 and "no model 'no-such-model'" in output
-    code, output = cli("models", "rollback", MODEL, "--reason", "x", "--registry", registry_url)
+    code, output = run_cli("models", "rollback", MODEL, "--reason", "x", "--registry", registry_url)
     assert code == 1 and "no earlier production version" in output

@@ -32,7 +32,7 @@ from millrace_common.messaging import Envelope, Producer, ensure_topics
 from millrace_common.objectstore import ObjectStore, open_store
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support_models import build_model, instance
+from tests.support.models import build_model, instance
 
 pytestmark = pytest.mark.integration
 MODEL = "machine-failure"

@@ -14,7 +14,7 @@ import tritonclient.http as triton
 from millrace_serving.runtime import Runtime
 from tritonclient.utils import InferenceServerException
 
-from tests.support_models import FACTORY_FEATURES, build_model
+from tests.support.models import FACTORY_FEATURES, build_model
 from tests.unit.serving.support import MODEL, app_of, promote, served, serving_runtime
 
 pytestmark = pytest.mark.integration

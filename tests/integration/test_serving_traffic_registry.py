@@ -16,7 +16,7 @@ from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, w
 from millrace_common.objectstore import open_store
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support_models import build_model, instance
+from tests.support.models import build_model, instance
 
 pytestmark = pytest.mark.integration
 MODEL = "machine-failure"

@@ -10,23 +10,27 @@ import json
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from millrace_cli.main import app
 from millrace_cli.processes import ProcessSpec, wait_until
 from millrace_cli.simulator import factory_records, take
-from millrace_common.contracts import TRAIN_REQUESTS, TrainRequest
+from millrace_common.contracts import RAW, TRAIN_REQUESTS, TrainRequest
 from millrace_common.feature_store import offline_rows
-from millrace_common.messaging import ensure_topics
 from millrace_common.objectstore import get_verified, key_of, open_store
 from millrace_trainer.runtime import Runtime
 from typer.testing import CliRunner
 
-from tests.integration.test_features import _count, _produce, broker, features, features_env
-from tests.integration.test_trainer import MODEL, registry_url, trainer
+from tests.support.features import count_rows
+from tests.support.kafka import Record, produce_plain, read_topic
+from tests.support.training import MODEL
 
 pytestmark = pytest.mark.integration
-__all__ = ["broker", "features", "features_env", "registry_url", "trainer"]  # fixtures reused
 runner = CliRunner()
+
+
+@pytest.fixture
+def broker(fresh_broker: str) -> str:
+    """A broker of this test's own: the snapshots hold only what this test produced."""
+    return fresh_broker
 
 
 def _url(spec: ProcessSpec) -> str:
@@ -44,33 +48,31 @@ def _load(broker_url: str, database_url: str, *, count: int, total: int) -> None
     records = [
         {"dataset": "machines", **r} for r in take(factory_records(machines=4, seed=6), count)
     ]
-    _produce(
-        broker_url, [orjson.dumps(r) for r in records], [r["entity_id"].encode() for r in records]
+    produce_plain(
+        broker_url,
+        RAW,
+        [orjson.dumps(r) for r in records],
+        [r["entity_id"].encode() for r in records],
     )
     wait_until(
-        lambda: _count(database_url, offline_rows) >= total,
+        lambda: count_rows(database_url, offline_rows) >= total,
         timeout=90,
         what=f"{total} feature rows",
     )
 
 
 async def _requests_on_topic(broker_url: str, want: set[str]) -> dict[str, TrainRequest]:
-    await ensure_topics(broker_url, [TRAIN_REQUESTS])
-    consumer = AIOKafkaConsumer(
-        TRAIN_REQUESTS, bootstrap_servers=broker_url, auto_offset_reset="earliest"
+    def requests(records: list[Record]) -> dict[str, TrainRequest]:
+        parsed = (TrainRequest.model_validate_json(r.value or b"") for r in records)
+        return {request.request_id: request for request in parsed}
+
+    found = await read_topic(
+        broker_url,
+        TRAIN_REQUESTS,
+        until=lambda records: want <= set(requests(records)),
+        what=f"train requests {sorted(want)}",
     )
-    await consumer.start()
-    found: dict[str, TrainRequest] = {}
-    try:
-        async with asyncio.timeout(60):
-            while not want <= set(found):
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in batch:
-                        request = TrainRequest.model_validate_json(record.value or b"")
-                        found[request.request_id] = request
-    finally:
-        await consumer.stop()
-    return found
+    return requests(found)
 
 
 async def test_on_demand_requests_name_a_fresh_snapshot_each_time(

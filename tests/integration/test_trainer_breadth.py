@@ -5,10 +5,8 @@ reason, and one that cannot be converted is a failed run with the reason."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +17,11 @@ from millrace_common.contracts import SnapshotRef, TrainRequest
 from millrace_common.objectstore import ObjectStore
 from millrace_trainer.runtime import Runtime
 
-from tests.conftest import FACTORY
-from tests.integration.test_trainer import registry_url, send_request, snapshot, trainer
+from tests.support.kafka import send_train_request
+from tests.support.paths import FACTORY
+from tests.support.training import registry_document, train_request
 
 pytestmark = pytest.mark.integration
-__all__ = ["registry_url", "snapshot", "trainer"]  # fixtures reused
 
 TRAIN_PY = '''
 """The project's own training code: functions returning scikit-learn estimators."""
@@ -133,23 +131,8 @@ def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def request_for(model: str, ref: SnapshotRef) -> TrainRequest:
-    return TrainRequest(
-        request_id=f"breadth-{secrets.token_hex(4)}",
-        model=model,
-        snapshot=ref,
-        reason="breadth test",
-        requested_by="pytest",
-        requested_at=datetime.now(UTC),
-    )
-
-
-async def wait_for(client: httpx.AsyncClient, path: str, *, timeout: float = 120) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            response = await client.get(path)
-            if response.status_code == 200 and response.json():
-                return response.json()
-            await asyncio.sleep(0.3)
+    request_id = f"breadth-{secrets.token_hex(4)}"
+    return train_request(ref, request_id, model=model, reason="breadth test")
 
 
 async def test_every_family_gives_a_ready_version_and_broken_ones_are_refused(
@@ -157,10 +140,13 @@ async def test_every_family_gives_a_ready_version_and_broken_ones_are_refused(
 ) -> None:
     _, ref = snapshot
     for name in (*FAMILIES, *BROKEN):
-        await send_request(broker, request_for(f"mf-{name}", ref))
+        await send_train_request(broker, request_for(f"mf-{name}", ref))
     async with httpx.AsyncClient(base_url=registry_url, timeout=30) as client:
         for name in FAMILIES:
-            [version] = await wait_for(client, f"/v1/models/mf-{name}/versions")
+            [version] = await registry_document(
+                registry_url,
+                f"/v1/models/mf-{name}/versions",
+            )
             checks = version["lineage"]["checks"]
             assert (version["status"], checks["passed"]) == ("ready", True), (name, checks)
             assert checks["warm_up"] == "ok" and checks["schema"] == "ok"
@@ -168,12 +154,15 @@ async def test_every_family_gives_a_ready_version_and_broken_ones_are_refused(
         pipeline = (await client.get("/v1/models/mf-pipeline/versions/1")).json()
         assert "OneHotEncoder" in str(pipeline["params"]) or pipeline["params"]["steps"]
 
-        [rejected] = await wait_for(client, "/v1/models/mf-mismatch/versions")
+        [rejected] = await registry_document(registry_url, "/v1/models/mf-mismatch/versions")
         assert rejected["status"] == "rejected" and rejected["aliases"] == []
         assert "ONNX probabilities differ" in rejected["rejection_reason"]
         assert (await client.get("/v1/models/mf-mismatch/aliases/production")).status_code == 404
 
-        [failed] = await wait_for(client, "/v1/models/mf-unconvertible/runs?status=failed")
+        [failed] = await registry_document(
+            registry_url,
+            "/v1/models/mf-unconvertible/runs?status=failed",
+        )
         assert "cannot convert Majority to ONNX" in failed["failure_reason"]
         assert (await client.get("/v1/models/mf-unconvertible/versions")).json() == []
         assert len(failed["failure_reason"]) < 400

@@ -16,8 +16,8 @@ from millrace_cli.views import versions_grid
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tests.unit.cli.conftest import Answer, FakeService
-from tests.unit.cli.documents import AUDIT, DRIFT, LONG_REASON, MODEL, RUNS, SITES, VERSIONS
+from tests.support.cli import Answer, FakeService
+from tests.support.cli_documents import AUDIT, DRIFT, LONG_REASON, MODEL, RUNS, SITES, VERSIONS
 
 MODELS = "/v1/models"
 M = f"{MODELS}/machine-failure"

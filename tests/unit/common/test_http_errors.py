@@ -12,7 +12,7 @@ from millrace_common.http import install_error_handlers
 from millrace_common.scoring import LoadedModel, ModelSlots, load_model
 from prometheus_client import REGISTRY
 
-from tests.support_models import build_model
+from tests.support.models import build_model
 
 
 def test_an_unexpected_error_is_one_line_of_json() -> None:

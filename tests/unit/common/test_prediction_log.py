@@ -11,7 +11,7 @@ import numpy as np
 from millrace_common.dataplane import next_request_id, prediction_log
 from millrace_common.scoring import load_model
 
-from tests.support_models import build_model
+from tests.support.models import build_model
 
 
 def test_the_log_is_built_from_what_the_request_left() -> None:

@@ -15,7 +15,7 @@ from millrace_common.dataplane import INLINE_ROW_SECONDS, INLINE_ROWS, run_now, 
 from millrace_common.scoring import LoadedModel, load_model
 from millrace_serving.batching import Batcher, parse_batching
 
-from tests.support_models import build_model, instance
+from tests.support.models import build_model, instance
 
 NAME = "machine-failure"
 

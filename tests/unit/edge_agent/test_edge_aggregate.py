@@ -4,8 +4,6 @@ after the centre's acknowledgement."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,6 @@ from fastapi.testclient import TestClient
 from millrace_common.errors import InvalidInput
 from millrace_common.objectstore import MemoryStore
 from millrace_common.project import Dataset, Project, load_project
-from millrace_edge_agent.adapters.centre import CentreUnavailable, Refused
 from millrace_edge_agent.adapters.queue import Queues
 from millrace_edge_agent.adapters.queue.records import NewRecord
 from millrace_edge_agent.aggregate_forwarder import AggregatingForwarder
@@ -24,6 +21,9 @@ from millrace_edge_agent.config import Settings, load_settings
 from millrace_edge_agent.intake import prepare
 from millrace_edge_agent.preaggregation import WindowSummary, closed_windows, summarise
 from prometheus_client import REGISTRY
+
+from tests.support.fakes import FakeCentre
+from tests.support.waiting import wait_until
 
 SITE = "plant-agg"
 T0 = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())  # a minute boundary
@@ -52,28 +52,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class FakeCentre:
-    """An ingest that can be down, or take a batch and lose the answer (the agent then
-    cannot know it arrived)."""
-
-    def __init__(self) -> None:
-        self.up = True
-        self.lose_answer = False
-        self.received: list[dict[str, Any]] = []
-
-    async def send(self, dataset: str, records: Sequence[dict[str, Any]]) -> None:
-        if not self.up:
-            raise CentreUnavailable("connection refused")
-        if any(r["temperature"] < 0 for r in records):
-            raise Refused(
-                "temperature below zero",
-                indices={i for i, r in enumerate(records) if r["temperature"] < 0},
-            )
-        self.received.extend(records)
-        if self.lose_answer:
-            raise CentreUnavailable("timed out reading the answer")
 
 
 @pytest.fixture
@@ -215,10 +193,10 @@ async def test_closed_windows_leave_as_one_record_each_in_order_per_entity(
     )
     centre = FakeCentre()
     agent = forwarder(disk, centre, project, clock)
-    centre.up = False
+    centre.state = "down"
     assert await agent.forward_once() == 0
     assert disk.records.depth() == 18  # nothing leaves without the centre's acknowledgement
-    centre.up = True
+    centre.state = "up"
     assert await agent.forward_once() == 14  # a: [0,60) and [60,120); b: [0,60)
     assert [(r["entity_id"], r["ts"][11:19]) for r in centre.received] == [
         ("a", "00:01:00"),
@@ -262,13 +240,13 @@ async def test_after_a_crash_the_same_rows_give_the_same_aggregates(
     )
     clock.now += 10
     centre = FakeCentre()
-    centre.lose_answer = True  # the centre took them; the agent never heard so
+    centre.state = "ack-lost"  # the centre took them; the agent never heard so
     assert await forwarder(disk, centre, project, clock).forward_once() == 0
     first = list(centre.received)
     assert len(first) == 10 and disk.records.depth() == 60
     # the process dies; a new one opens the same file
     reopened = open_queue(tmp_path, clock)
-    centre.lose_answer = False
+    centre.state = "up"
     assert await forwarder(reopened, centre, project, clock).forward_once() == 60
     assert centre.received[10:] == first  # same ids, same values: the centre drops them
     assert len({r["event_id"] for r in centre.received}) == 10
@@ -350,19 +328,12 @@ def test_the_agent_reports_records_in_and_out(tmp_path: Path, project_dir: Path)
         def drained() -> bool:
             return app.get("/v1/status").json()["queue_depth"] == 0
 
-        _wait(drained)
+        wait_until(drained, timeout=30, what="the queue to drain", interval=0.02)
         state = app.get("/v1/status").json()
     assert state["forward_mode"] == "aggregate" and state["aggregate_window_seconds"] == 60
     assert (state["records_in"], state["records_out"]) == (12, 2)
     assert len(centre.received) == 2
     assert REGISTRY.get_sample_value("millrace_edge_forward_records_in_total") == before + 12
-
-
-def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_aggregate_mode_needs_the_project_and_a_valid_window(tmp_path: Path) -> None:

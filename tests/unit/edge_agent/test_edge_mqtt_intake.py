@@ -17,6 +17,8 @@ from millrace_edge_agent.mqtt_intake import Incoming, MessageInvalid, TopicPatte
 from millrace_edge_agent.runtime import Runtime
 from millrace_edge_agent.status import describe
 
+from tests.support.waiting import until
+
 SITE = "plant-1"
 TOPIC = f"millrace/{SITE}/machines/records"
 
@@ -146,9 +148,10 @@ async def test_a_full_reject_new_queue_leaves_the_message_with_the_broker(
     waiting = asyncio.create_task(
         runtime.mqtt_intake.take([Incoming(TOPIC, orjson.dumps(reading("m-2")))])
     )
-    async with asyncio.timeout(10):
-        while not runtime.mqtt_intake.status.waiting_for_room:
-            await asyncio.sleep(0.01)
+    intake = runtime.mqtt_intake
+    await until(
+        lambda: intake.status.waiting_for_room, timeout=30, what="the intake to wait for room"
+    )
     assert not waiting.done()
     records = runtime.queues.records
     records.ack([q.seq for q in records.peek(10)])  # the centre took m-1

@@ -19,7 +19,7 @@ from millrace_common.dataplane import PendingLog, prediction_log
 from millrace_common.errors import InvalidInput
 from millrace_common.objectstore import MemoryStore
 from millrace_common.scoring import LoadedModel, load_model
-from millrace_edge_agent.adapters.centre import CentreUnavailable, Refused, refused_indices
+from millrace_edge_agent.adapters.centre import refused_indices
 from millrace_edge_agent.adapters.queue import Queues
 from millrace_edge_agent.adapters.queue.file import QueueFile
 from millrace_edge_agent.adapters.queue.prediction_logs import PredictionLogQueue
@@ -30,7 +30,8 @@ from millrace_edge_agent.prediction_logs import PredictionLogBuffer
 from millrace_edge_agent.status import describe, heartbeat_of
 from prometheus_client import REGISTRY
 
-from tests.support_models import build_model, deploy_to_site, instance
+from tests.support.fakes import FakeCentre
+from tests.support.models import build_model, deploy_to_site, instance
 
 SITE = "plant-pl"
 MODEL = "machine-failure"
@@ -118,28 +119,6 @@ def test_the_disk_keeps_the_newest_prediction_logs_and_counts_the_rest(tmp_path:
     assert reopened.drops() == {"queue_full_dropped_oldest": 2}
 
 
-class PredictionCentre:
-    """An ingest that can be down, or lose its acknowledgement after taking a batch,
-    and that refuses logs with a negative latency."""
-
-    def __init__(self) -> None:
-        self.state = "up"
-        self.attempts: list[list[str]] = []
-        self.received: list[dict[str, Any]] = []
-
-    async def send_predictions(self, logs: Sequence[bytes]) -> None:
-        if self.state == "down":
-            raise CentreUnavailable("connection refused")
-        values = [orjson.loads(body) for body in logs]
-        self.attempts.append([v["request_id"] for v in values])
-        bad = {i for i, v in enumerate(values) if v["latency_ms"] < 0}
-        if bad:
-            raise Refused("latency_ms below zero", indices=bad)
-        self.received.extend(values)
-        if self.state == "ack-lost":
-            raise CentreUnavailable("read timeout")
-
-
 async def test_forwarding_deletes_only_what_the_centre_acknowledged_with_the_same_ids(
     tmp_path: Path,
 ) -> None:
@@ -149,7 +128,7 @@ async def test_forwarding_deletes_only_what_the_centre_acknowledged_with_the_sam
     for event in events:
         buffer.offer(event)
     await buffer.flush()
-    centre = PredictionCentre()
+    centre = FakeCentre()
     forwarder = PredictionLogForwarder(queue=disk, sink=centre, batch_size=3, rand=lambda: 0.0)
     before = dropped("refused_by_centre")
 
@@ -203,7 +182,7 @@ def test_every_prediction_is_answered_and_logged_on_disk_within_its_bound(
     settings = Settings(
         site=SITE, cache_dir=str(tmp_path), poll_interval=0.05, prediction_log_max_rows=4
     )
-    centre = PredictionCentre()
+    centre = FakeCentre()
     centre.state = "down"
     runtime = bootstrap(settings, store=deployed_store(), prediction_sink=centre)
     assert runtime.prediction_forwarder is not None

@@ -4,14 +4,13 @@ is counted."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from millrace_common.objectstore import MemoryStore
-from millrace_edge_agent.adapters.centre import CentreUnavailable, Refused, refused_indices
+from millrace_edge_agent.adapters.centre import CentreUnavailable, refused_indices
 from millrace_edge_agent.adapters.queue import Queues
 from millrace_edge_agent.adapters.queue.records import NewRecord, QueueFull, RecordQueue
 from millrace_edge_agent.app import bootstrap, create_app
@@ -19,6 +18,8 @@ from millrace_edge_agent.config import Settings
 from millrace_edge_agent.forwarder import Forwarder
 from millrace_edge_agent.heartbeat import Heartbeats
 from prometheus_client import REGISTRY
+
+from tests.support.fakes import FakeCentre
 
 SITE = "plant-1"
 
@@ -43,22 +44,6 @@ def new(entity: str, n: int, dataset: str = "machines") -> NewRecord:
     )
 
 
-class FakeCentre:
-    """An ingest that can be down, and that refuses records whose temperature is < 0."""
-
-    def __init__(self) -> None:
-        self.up = True
-        self.received: list[tuple[str, dict[str, Any]]] = []
-
-    async def send(self, dataset: str, records: Sequence[dict[str, Any]]) -> None:
-        if not self.up:
-            raise CentreUnavailable("connection refused")
-        bad = {i for i, r in enumerate(records) if r["temperature"] < 0}
-        if bad:
-            raise Refused("temperature below zero", indices=bad)
-        self.received.extend((dataset, r) for r in records)
-
-
 def queues(tmp_path: Path, **kwargs: Any) -> Queues:
     options: dict[str, Any] = {"max_rows": 100, "max_age": 3600.0, "policy": "reject-new"}
     return Queues.open(tmp_path / "queue.sqlite3", **{**options, **kwargs})
@@ -74,14 +59,14 @@ async def test_forwards_in_order_and_deletes_only_after_the_ack(tmp_path: Path) 
     disk.append([new("m-1", 3, dataset="other"), new("m-2", 2)])
     centre = FakeCentre()
     forwarder = Forwarder(queue=disk, sink=centre, batch_size=10, rand=lambda: 0.0)
-    centre.up = False
+    centre.state = "down"
     assert await forwarder.forward_once() == 0
     assert disk.depth() == 5 and forwarder.status.consecutive_failures == 1
-    centre.up = True
+    centre.state = "up"
     assert await forwarder.forward_once() == 3  # one dataset per batch, in queue order
     assert await forwarder.forward_once() == 1
     assert await forwarder.forward_once() == 1
-    assert [(d, r["event_id"]) for d, r in centre.received] == [
+    assert [(d, r["event_id"]) for d, r in centre.by_dataset] == [
         ("machines", "m-1-1"),
         ("machines", "m-2-1"),
         ("machines", "m-1-2"),
@@ -129,7 +114,7 @@ async def test_records_older_than_the_age_bound_are_dropped_and_counted(tmp_path
     now[0] += 45
     centre = FakeCentre()
     await Forwarder(queue=disk, sink=centre).forward_once()
-    assert [r["event_id"] for _d, r in centre.received] == ["m-1-2"]
+    assert [r["event_id"] for r in centre.received] == ["m-1-2"]
     assert disk.drops() == {"expired": 1}
 
 
@@ -153,7 +138,7 @@ async def test_records_the_centre_refuses_are_dropped_counted_and_the_rest_flow(
     forwarder = Forwarder(queue=disk, sink=centre)
     assert await forwarder.forward_once() == 1
     assert await forwarder.forward_once() == 2
-    assert [r["event_id"] for _d, r in centre.received] == ["m-1-1", "m-1-3"]
+    assert [r["event_id"] for r in centre.received] == ["m-1-1", "m-1-3"]
     assert disk.drops() == {"refused_by_centre": 1}
     assert "temperature below zero" in (forwarder.status.last_error or "")
 

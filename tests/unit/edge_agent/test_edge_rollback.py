@@ -5,25 +5,23 @@ from the same manifest, not after a restart."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import orjson
 from fastapi.testclient import TestClient
 from millrace_cli.processes import wait_until
-from millrace_common.contracts import AliasTarget, SiteManifest
-from millrace_common.objectstore import MemoryStore, sha256_hex
+from millrace_common.contracts import AliasTarget
+from millrace_common.objectstore import MemoryStore
 from millrace_common.scoring import load_model
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings
 from millrace_edge_agent.runtime import Runtime
 from millrace_edge_agent.status import describe
-from millrace_edge_agent.sync import manifest_key
 from onnx import TensorProto, helper
 
-from tests.support_models import build_model, instance
-from tests.unit.edge_agent.predict_loop import predict_loop
+from tests.support.models import build_model, deploy_to_site, instance
+from tests.support.predicting import predict_loop
 
 SITE = "plant-health"
 MODEL = "machine-failure"
@@ -58,16 +56,7 @@ def fails_on_real_inputs() -> bytes:
 
 
 def publish(store: MemoryStore, version: int, data: bytes) -> AliasTarget:
-    key = f"models/{MODEL}/{version}/model.onnx"
-    store.put(key, data)
-    target = (
-        build_model(seed=1)
-        .target(store, name=MODEL, version=version)
-        .model_copy(update={"sha256": sha256_hex(data), "size": len(data)})
-    )
-    manifest = SiteManifest(site=SITE, models=[target], updated_at=datetime.now(UTC))
-    store.put(manifest_key(SITE), manifest.model_dump_json(by_alias=True).encode())
-    return target
+    return deploy_to_site(store, site=SITE, name=MODEL, version=version, data=data)
 
 
 def agent(store: MemoryStore, root: Path) -> Runtime:

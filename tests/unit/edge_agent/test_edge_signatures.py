@@ -31,8 +31,8 @@ from millrace_registry import app as registry_app
 from millrace_registry.adapters.tables import SCHEMA
 from millrace_registry.config import Settings as RegistrySettings
 
-from tests.support_models import build_model
-from tests.unit.edge_agent.predict_loop import predict_loop
+from tests.support.models import build_model
+from tests.support.predicting import predict_loop
 
 SITE = "plant-signed"
 MODEL = "machine-failure"

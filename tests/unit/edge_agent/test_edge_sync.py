@@ -3,12 +3,11 @@ last-known-good model after a restart with no network, and never stop on a bad p
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
-from millrace_common.contracts import AliasTarget, SiteManifest
+from millrace_common.contracts import AliasTarget
 from millrace_common.errors import InvalidInput, NotFound
 from millrace_common.objectstore import MemoryStore
 from millrace_common.scoring import ModelSlots
@@ -20,7 +19,7 @@ from millrace_edge_agent.status import describe
 from millrace_edge_agent.sync import Syncer, manifest_key
 from prometheus_client import REGISTRY
 
-from tests.support_models import build_model
+from tests.support.models import build_model, deploy_to_site
 
 SITE = "plant-1"
 MODEL = "machine-failure"
@@ -39,12 +38,16 @@ class DownStore(MemoryStore):
 def publish(
     store: MemoryStore, version: int, *, sha256: str | None = None, site: str = SITE
 ) -> AliasTarget:
-    artifact = build_model(seed=version)
-    store.put(artifact.key(MODEL, version), artifact.data)
-    target = artifact.target(store, name=MODEL, version=version, sha256=sha256)
-    manifest = SiteManifest(site=site, models=[target], updated_at=datetime.now(UTC))
-    store.put(manifest_key(SITE), manifest.model_dump_json(by_alias=True).encode())
-    return target
+    """Version ``version`` (seed ``version``) on SITE; ``site`` is the site its manifest claims."""
+    return deploy_to_site(
+        store,
+        site=SITE,
+        name=MODEL,
+        version=version,
+        seed=version,
+        sha256=sha256,
+        claimed_site=site,
+    )
 
 
 def syncer(store: MemoryStore, root: Path) -> Syncer:

@@ -4,23 +4,20 @@ keeps answering every local request."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import onnx
 from fastapi.testclient import TestClient
 from millrace_cli.processes import wait_until
-from millrace_common.contracts import SiteManifest
-from millrace_common.objectstore import MemoryStore, sha256_hex
+from millrace_common.objectstore import MemoryStore
 from millrace_common.onnx_guard import external_data_locations
 from millrace_edge_agent.app import bootstrap, create_app
 from millrace_edge_agent.config import Settings
 from millrace_edge_agent.status import describe
-from millrace_edge_agent.sync import manifest_key
 from onnx import TensorProto, helper
 
-from tests.support_models import build_model
-from tests.unit.edge_agent.predict_loop import predict_loop
+from tests.support.models import build_model, deploy_to_site
+from tests.support.predicting import predict_loop
 
 SITE = "plant-1"
 MODEL = "machine-failure"
@@ -59,14 +56,7 @@ def failing_warm_up() -> bytes:
 
 
 def publish(store: MemoryStore, version: int, data: bytes, *, sha256: str | None = None) -> None:
-    good = build_model(seed=1)
-    key = f"models/{MODEL}/{version}/model.onnx"
-    store.put(key, data)
-    target = good.target(store, name=MODEL, version=version).model_copy(
-        update={"sha256": sha256 or sha256_hex(data), "size": len(data)}
-    )
-    manifest = SiteManifest(site=SITE, models=[target], updated_at=datetime.now(UTC))
-    store.put(manifest_key(SITE), manifest.model_dump_json(by_alias=True).encode())
+    deploy_to_site(store, site=SITE, name=MODEL, version=version, data=data, sha256=sha256)
 
 
 def test_the_guard_lists_external_data_locations() -> None:

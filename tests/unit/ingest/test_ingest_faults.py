@@ -15,7 +15,7 @@ from millrace_common.messaging import Envelope, Producer
 from millrace_ingest.app import bootstrap, create_app
 from millrace_ingest.config import Settings
 
-from tests.conftest import FACTORY
+from tests.support.paths import FACTORY
 
 RECORD = {
     "entity_id": "m-1",

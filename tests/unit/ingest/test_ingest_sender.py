@@ -3,40 +3,29 @@ acknowledgements, and everything before the first bad record sent."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 from millrace_common.errors import InvalidInput
 from millrace_common.project import load_project
 from millrace_ingest.app import create_app
-from millrace_ingest.runtime import Runtime
 from millrace_ingest.config import Settings
 from millrace_ingest.connectors.sender import ConnectorError, IngestClient, Item, send_all
+from millrace_ingest.runtime import Runtime
 
-ROOT = Path(__file__).resolve().parents[3]
-
-
-class FakeProducer:
-    source = "ingest"
-
-    def __init__(self) -> None:
-        self.values: list[dict[str, Any]] = []
-
-    async def send_many(self, topic: str, items: list[tuple[str, bytes, Any]]) -> None:
-        self.values.extend(orjson.loads(value) for _key, value, _envelope in items)
+from tests.support.fakes import FakeProducer
+from tests.support.paths import FACTORY
 
 
 @pytest.fixture
 def producer() -> FakeProducer:
-    return FakeProducer()
+    return FakeProducer(source="ingest")
 
 
 @pytest.fixture
 def client(producer: FakeProducer) -> IngestClient:
-    settings = Settings(project=str(ROOT / "examples" / "factory"))
+    settings = Settings(project=str(FACTORY))
     runtime = Runtime(
         settings=settings,
         project=load_project(settings.project),

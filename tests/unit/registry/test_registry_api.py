@@ -2,93 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import orjson
-import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from millrace_common.contracts import ModelPublished, SiteManifest
-from millrace_common.db import migrate
 from millrace_common.objectstore import MemoryStore
-from millrace_registry.adapters.tables import SCHEMA, outbox
-from millrace_registry.app import MIGRATIONS, Runtime, bootstrap, create_app
-from millrace_registry.config import Settings
+from millrace_registry.adapters.tables import outbox
+from millrace_registry.app import Runtime, create_app
 
-SCHEMA_DOC = {
-    "features": ["a", "b"],
-    "task": "classification",
-    "inputs": [{"name": "input", "dtype": "float32", "shape": [None, 2]}],
-    "outputs": [
-        {"name": "label", "dtype": "int64", "shape": [None]},
-        {"name": "probabilities", "dtype": "float32", "shape": [None, 2]},
-    ],
-}
-
-
-def registration(
-    request_id: str,
-    f1: float,
-    *,
-    champion: float | None = None,
-    champion_version: int | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "request_id": request_id,
-        "artifact_uri": f"mem:///models/m/{request_id}/model.onnx",
-        "sha256": "ab" * 32,
-        "size": 1234,
-        "schema": SCHEMA_DOC,
-        "metrics": {"f1": f1, "accuracy": 0.9},
-        "champion_metrics": None if champion is None else {"f1": champion},
-        "champion_version": champion_version,
-        "params": {"n_estimators": 10},
-        "lineage": {"seed": 7},
-        "promotion": {"metric": "f1", "direction": "maximize", "margin": 0.0},
-    } | extra
-
-
-class FakeProducer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str | None, bytes]] = []
-
-    async def send(self, topic: str, value: bytes, *, key: str | None, envelope: Any) -> None:
-        self.sent.append((topic, key, value))
-
-    async def stop(self) -> None:
-        return None
-
-
-@pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture
-def producer() -> FakeProducer:
-    return FakeProducer()
-
-
-@pytest.fixture
-def runtime(tmp_path: Path, store: MemoryStore, producer: FakeProducer) -> Runtime:
-    async def connect() -> Any:
-        return producer
-
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/millrace.db", relay_interval=0.05)
-    rt = bootstrap(settings, store=store, connect_producer=connect)
-    migrate(rt.engine, schema=SCHEMA, versions=MIGRATIONS)
-    return rt
-
-
-@pytest.fixture
-def client(runtime: Runtime) -> Iterator[TestClient]:
-    """The routes without the lifespan: nothing is relayed unless a test asks."""
-    yield TestClient(create_app(runtime))
-    runtime.engine.dispose()
+from tests.support.fakes import FakeProducer
+from tests.support.registry import registration
+from tests.support.waiting import until
 
 
 def outbox_events(runtime: Runtime) -> list[ModelPublished]:
@@ -228,9 +152,7 @@ async def test_relay_rewrites_manifests_before_publishing(
         client.post(
             "/v1/models/m/versions", json=registration("r2", 0.9, champion=0.8, champion_version=1)
         )
-        async with asyncio.timeout(10):
-            while len(producer.sent) < 4:
-                await asyncio.sleep(0.05)
+        await until(lambda: len(producer.sent) >= 4, timeout=30, what="4 relayed events")
         manifest = SiteManifest.model_validate_json(store.get("sites/plant-7/manifest.json"))
         assert manifest.models[0].version == 2
         published = [

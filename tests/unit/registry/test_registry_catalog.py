@@ -6,9 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.unit.registry.test_registry_api import client, producer, registration, runtime, store
-
-__all__ = ["client", "producer", "runtime", "store"]  # fixtures reused
+from tests.support.registry import registration
 
 
 def three_versions(client: TestClient) -> None:

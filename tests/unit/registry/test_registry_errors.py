@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.registry.test_registry_api import client, producer, registration, runtime, store
+from tests.support.registry import registration
 
-__all__ = ["client", "producer", "runtime", "store"]  # fixtures reused
 MOVE = {"version": 1, "reason": "why"}
 RUN = {"request_id": "r", "status": "running", "started_at": "2026-01-01T00:00:00Z"}
 

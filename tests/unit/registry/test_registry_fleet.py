@@ -3,32 +3,12 @@ sees after the fact because heartbeats queued at the site arrive late."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
-from millrace_common.db import migrate
-from millrace_common.objectstore import MemoryStore
-from millrace_registry.adapters.tables import SCHEMA
-from millrace_registry.app import MIGRATIONS, bootstrap, create_app
-from millrace_registry.config import Settings
 
 SITE = "plant-9"
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    async def connect() -> Any:
-        raise OSError("no broker in this test")
-
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/millrace.db")
-    runtime = bootstrap(settings, store=MemoryStore(), connect_producer=connect)
-    migrate(runtime.engine, schema=SCHEMA, versions=MIGRATIONS)
-    yield TestClient(create_app(runtime))
-    runtime.engine.dispose()
 
 
 def beat(sent_at: datetime, **state: Any) -> dict[str, Any]:

@@ -3,29 +3,17 @@ names the document it answers, and each error status it declares is the one erro
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from millrace_common.objectstore import MemoryStore
-from millrace_registry.app import bootstrap, create_app
-from millrace_registry.config import Settings
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 @pytest.fixture
-def spec(tmp_path: Path) -> dict[str, Any]:
-    async def no_broker() -> Any:
-        raise OSError("no broker in unit tests")
-
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/millrace.db")
-    runtime = bootstrap(settings, store=MemoryStore(), connect_producer=no_broker)
-    try:
-        return TestClient(create_app(runtime)).get("/openapi.json").json()  # type: ignore[no-any-return]
-    finally:
-        runtime.engine.dispose()
+def spec(client: TestClient) -> dict[str, Any]:
+    return client.get("/openapi.json").json()  # type: ignore[no-any-return]
 
 
 def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

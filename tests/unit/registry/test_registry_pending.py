@@ -13,9 +13,7 @@ from millrace_common.objectstore import MemoryStore
 from millrace_registry.adapters.tables import outbox
 from millrace_registry.app import Runtime
 
-from tests.unit.registry.test_registry_api import client, producer, registration, runtime, store
-
-__all__ = ["client", "producer", "runtime", "store"]  # fixtures reused
+from tests.support.registry import registration
 
 
 def pending(request_id: str, f1: float, **extra: object) -> dict[str, object]:

@@ -4,7 +4,6 @@ last reported."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from datetime import UTC, datetime
@@ -19,10 +18,8 @@ from millrace_registry.adapters.repository import site_lock_key
 from millrace_registry.adapters.tables import SCHEMA
 from millrace_registry.app import MIGRATIONS, Runtime, create_app
 
-from tests.support_registry import race_manifest_writers
-from tests.unit.registry.test_registry_api import client, producer, registration, runtime, store
-
-__all__ = ["client", "producer", "runtime", "store"]  # fixtures reused
+from tests.support.registry import race_manifest_writers, registration
+from tests.support.waiting import until
 
 
 def manifest(store: MemoryStore, site: str) -> list[tuple[str, str, int]]:
@@ -84,11 +81,11 @@ async def test_a_promotion_reaches_every_member_through_the_relay(
         client.post(
             "/v1/models/m/versions", json=registration("r2", 0.9, champion=0.8, champion_version=1)
         )
-        async with asyncio.timeout(10):
-            while manifest(store, "a") != [("m", "production", 2)] or manifest(store, "b") != [
-                ("m", "production", 2)
-            ]:
-                await asyncio.sleep(0.05)
+        await until(
+            lambda: manifest(store, "a") == manifest(store, "b") == [("m", "production", 2)],
+            timeout=30,
+            what="v2 in both members' manifests",
+        )
 
 
 def test_a_site_shows_what_it_should_run_and_what_it_reported(client: TestClient) -> None:
@@ -249,7 +246,6 @@ def test_racing_manifest_writers_on_sqlite_take_turns(tmp_path: Path) -> None:
         manifest, b_finished_first = race_manifest_writers(
             engines=engines,
             store=MemoryStore(),
-            registration=registration,
             second_blocked=b_still_unwritten_after_a_second,
         )
     finally:

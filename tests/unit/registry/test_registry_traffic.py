@@ -3,36 +3,22 @@ are 422s naming the field; unknown models are 404s."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from millrace_common.db import migrate
-from millrace_common.objectstore import MemoryStore
-from millrace_registry.adapters.tables import SCHEMA
-from millrace_registry.app import MIGRATIONS, bootstrap, create_app
-from millrace_registry.config import Settings
 
-from tests.unit.registry.test_registry_api import registration
+from tests.support.registry import registration
 
 TRAFFIC = "/v1/models/m/traffic"
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    async def no_broker() -> Any:
-        raise OSError("no broker in unit tests")
-
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/millrace.db")
-    runtime = bootstrap(settings, store=MemoryStore(), connect_producer=no_broker)
-    migrate(runtime.engine, schema=SCHEMA, versions=MIGRATIONS)
-    client = TestClient(create_app(runtime))
+def client(client: TestClient) -> TestClient:
+    """The registry with versions 1 and 2 of ``m``."""
     assert client.post("/v1/models/m/versions", json=registration("r1", 0.8)).status_code == 201
     assert client.post("/v1/models/m/versions", json=registration("r2", 0.7)).status_code == 201
-    yield client
-    runtime.engine.dispose()
+    return client
 
 
 def test_a_model_without_a_policy_reads_as_none(client: TestClient) -> None:

@@ -20,7 +20,7 @@ from millrace_serving.app import bootstrap, create_app
 from millrace_serving.config import Settings
 from millrace_serving.runtime import Runtime
 
-from tests.support_models import build_model
+from tests.support.models import build_model
 
 MODEL = "machine-failure"
 

@@ -17,7 +17,7 @@ from millrace_serving.app import bootstrap, create_app
 from millrace_serving.config import Settings
 from millrace_serving.runtime import Runtime
 
-from tests.support_models import FACTORY_FEATURES, build_model, instance
+from tests.support.models import FACTORY_FEATURES, build_model, instance
 
 MODEL = "machine-failure"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support_models import instance
+from tests.support.models import instance
 from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime
 from tests.unit.serving.test_serving_access import v2_body
 

@@ -15,7 +15,7 @@ from millrace_serving.runtime import Runtime
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from tests.support_models import build_model
+from tests.support.models import build_model
 from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime
 
 

@@ -18,7 +18,7 @@ from millrace_serving.runtime import Runtime
 from millrace_serving.swap import Outcome
 from prometheus_client import REGISTRY
 
-from tests.support_models import instance
+from tests.support.models import instance
 from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime, target
 
 

@@ -16,7 +16,7 @@ from millrace_serving.alias_follower import AliasFollower
 from millrace_serving.swap import Outcome, Served, Swapper
 from prometheus_client import REGISTRY
 
-from tests.support_models import build_model
+from tests.support.models import build_model
 
 MODEL = "machine-failure"
 

@@ -16,7 +16,7 @@ from millrace_common.dataplane import PendingLog
 from millrace_serving.runtime import Runtime
 from prometheus_client import REGISTRY
 
-from tests.support_models import instance
+from tests.support.models import instance
 from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime
 
 PREDICT = f"/v1/models/{MODEL}/predict"

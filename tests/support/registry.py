@@ -1,5 +1,6 @@
-"""The registry app under uvicorn in a thread, for tests that need a real one; two site
-manifest writers racing, for the tests that they take turns."""
+"""The registry for tests: the one registration body a trainer would send, the registry app
+under uvicorn in a thread for tests that need a real one, and two site manifest writers
+racing, for the tests that they take turns."""
 
 from __future__ import annotations
 
@@ -11,15 +12,76 @@ from typing import Any
 import uvicorn
 from millrace_cli.processes import free_port, http_ok, wait_until
 from millrace_common.contracts import SiteManifest
-from millrace_common.db import session_factory
-from millrace_common.objectstore import ObjectInfo, ObjectStore
+from millrace_common.db import migrate, session_factory
+from millrace_common.objectstore import MemoryStore, ObjectInfo, ObjectStore
 from millrace_registry.adapters.manifests import ManifestWriter, manifest_key
-from millrace_registry.app import bootstrap, create_app
+from millrace_registry.adapters.tables import SCHEMA
+from millrace_registry.app import MIGRATIONS, Runtime, bootstrap, create_app
 from millrace_registry.config import Settings
 from millrace_registry.lifecycle import Lifecycle
 from millrace_registry.schemas import Registration
 from millrace_registry.sites import Sites
 from sqlalchemy import Engine
+
+SCHEMA_DOC = {
+    "features": ["a", "b"],
+    "task": "classification",
+    "inputs": [{"name": "input", "dtype": "float32", "shape": [None, 2]}],
+    "outputs": [
+        {"name": "label", "dtype": "int64", "shape": [None]},
+        {"name": "probabilities", "dtype": "float32", "shape": [None, 2]},
+    ],
+}
+
+
+def registration(
+    request_id: str,
+    f1: float,
+    *,
+    champion: float | None = None,
+    champion_version: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A valid ``POST /v1/models/{name}/versions`` body (``extra`` replaces its fields):
+    the candidate's f1 and, when given, the champion's on the same holdout."""
+    return {
+        "request_id": request_id,
+        "artifact_uri": f"mem:///models/m/{request_id}/model.onnx",
+        "sha256": "ab" * 32,
+        "size": 1234,
+        "schema": SCHEMA_DOC,
+        "metrics": {"f1": f1, "accuracy": 0.9},
+        "champion_metrics": None if champion is None else {"f1": champion},
+        "champion_version": champion_version,
+        "params": {"n_estimators": 10},
+        "lineage": {"seed": 7},
+        "promotion": {"metric": "f1", "direction": "maximize", "margin": 0.0},
+    } | extra
+
+
+def registry_runtime(
+    database_url: str,
+    *,
+    store: ObjectStore | None = None,
+    producer: Any = None,
+    **settings: Any,
+) -> Runtime:
+    """A registry runtime on ``database_url``, migrated, on ``store`` (in memory by default);
+    ``producer`` stands in for Kafka (without one, connecting to the broker fails: nothing
+    can be relayed). Its lifespan does not run until a TestClient enters it."""
+
+    async def connect() -> Any:
+        if producer is None:
+            raise OSError("no broker in this test: nothing is relayed")
+        return producer
+
+    runtime = bootstrap(
+        Settings(database_url=database_url, **settings),
+        store=store or MemoryStore(),
+        connect_producer=connect,
+    )
+    migrate(runtime.engine, schema=SCHEMA, versions=MIGRATIONS)
+    return runtime
 
 
 @contextmanager
@@ -78,7 +140,6 @@ def race_manifest_writers(
     *,
     engines: tuple[Engine, Engine],
     store: ObjectStore,
-    registration: Callable[[str, float], dict[str, Any]],
     second_blocked: Callable[[], bool],
 ) -> tuple[SiteManifest, bool]:
     """Two manifest writers of one site, each on its own engine (as two registry processes

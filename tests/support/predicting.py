@@ -1,4 +1,5 @@
-"""A predict-request loop against an in-process agent, for the zero-failed-requests tests."""
+"""A predict-request loop against an in-process edge agent, for the zero-failed-requests
+tests."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from fastapi.testclient import TestClient
-from millrace_cli.processes import wait_until
 
-from tests.support_models import instance
+from tests.support.models import instance
+from tests.support.waiting import wait_until
 
 
 @dataclass

@@ -1,38 +1,21 @@
-"""What the edge agent's integration tests share: the centre's ingest as a process, a
-link to it the test can cut, and reading back what reached ``raw`` and ``predictions``."""
+"""What the edge agent's integration tests share: an agent that forwards to the centre, a
+link to the centre the test can cut, the agent's status, and reading back what reached
+``raw`` and ``predictions``."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
-from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script
-from millrace_common.contracts import PREDICTIONS
+import httpx
+from millrace_cli.processes import ProcessSpec, free_port, script
+from millrace_common.contracts import PREDICTIONS, RAW
 
-
-def start_ingest(supervisor: Supervisor, *, name: str, broker: str, project_dir: Path) -> int:
-    """Start the centre's ingest; return its port."""
-    port = free_port()
-    supervisor.start(
-        ProcessSpec(
-            name=name,
-            argv=[script("millrace-ingest")],
-            env={
-                "MILLRACE_BROKER": broker,
-                "MILLRACE_PROJECT": str(project_dir),
-                "MILLRACE_INGEST_PORT": str(port),
-            },
-            ready_url=f"http://127.0.0.1:{port}/readyz",
-        )
-    )
-    return port
+from tests.support.kafka import Record, distinct, read_topic, value_of, values
+from tests.support.models import instance
 
 
 def forwarding_agent(
@@ -67,23 +50,29 @@ def forwarding_agent(
     return spec, base
 
 
+def agent_status(base: str) -> dict[str, Any]:
+    """The agent's ``/v1/status`` document."""
+    return httpx.get(f"{base}/v1/status", timeout=5).json()  # type: ignore[no-any-return]
+
+
+def served_version(base: str, model: str) -> int | None:
+    """The version that answers a prediction of ``model``; None while none does."""
+    instances = [instance()]
+    response = httpx.post(f"{base}/v1/models/{model}/predict", json={"instances": instances})
+    return response.json()["version"] if response.status_code == 200 else None  # type: ignore[no-any-return]
+
+
 async def read_raw(broker: str, *, entities: set[str], until: int) -> list[dict[str, Any]]:
     """Every raw record of ``entities`` in partition order, once ``until`` distinct event
     ids are seen (duplicates included, so the test can dedup like the centre does)."""
-    consumer = AIOKafkaConsumer(
-        "raw", bootstrap_servers=broker, auto_offset_reset="earliest", group_id=None
+    records = await read_topic(
+        broker,
+        RAW,
+        keep=lambda r: value_of(r).get("entity_id") in entities,
+        until=distinct("event_id", until),
+        what=f"{until} distinct records of {len(entities)} entities",
     )
-    await consumer.start()
-    found: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(60):
-            while len({r["event_id"] for r in found}) < until:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    values = (orjson.loads(r.value) for r in records)
-                    found.extend(v for v in values if v.get("entity_id") in entities)
-    finally:
-        await consumer.stop()
-    return found
+    return values(records)
 
 
 def first_seen_per_entity(records: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -98,22 +87,16 @@ def first_seen_per_entity(records: list[dict[str, Any]]) -> dict[str, list[str]]
 
 async def read_predictions(
     broker: str, *, match: Callable[[dict[str, Any]], bool], until: int
-) -> list[ConsumerRecord]:  # type: ignore[type-arg]
+) -> list[Record]:
     """Every ``predictions`` message whose value ``match``es, once ``until`` distinct
     request ids are seen (repeats included, so the test can dedup like the centre)."""
-    consumer = AIOKafkaConsumer(
-        PREDICTIONS, bootstrap_servers=broker, auto_offset_reset="earliest", group_id=None
+    return await read_topic(
+        broker,
+        PREDICTIONS,
+        keep=lambda r: match(value_of(r)),
+        until=distinct("request_id", until),
+        what=f"{until} distinct prediction logs",
     )
-    await consumer.start()
-    found: list[ConsumerRecord] = []  # type: ignore[type-arg]
-    try:
-        async with asyncio.timeout(60):
-            while len({orjson.loads(r.value)["request_id"] for r in found}) < until:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    found.extend(r for r in records if match(orjson.loads(r.value)))
-    finally:
-        await consumer.stop()
-    return found
 
 
 class LinkProxy:
