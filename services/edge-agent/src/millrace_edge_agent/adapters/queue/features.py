@@ -106,7 +106,7 @@ class FeatureTables:
             return []
         found: list[OnlineRow] = []
         sets = ",".join("?" * len(feature_sets))
-        with self.file.read() as db:
+        with self.file.snapshot() as db:
             for chunk in _chunks(list(set(entities))):
                 marks = ",".join("?" * len(chunk))
                 found.extend(

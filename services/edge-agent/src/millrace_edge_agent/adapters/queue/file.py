@@ -1,6 +1,8 @@
 """The one SQLite file every on-disk queue of the agent shares: WAL mode, fsynced on
 every commit, one connection and one lock (the agent calls it from worker threads),
-its schema brought to the current version when it is opened (``migrations``)."""
+its schema brought to the current version when it is opened (``migrations``); and a
+second, read-only connection for reads that must not wait for a transaction under way
+(``snapshot``)."""
 
 from __future__ import annotations
 
@@ -23,9 +25,13 @@ class QueueFile:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # survive a power cut, not only a crash
         migrate(self._db, path=path)
+        self._snapshot_lock = threading.Lock()
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._reader.execute("PRAGMA query_only=1")
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._snapshot_lock:
+            self._reader.close()
             self._db.close()
 
     def define_function(self, name: str, arity: int, function: Callable[..., Any]) -> None:
@@ -49,6 +55,13 @@ class QueueFile:
     def read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             yield self._db
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Reads of what was last committed: in WAL mode they wait for no writer, so a
+        lookup is not held up by a batch being queued (each statement its own snapshot)."""
+        with self._snapshot_lock:
+            yield self._reader
 
 
 def count_drops(db: sqlite3.Connection, reason: str, count: int, *, table: str = "drops") -> None:
