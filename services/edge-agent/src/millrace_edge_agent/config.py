@@ -66,11 +66,12 @@ class Settings(CommonSettings):
     """How long past a window's end (by the site's clock), and since its last record
     arrived, a window waits for stragglers before it is sent."""
     max_windows: int = Field(
-        10_000,
+        1_000,
         ge=1,
         description="Entities whose feature windows stay in memory (with the project folder); "
         "the least recently used leave first and are read back from the queue file when "
-        "their entity returns.",
+        "their entity returns. A window holds twice the longest feature window of readings, "
+        "~300 bytes each (one a second, 10-minute windows: ~0.35 MiB).",
     )
     max_records_per_request: int = Field(
         5000, description="Most records one request may carry (more is a 422)."
