@@ -84,9 +84,9 @@ class Runtime:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def start(self) -> None:
-        self._spawn(self._run(), name="serving-start")
-
-    async def _run(self) -> None:
+        """Serve what the cache holds before the server takes its first request (so a
+        model served before a restart is never a 404 after it), then follow the registry
+        and the broker in the background."""
         self.stage = "loading the models the local cache holds"
         await self.alias_follower.restore()
         self._spawn(self._follow_registry(), name="registry")
