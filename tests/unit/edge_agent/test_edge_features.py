@@ -24,8 +24,8 @@ from millrace_edge_agent.config import Settings
 from millrace_edge_agent.intake import RecordIntake
 from millrace_edge_agent.site_features import SiteFeatures
 
-from tests.conftest import FACTORY
 from tests.support.models import FACTORY_FEATURES, deploy_to_site
+from tests.support.paths import FACTORY
 
 SITE = "plant-1"
 MODEL = "machine-failure"
