@@ -55,6 +55,12 @@ class FakeRegistry:
     async def record_run(self, *, name: str, run_id: str, body: dict[str, Any]) -> None:
         self.runs.setdefault(run_id, []).append(body)
 
+    async def running_runs(self, *, name: str) -> list[dict[str, Any]]:
+        return []
+
+    async def reachable(self) -> bool:
+        return True
+
 
 @pytest.fixture
 def store(snapshot_bytes: bytes) -> MemoryStore:

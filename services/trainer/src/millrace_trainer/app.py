@@ -4,6 +4,8 @@ ONNX model registered with its lineage; its HTTP app serves /healthz, /readyz an
 
 from __future__ import annotations
 
+import socket
+
 from fastapi import FastAPI
 from millrace_common.contracts import DLQ, TRAIN_REQUESTS
 from millrace_common.messaging import Producer, start_producer
@@ -39,6 +41,7 @@ def bootstrap(
             retry_seconds=settings.registry_retry_seconds,
         ),
         lock_file=settings.lock_file,
+        trainer=settings.instance or socket.gethostname(),
     )
     return Runtime(
         settings=settings,

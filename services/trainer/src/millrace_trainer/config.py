@@ -18,6 +18,12 @@ class Settings(CommonSettings):
         description="The consumer group on `train-requests`: trainers sharing it split the "
         "models between them (one model trains at a time).",
     )
+    instance: str = Field(
+        "",
+        description="This trainer's name, recorded on the runs it starts: when it starts, "
+        "those it left `running` (killed mid-run) are failed as interrupted. Unset: the "
+        "host's name; trainers sharing a host and a registry need one each.",
+    )
     lock_file: str | None = Field(
         None,
         description="The `uv.lock` whose hash each version's lineage records; unset: the "

@@ -30,7 +30,7 @@ from millrace_trainer.pipeline import (
     evaluate_champion,
     train,
 )
-from millrace_trainer.runs import Run
+from millrace_trainer.runs import Run, fail_interrupted
 
 log = structlog.get_logger(__name__)
 
@@ -43,11 +43,21 @@ class TrainService:
         store: ObjectStore,
         registry: RegistryPort,
         lock_file: str | None = None,
+        trainer: str = "",
     ) -> None:
         self._project_path = project_path
         self._store = store
         self._registry = registry
         self._lock_file = lock_file
+        self.trainer = trainer
+
+    async def fail_interrupted(self) -> int:
+        """Fail the runs a previous life of this trainer left ``running``."""
+        models = list(load_project(self._project_path).models)
+        return await fail_interrupted(registry=self._registry, models=models, trainer=self.trainer)
+
+    async def registry_answers(self) -> bool:
+        return await self._registry.reachable()
 
     async def handle(self, request: TrainRequest) -> dict[str, Any]:
         """Train, check, upload and register; a request registered before is a no-op."""
@@ -82,6 +92,7 @@ class TrainService:
             request_id=request.request_id,
             store=self._store,
             registry=self._registry,
+            trainer=self.trainer,
         )
         await run.start(params=spec.params)
         timer = Timings()

@@ -19,14 +19,48 @@ from millrace_trainer.adapters.registry_client import RegistryPort
 log = structlog.get_logger(__name__)
 
 
+INTERRUPTED = "interrupted: the trainer stopped during the run"
+
+
+async def fail_interrupted(*, registry: RegistryPort, models: list[str], trainer: str) -> int:
+    """Report failed, as interrupted, the runs ``trainer`` started and never finished (it
+    was killed mid-run): called when it starts, before it consumes, so none of them is its
+    own. Their requests are redelivered (never committed) and make new runs."""
+    failed = 0
+    for model in models:
+        for run in await registry.running_runs(name=model):
+            if run["details"].get("trainer") != trainer:
+                continue
+            body = {
+                "request_id": run["request_id"],
+                "started_at": run["started_at"],
+                "status": "failed",
+                "params": run["params"],
+                "failure_reason": INTERRUPTED,
+                "details": run["details"],
+                "finished_at": datetime.now(UTC).isoformat(),
+            }
+            await registry.record_run(name=model, run_id=run["run_id"], body=body)
+            log.warning("run_interrupted", model=model, run_id=run["run_id"], trainer=trainer)
+            failed += 1
+    return failed
+
+
 class Run:
     """One attempt at a train request; reporting is best effort and never fails training."""
 
     def __init__(
-        self, *, model: str, request_id: str, store: ObjectStore, registry: RegistryPort
+        self,
+        *,
+        model: str,
+        request_id: str,
+        store: ObjectStore,
+        registry: RegistryPort,
+        trainer: str = "",
     ) -> None:
         self.model = model
         self.request_id = request_id
+        self.trainer = trainer
         self.run_id = f"run-{uuid.uuid4().hex[:16]}"
         self.started_at = datetime.now(UTC)
         self.steps: list[dict[str, Any]] = []
@@ -39,7 +73,9 @@ class Run:
 
     async def start(self, *, params: dict[str, Any]) -> None:
         self.note("started", request_id=self.request_id)
-        await self._report({"status": "running", "params": params})
+        await self._report(
+            {"status": "running", "params": params, "details": {"trainer": self.trainer}}
+        )
 
     async def conclude(
         self,

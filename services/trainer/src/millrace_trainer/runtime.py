@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
@@ -12,6 +13,7 @@ from aiokafka.errors import KafkaError
 from millrace_common.contracts import TRAIN_REQUESTS
 from millrace_common.messaging import ConsumerLoop, Producer, connect_retrying
 
+from millrace_trainer.adapters.registry_client import RegistryRefused
 from millrace_trainer.config import Settings
 from millrace_trainer.consumer import handle_record
 from millrace_trainer.handler import TrainService
@@ -30,6 +32,7 @@ class Runtime:
         self._connect_producer = connect_producer
         self._producer: Producer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._swept = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="trainer-worker")
@@ -43,12 +46,21 @@ class Runtime:
             await self._producer.stop()
 
     async def ready(self) -> tuple[bool, str]:
+        """Red, naming it, while the broker or the registry does not answer."""
+        broker, registry = self.settings.broker, self.settings.registry_url
+        if self._producer is None or not await self._producer.reachable():
+            return False, f"broker {broker} does not answer"
+        if not await self.service.registry_answers():
+            return False, f"registry {registry} does not answer"
+        if not self._swept:
+            return False, "failing the runs a previous start left running"
         if self.loop is not None and self.loop.assigned.is_set():
             return True, "consuming train-requests"
-        return False, "waiting for the broker and a partition assignment"
+        return False, "waiting for a partition assignment"
 
     async def _run(self) -> None:
         producer = await self._connect()
+        await self._fail_interrupted()
         while True:
             self.loop = ConsumerLoop(
                 bootstrap=self.settings.broker,
@@ -63,6 +75,26 @@ class Runtime:
             except KafkaError as exc:
                 log.warning("consumer_failed_restarting", error=repr(exc))
                 await asyncio.sleep(2.0)
+
+    async def _fail_interrupted(self) -> None:
+        """Before consuming: a run this trainer left ``running`` (killed mid-run) is failed
+        with the reason, retried with backoff while the registry is away."""
+        delay = 0.5
+        while True:
+            try:
+                failed = await self.service.fail_interrupted()
+            except RegistryRefused as exc:
+                log.error("interrupted_runs_not_failed", error=exc.message)
+                break
+            except Exception as exc:  # noqa: BLE001 - the registry is away: wait for it
+                log.warning("interrupted_runs_waiting_for_registry", error=repr(exc))
+                await asyncio.sleep(delay + random.uniform(0, delay / 2))
+                delay = min(delay * 2, 10.0)
+                continue
+            if failed:
+                log.info("interrupted_runs_failed", count=failed)
+            break
+        self._swept = True
 
     async def _connect(self) -> Producer:
         self._producer = await connect_retrying(self._connect_producer, broker=self.settings.broker)

@@ -32,6 +32,10 @@ class RegistryPort(Protocol):
 
     async def record_run(self, *, name: str, run_id: str, body: dict[str, Any]) -> None: ...
 
+    async def running_runs(self, *, name: str) -> list[dict[str, Any]]: ...
+
+    async def reachable(self) -> bool: ...
+
 
 class HttpRegistry:
     """Retries transport errors and 5xx answers with backoff for ``retry_seconds``."""
@@ -61,6 +65,21 @@ class HttpRegistry:
 
     async def record_run(self, *, name: str, run_id: str, body: dict[str, Any]) -> None:
         await self._call("PUT", f"/v1/models/{name}/runs/{run_id}", json=body)
+
+    async def running_runs(self, *, name: str) -> list[dict[str, Any]]:
+        """The model's runs still ``running`` (none for a model the registry lacks)."""
+        found = await self._call(
+            "GET", f"/v1/models/{name}/runs", params={"status": "running", "limit": 500}
+        )
+        return found or []
+
+    async def reachable(self) -> bool:
+        """Whether the registry answers its /readyz now (one try, for readiness)."""
+        try:
+            async with httpx.AsyncClient(base_url=self._base_url, timeout=2.0) as client:
+                return (await client.get("/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """The JSON answer, or None for a 404."""
