@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from millrace_cli.processes import free_port, http_ok, wait_until
 
 from bench._load import Stats, load, request_bytes
 from bench._server import BATCHED, FOREST, FOREST_BATCHED, MLP, MLP_BATCHED, PLAIN
@@ -49,24 +50,13 @@ V2_BODY = json.dumps(
 ).encode()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_ready(url: str, process: subprocess.Popen[bytes], *, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {timeout}s")
+        return http_ok(url)
+
+    wait_until(ready, timeout=timeout, what=f"{url} to answer 200")
 
 
 @contextlib.contextmanager

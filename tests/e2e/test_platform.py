@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +20,7 @@ from millrace_common.db import make_engine
 from millrace_common.feature_store import offline_rows
 
 from tests.support.platform import RETRAIN_EVERY, Platform
+from tests.support.predicting import predict_loop
 
 pytestmark = pytest.mark.e2e
 MODEL = "machine-failure"
@@ -129,47 +128,23 @@ def test_serving_answers_with_version_1(platform: Platform) -> None:
     assert missing.status_code == 404 and "no-such-machine" in missing.text
 
 
-class PredictLoop(threading.Thread):
-    """Predict requests back to back, counting status codes and versions seen."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.stop = threading.Event()
-        self.statuses: Counter[int] = Counter()
-        self.versions: Counter[int] = Counter()
-
-    def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self.stop.is_set():
-                response = client.post(
-                    f"{self.url}/v1/models/{MODEL}/predict", json={"entity_ids": ["m-003"]}
-                )
-                self.statuses[response.status_code] += 1
-                if response.status_code == 200:
-                    self.versions[response.json()["version"]] += 1
-
-
 def test_version_2_is_trained_and_swapped_without_failed_requests(
     platform: Platform, records
 ) -> None:  # type: ignore[no-untyped-def]
-    loop = PredictLoop(platform.url("serving"))
-    loop.start()
-    try:
+    client = httpx.Client(base_url=platform.url("serving"), timeout=10)
+    body = {"entity_ids": ["m-003"]}
+    with client, predict_loop(client, model=MODEL, body=body) as loop:
         _post_to_ingest(platform, take(records, RETRAIN_EVERY))
         wait_until(lambda: len(_versions(platform)) >= 2, timeout=300, what="version 2")
         v2 = httpx.get(f"{platform.url('registry')}/v1/models/{MODEL}/versions/2").json()
         if _production(platform) == 2:
-            wait_until(lambda: loop.versions[2] > 20, timeout=60, what="serving to answer v2")
+            wait_until(lambda: loop.versions.count(2) > 20, timeout=60, what="serving to answer v2")
         else:
             audit = httpx.get(f"{platform.url('registry')}/v1/models/{MODEL}/audit").json()
             assert any(e.get("to_version") == 2 and "not promoted" in e["reason"] for e in audit), (
                 audit
             )
             assert v2["status"] == "ready"
-    finally:
-        loop.stop.set()
-        loop.join()
     assert set(loop.statuses) == {200}, loop.statuses
     assert sum(loop.statuses.values()) > 50
 

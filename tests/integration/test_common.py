@@ -15,6 +15,8 @@ from millrace_common.objectstore import get_verified, open_store, sha256_hex
 from millrace_common.outbox import OutboxRelay, add_event, outbox_table
 from prometheus_client import REGISTRY
 
+from tests.support.waiting import until
+
 pytestmark = pytest.mark.integration
 
 
@@ -56,9 +58,7 @@ async def test_consumer_loop_dead_letters_poison_and_keeps_flowing(broker: str) 
     for value in (b"a", b"bad", b"b"):
         await producer.send("loop-in", value, key="k", envelope=Envelope.new(type="t", source="s"))
     try:
-        async with asyncio.timeout(60):
-            while len(seen) < 2:
-                await asyncio.sleep(0.1)
+        await until(lambda: len(seen) >= 2, timeout=60, what="the two good records handled")
     finally:
         task.cancel()
         await producer.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 
 import httpx
@@ -50,15 +49,8 @@ def test_a_removed_deployment_leaves_the_agent_on_its_last_known_good_model(
     """The registry drops the model from the manifests on S3; an agent that read them keeps
     serving the model it verified (Greengrass-like), and no longer follows the alias."""
     store = open_store(object_store_url)
-    artifact = build_model(seed=3)
-    key = f"models/m/{secrets.token_hex(4)}/model.onnx"
-    store.put(key, artifact.data)
-    body = registration("r1", 0.8) | {
-        "artifact_uri": store.uri(key),
-        "sha256": artifact.sha256,
-        "size": len(artifact.data),
-        "schema": artifact.schema.model_dump(mode="json", by_alias=True),
-    }
+    target = build_model(seed=3).upload(store, name="m", version=1)
+    body = registration("r1", 0.8, target=target)
     agent = Syncer(site="plant-1", store=store, cache=ModelCache(tmp_path), slots=ModelSlots())
     with httpx.Client(base_url=registry_url, timeout=30) as client:
         assert client.post("/v1/models/m/versions", json=body).status_code == 201

@@ -4,9 +4,7 @@ when an artifact is corrupt, and looks up online features by entity id."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,24 +13,22 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI, HTTPException
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script, wait_until
 from millrace_common.contracts import (
-    EVENT_TYPES,
-    MODEL_PUBLISHED,
     PREDICTIONS,
     AliasTarget,
-    ModelPublished,
     PredictionLogged,
 )
 from millrace_common.db import make_engine
 from millrace_common.feature_store import metadata, online_rows
-from millrace_common.messaging import Envelope, Producer, ensure_topics
 from millrace_common.objectstore import ObjectStore, open_store
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.kafka import Record, at_least, publish_model, read_topic
 from tests.support.models import build_model, instance
+from tests.support.predicting import predict_loop
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 MODEL = "machine-failure"
@@ -86,38 +82,7 @@ class FakeRegistry:
 def upload(
     store: ObjectStore, name: str, version: int, *, seed: int, sha256: str | None = None
 ) -> AliasTarget:
-    artifact = build_model(seed=seed)
-    store.put(artifact.key(name, version), artifact.data)
-    return artifact.target(store, name=name, version=version, sha256=sha256)
-
-
-def event_for(target: AliasTarget) -> ModelPublished:
-    return ModelPublished(
-        event_id=str(uuid.uuid4()),
-        name=target.name,
-        version=target.version,
-        alias=target.alias,
-        artifact_uri=target.artifact_uri,
-        sha256=target.sha256,
-        size=target.size,
-        model_schema=target.model_schema,
-        lineage_id="test",
-        published_at=datetime.now(UTC),
-    )
-
-
-async def publish(broker: str, target: AliasTarget) -> None:
-    producer = Producer(broker, source="registry-test")
-    await producer.start()
-    try:
-        await producer.send(
-            MODEL_PUBLISHED,
-            event_for(target),
-            key=f"{target.name}:{target.alias}",
-            envelope=Envelope.new(type=EVENT_TYPES[MODEL_PUBLISHED], source="registry-test"),
-        )
-    finally:
-        await producer.stop()
+    return build_model(seed=seed).upload(store, name=name, version=version, sha256=sha256)
 
 
 def seed_online_store(database_url: str) -> None:
@@ -138,40 +103,6 @@ def seed_online_store(database_url: str) -> None:
             )
         )
     engine.dispose()
-
-
-class PredictLoop:
-    """Requests in a loop on a thread, recording every status and version."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.results: list[tuple[int, int | None]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set():
-                response = client.post(self.url, json={"instances": [instance()]})
-                version = response.json().get("version") if response.is_success else None
-                self.results.append((response.status_code, version))
-
-    def __enter__(self) -> PredictLoop:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=20)
-
-
-async def wait_for(check, *, what: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
-    try:
-        async with asyncio.timeout(timeout):
-            while not check():
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise TimeoutError(f"timed out waiting for {what}") from None
 
 
 def metric(base: str, name: str, **labels: str) -> float:
@@ -227,13 +158,16 @@ async def test_hot_swap_under_load_with_zero_errors(
     store = open_store(object_store_url)
     url = f"{serving}/v1/models/{MODEL}/predict"
     assert httpx.post(url, json={"instances": [instance()]}).json()["version"] == 1
-    with PredictLoop(url) as loop:
-        await wait_for(lambda: len(loop.results) > 20, what="requests on version 1")
+    client = httpx.Client(base_url=serving, timeout=10)
+    with client, predict_loop(client, model=MODEL) as loop:
+        await until(lambda: len(loop.results) > 20, timeout=60, what="requests on version 1")
         target = upload(store, MODEL, 2, seed=2)
         registry.targets[(MODEL, "production")] = target
-        await publish(broker, target)
-        await wait_for(
-            lambda: sum(v == 2 for _, v in loop.results) > 20, what="requests answered by version 2"
+        await publish_model(broker, target)
+        await until(
+            lambda: sum(v == 2 for _, v in loop.results) > 20,
+            timeout=60,
+            what="requests answered by version 2",
         )
     statuses = {status for status, _ in loop.results}
     versions = [v for _, v in loop.results]
@@ -247,8 +181,8 @@ async def test_a_corrupt_artifact_keeps_the_old_model(
 ) -> None:
     store = open_store(object_store_url)
     corrupt = upload(store, MODEL, 3, seed=3, sha256="0" * 64)
-    await publish(broker, corrupt)
-    await wait_for(
+    await publish_model(broker, corrupt)
+    await until(
         lambda: (
             metric(
                 serving,
@@ -258,6 +192,7 @@ async def test_a_corrupt_artifact_keeps_the_old_model(
             )
             == 1
         ),
+        timeout=60,
         what="the swap failure to be counted",
     )
     response = httpx.post(f"{serving}/v1/models/{MODEL}/predict", json={"instances": [instance()]})
@@ -269,9 +204,10 @@ async def test_a_model_promoted_after_start_up_is_loaded_from_its_event(
 ) -> None:
     url = f"{serving}/v1/models/spindle/predict"
     assert httpx.post(url, json={"instances": [instance()]}).status_code == 404
-    await publish(broker, upload(open_store(object_store_url), "spindle", 1, seed=4))
-    await wait_for(
+    await publish_model(broker, upload(open_store(object_store_url), "spindle", 1, seed=4))
+    await until(
         lambda: httpx.post(url, json={"instances": [instance()]}).status_code == 200,
+        timeout=60,
         what="spindle to be served",
     )
 
@@ -292,20 +228,11 @@ async def test_entity_ids_invalid_bodies_and_prediction_logs(serving: str, broke
 
 
 async def prediction_logged(broker: str, *, model: str) -> bool:
-    await ensure_topics(broker, [PREDICTIONS])
-    consumer = AIOKafkaConsumer(
-        PREDICTIONS,
-        bootstrap_servers=broker,
-        group_id=f"test-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
+    def ours(record: Record) -> bool:
+        log = PredictionLogged.model_validate_json(record.value)
+        return log.model == model and log.version == 1
+
+    found = await read_topic(
+        broker, PREDICTIONS, keep=ours, until=at_least(1), what=f"a prediction log of {model} v1"
     )
-    await consumer.start()
-    try:
-        async with asyncio.timeout(60):
-            async for record in consumer:
-                log = PredictionLogged.model_validate_json(record.value)
-                if log.model == model and log.version == 1:
-                    return True
-    finally:
-        await consumer.stop()
-    return False
+    return bool(found)

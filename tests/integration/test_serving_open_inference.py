@@ -15,7 +15,7 @@ from millrace_serving.runtime import Runtime
 from tritonclient.utils import InferenceServerException
 
 from tests.support.models import FACTORY_FEATURES, build_model
-from tests.unit.serving.support import MODEL, app_of, promote, served, serving_runtime
+from tests.support.serving import MODEL, app_of, promote, served, serving_runtime
 
 pytestmark = pytest.mark.integration
 

@@ -17,6 +17,7 @@ from millrace_common.objectstore import open_store
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.models import build_model, instance
+from tests.support.registry import registration
 
 pytestmark = pytest.mark.integration
 MODEL = "machine-failure"
@@ -25,21 +26,10 @@ REQUESTS = 800
 TOLERANCE = 0.06
 
 
-def registration(store_url: str, version: int, f1: float) -> dict[str, Any]:
+def uploaded(store_url: str, version: int, f1: float) -> dict[str, Any]:
     """Upload the seed-``version`` model and describe it as the trainer would."""
-    store = open_store(store_url)
-    artifact = build_model(seed=version)
-    key = artifact.key(MODEL, version)
-    store.put(key, artifact.data)
-    return {
-        "request_id": f"r{version}",
-        "artifact_uri": store.uri(key),
-        "sha256": artifact.sha256,
-        "size": len(artifact.data),
-        "schema": artifact.schema.model_dump(mode="json", by_alias=True),
-        "metrics": {"f1": f1},
-        "promotion": {"metric": "f1"},
-    }
+    target = build_model(seed=version).upload(open_store(store_url), name=MODEL, version=version)
+    return registration(f"r{version}", f1, target=target)
 
 
 def start_registry(supervisor: Supervisor, shared: dict[str, str]) -> str:
@@ -113,7 +103,7 @@ def platform(
     """(registry URL, serving URL): v1 in production, v2 the challenger."""
     registry = start_registry(processes, shared)
     for version, f1 in ((1, 0.8), (2, 0.7)):  # v2 does not beat v1: the challenger
-        register(registry, registration(object_store_url, version, f1))
+        register(registry, uploaded(object_store_url, version, f1))
     serving = start_serving(
         processes,
         shared,
@@ -177,15 +167,15 @@ def test_serving_pins_only_ready_or_archived_versions_of_the_real_registry(
     409 naming its status."""
     registry = start_registry(processes, shared)
     for version, f1 in ((1, 0.8), (2, 0.7), (3, 0.6)):  # v1 production, v3 the challenger
-        register(registry, registration(object_store_url, version, f1))
+        register(registry, uploaded(object_store_url, version, f1))
     archived = httpx.patch(
         f"{registry}/v1/models/{MODEL}/versions/2", json={"status": "archived", "reason": "old"}
     )
     assert archived.status_code == 200, archived.text
-    register(registry, registration(object_store_url, 4, 0.9) | {"status": "pending"})
+    register(registry, uploaded(object_store_url, 4, 0.9) | {"status": "pending"})
     register(
         registry,
-        registration(object_store_url, 5, 0.9)
+        uploaded(object_store_url, 5, 0.9)
         | {"status": "rejected", "rejection_reason": "ONNX output differs from the model's"},
     )
     serving = start_serving(

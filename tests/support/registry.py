@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 from millrace_cli.processes import free_port, http_ok, wait_until
-from millrace_common.contracts import SiteManifest
+from millrace_common.contracts import AliasTarget, SiteManifest
 from millrace_common.db import migrate, session_factory
 from millrace_common.objectstore import MemoryStore, ObjectInfo, ObjectStore
 from millrace_registry.adapters.manifests import ManifestWriter, manifest_key
@@ -40,11 +40,14 @@ def registration(
     *,
     champion: float | None = None,
     champion_version: int | None = None,
+    target: AliasTarget | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """A valid ``POST /v1/models/{name}/versions`` body (``extra`` replaces its fields):
-    the candidate's f1 and, when given, the champion's on the same holdout."""
-    return {
+    the candidate's f1 and, when given, the champion's on the same holdout. Without
+    ``target`` the artifact is a stand-in nothing reads; with one, the body names that
+    uploaded artifact and its schema."""
+    body = {
         "request_id": request_id,
         "artifact_uri": f"mem:///models/m/{request_id}/model.onnx",
         "sha256": "ab" * 32,
@@ -56,7 +59,15 @@ def registration(
         "params": {"n_estimators": 10},
         "lineage": {"seed": 7},
         "promotion": {"metric": "f1", "direction": "maximize", "margin": 0.0},
-    } | extra
+    }
+    if target is not None:
+        body |= {
+            "artifact_uri": target.artifact_uri,
+            "sha256": target.sha256,
+            "size": target.size,
+            "schema": target.model_schema.model_dump(mode="json", by_alias=True),
+        }
+    return body | extra
 
 
 def registry_runtime(

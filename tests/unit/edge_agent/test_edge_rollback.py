@@ -93,7 +93,7 @@ def test_a_failing_model_is_rolled_back_with_zero_failed_predictions(tmp_path: P
     publish(store, 1, build_model(seed=1).data)
     runtime = agent(store, tmp_path)
     with TestClient(create_app(runtime)) as client:
-        with predict_loop(client, model=MODEL, what="version 1 to load") as answers:
+        with predict_loop(client, model=MODEL, ready="version 1 to load") as answers:
             bad = publish(store, 2, fails_on_real_inputs())
             assert runtime.syncer.sync_once() is True  # verified, warmed up, swapped in
             wait_until(

@@ -135,7 +135,7 @@ def test_unsigned_and_mis_signed_models_are_refused_while_the_old_one_answers(
     )
     runtime = bootstrap(settings, store=store)
     with TestClient(create_app(runtime)) as client:
-        with predict_loop(client, model=MODEL, what="signed version 1 to load") as answers:
+        with predict_loop(client, model=MODEL, ready="signed version 1 to load") as answers:
             unsigned = manifest_of(store, 2)
             entry = manifest_of(store, 3)
             mis_signed_entry = entry.model_copy(

@@ -71,7 +71,7 @@ def test_bad_models_are_refused_while_the_old_one_answers_every_request(tmp_path
     settings = Settings(site=SITE, cache_dir=str(tmp_path), poll_interval=3600)
     runtime = bootstrap(settings, store=store)
     with TestClient(create_app(runtime)) as client:
-        with predict_loop(client, model=MODEL, what="version 1 to load") as answers:
+        with predict_loop(client, model=MODEL, ready="version 1 to load") as answers:
             bad = [
                 (2, build_model(seed=2).data, "f" * 64, "sha256 mismatch"),
                 (

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from millrace_common.errors import InvalidInput
 
 from tests.support.models import FACTORY_FEATURES, instance
-from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime
+from tests.support.serving import MODEL, app_of, promote, serving_runtime, v2_body
 
 PREDICT = f"/v1/models/{MODEL}/predict"
 KEYS = "reader-key:predict,ops-key:predict+admin"
@@ -32,19 +32,6 @@ async def client(tmp_path: Path) -> TestClient:
 @pytest.fixture
 async def secured(tmp_path: Path) -> TestClient:
     return await started(tmp_path, api_keys=KEYS)
-
-
-def v2_body(rows: int = 1) -> dict[str, object]:
-    return {
-        "inputs": [
-            {
-                "name": "input",
-                "shape": [rows, len(FACTORY_FEATURES)],
-                "datatype": "FP64",
-                "data": [[0.5] * len(FACTORY_FEATURES)] * rows,
-            }
-        ]
-    }
 
 
 def test_a_request_names_an_alias_or_a_pinned_version(client: TestClient) -> None:

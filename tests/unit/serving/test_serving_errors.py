@@ -10,8 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.models import instance
-from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime
-from tests.unit.serving.test_serving_access import v2_body
+from tests.support.serving import MODEL, app_of, promote, serving_runtime, v2_body
 
 INFER = f"/v2/models/{MODEL}/infer"
 PREDICT = f"/v1/models/{MODEL}/predict"

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from millrace_common.http import DirectRoute
 
-from tests.unit.serving.support import app_of, serving_runtime
+from tests.support.serving import app_of, serving_runtime
 
 SCORING = {
     ("POST", "/v1/models/{name}/predict"): "PredictRequest",

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from tests.support.models import build_model
-from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime
+from tests.support.serving import MODEL, app_of, promote, serving_runtime
 
 
 def refused_count(reason: str) -> float:

@@ -19,7 +19,8 @@ from millrace_serving.swap import Outcome
 from prometheus_client import REGISTRY
 
 from tests.support.models import instance
-from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime, target
+from tests.support.serving import MODEL, app_of, promote, serving_runtime, target
+from tests.support.waiting import until
 
 
 def counted(name: str, **labels: str) -> float:
@@ -45,9 +46,12 @@ class RequestLoop:
             await asyncio.sleep(0)  # in-process transport: a request may never suspend
 
     async def wait_for(self, count: int) -> None:
-        async with asyncio.timeout(10):
-            while len(self.results) < count:
-                await asyncio.sleep(0.005)
+        await until(
+            lambda: len(self.results) >= count,
+            timeout=30,
+            what=f"{count} answered predictions",
+            interval=0.005,
+        )
 
     async def stop(self) -> None:
         self._stop.set()

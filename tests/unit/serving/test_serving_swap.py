@@ -4,11 +4,10 @@ keep the old model on any failure (counted by reason)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import httpx
 import pytest
-from millrace_common.contracts import AliasTarget, ModelPublished, TensorSpec
+from millrace_common.contracts import AliasTarget, TensorSpec
 from millrace_common.objectstore import MemoryStore
 from millrace_common.scoring import ModelSlots
 from millrace_serving.adapters.registry import MemoryRegistry
@@ -16,7 +15,7 @@ from millrace_serving.alias_follower import AliasFollower
 from millrace_serving.swap import Outcome, Served, Swapper
 from prometheus_client import REGISTRY
 
-from tests.support.models import build_model
+from tests.support.models import build_model, published
 
 MODEL = "machine-failure"
 
@@ -157,18 +156,7 @@ async def test_follower_applies_model_published_events(store: MemoryStore) -> No
     )
     follower = AliasFollower(swapper=swapper, registry=MemoryRegistry())
     t = target(store, 2)
-    event = ModelPublished(
-        event_id="e-1",
-        name=t.name,
-        version=t.version,
-        alias=t.alias,
-        artifact_uri=t.artifact_uri,
-        sha256=t.sha256,
-        size=t.size,
-        model_schema=t.model_schema,
-        lineage_id="l-1",
-        published_at=datetime.now(UTC),
-    )
+    event = published(t, lineage_id="l-1")
     assert await follower.on_event(event) is Outcome.SWAPPED
     assert await follower.on_event(event) is Outcome.UNCHANGED
 

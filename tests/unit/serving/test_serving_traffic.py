@@ -17,7 +17,8 @@ from millrace_serving.runtime import Runtime
 from prometheus_client import REGISTRY
 
 from tests.support.models import instance
-from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime
+from tests.support.serving import MODEL, app_of, promote, serving_runtime
+from tests.support.waiting import until
 
 PREDICT = f"/v1/models/{MODEL}/predict"
 REQUESTS = 1000
@@ -103,9 +104,12 @@ async def test_shadow_answers_from_production_and_logs_both(tmp_path: Path) -> N
             (await client.post(PREDICT, json={"instances": [instance(i / count)]})).json()
             for i in range(count)
         ]
-        async with asyncio.timeout(10):
-            while len(logs.events) < 2 * count:
-                await asyncio.sleep(0.01)
+        await until(
+            lambda: len(logs.events) >= 2 * count,
+            timeout=30,
+            what=f"{2 * count} prediction logs",
+            interval=0.01,
+        )
     assert {(a["version"], a["alias"]) for a in answers} == {(1, "production")}
     logged = Counter((e.version, e.alias) for e in logs.events)
     assert logged == {(1, "production"): count, (2, "challenger"): count}  # mirror: 100%

@@ -17,7 +17,7 @@ from millrace_serving.runtime import Runtime
 from millrace_serving.traffic import BadPolicy, Policy, parse_policies, policy_from_registry
 from millrace_serving.traffic_follower import TrafficFollower
 
-from tests.unit.serving.support import MODEL, app_of, promote, serving_runtime, target
+from tests.support.serving import MODEL, app_of, promote, serving_runtime, target
 
 
 def canary(percent: float, **extra: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from millrace_serving.app import bootstrap, create_app
 from millrace_serving.config import Settings
 from millrace_serving.runtime import Runtime
 
-from tests.support.models import build_model
+from tests.support.models import FACTORY_FEATURES, build_model
 
 MODEL = "machine-failure"
 
@@ -31,8 +31,7 @@ def serving_runtime(tmp_path: Path, *, publisher: Any = None, **settings: Any) -
     store, registry = MemoryStore(), MemoryRegistry()
     for version in (1, 2, 3):
         artifact = build_model(seed=version)
-        store.put(artifact.key(MODEL, version), artifact.data)
-        registry.versions[(MODEL, version)] = artifact.target(store, name=MODEL, version=version)
+        registry.versions[(MODEL, version)] = artifact.upload(store, name=MODEL, version=version)
     options = {"models": MODEL, "publish_predictions": False, **settings}
     return bootstrap(
         Settings(**options),
@@ -75,3 +74,17 @@ def served(app: FastAPI) -> Iterator[str]:
 
 def app_of(runtime: Runtime) -> FastAPI:
     return create_app(runtime)
+
+
+def v2_body(rows: int = 1) -> dict[str, object]:
+    """An Open Inference Protocol request body of ``rows`` valid rows."""
+    return {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [rows, len(FACTORY_FEATURES)],
+                "datatype": "FP64",
+                "data": [[0.5] * len(FACTORY_FEATURES)] * rows,
+            }
+        ]
+    }
