@@ -13,17 +13,9 @@ from millrace_common.contracts import EVENT_TYPES, PREDICTIONS, RAW, PredictionL
 
 from tests.support.edge import read_predictions
 from tests.support.kafka import at_least, read_topic
+from tests.support.records import RECORD
 
 pytestmark = pytest.mark.integration
-
-RECORD = {
-    "entity_id": "m-1",
-    "ts": "2026-01-01T00:00:00Z",
-    "temperature": 70.5,
-    "vibration": 0.2,
-    "pressure": 3.1,
-    "speed": 1500.0,
-}
 
 
 async def test_records_reach_raw_with_envelope_and_trace(ingest_url: str, broker: str) -> None:

@@ -16,15 +16,8 @@ from millrace_ingest.app import bootstrap, create_app
 from millrace_ingest.config import Settings
 
 from tests.support.paths import FACTORY
+from tests.support.records import RECORD
 
-RECORD = {
-    "entity_id": "m-1",
-    "ts": "2026-01-01T00:00:00Z",
-    "temperature": 70.5,
-    "vibration": 0.2,
-    "pressure": 3.1,
-    "speed": 1500.0,
-}
 URL = "/v1/datasets/machines/records"
 
 
