@@ -1,6 +1,8 @@
 """The Millrace edge agent: keeps a site's models in step with its manifest, scores
 locally over serving's REST API, buffers local records and prediction logs on disk and
-forwards them to the centre when the link is up. The composition root (``bootstrap``),
+forwards them to the centre when the link is up; with the project folder, turns the
+records into the project's feature rows (the centre's engine) and answers predictions by
+entity id from them. The composition root (``bootstrap``),
 the app and ``main`` (``millrace-edge-agent run --site SITE [--config FILE]``)."""
 
 from __future__ import annotations
