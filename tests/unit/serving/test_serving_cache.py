@@ -22,6 +22,7 @@ from millrace_serving.swap import Outcome, Served, Swapper
 from prometheus_client import REGISTRY
 
 from tests.support.models import build_model
+from tests.support.waiting import until
 
 _names = itertools.count()
 
@@ -111,9 +112,12 @@ async def test_the_registry_returning_with_a_new_version_is_caught_up_within_sec
     try:
         registry.targets[(name, "production")] = upload(store, name, 2)
         registry.reachable = True
-        async with asyncio.timeout(5):
-            while restarted.readiness() != (True, "1 model(s) loaded"):
-                await asyncio.sleep(0.01)
+        await until(
+            lambda: restarted.readiness() == (True, "1 model(s) loaded"),
+            timeout=30,
+            what="the restarted runtime to catch up with the registry",
+            interval=0.01,
+        )
     finally:
         resync.cancel()
     assert restarted.swapper.slots.get(name).version == 2
@@ -173,9 +177,12 @@ async def test_a_missing_artifact_or_store_is_named_then_retried(tmp_path: Path)
     resync = asyncio.create_task(serving.resync_forever(interval=3600, max_delay=0.05))
     try:
         upload(store, name, 2)
-        async with asyncio.timeout(5):
-            while serving.swapper.slots.get(name).version != 2:
-                await asyncio.sleep(0.01)
+        await until(
+            lambda: serving.swapper.slots.get(name).version == 2,
+            timeout=30,
+            what="v2 loaded once its artifact is uploaded",
+            interval=0.01,
+        )
     finally:
         resync.cancel()
     assert mismatch(name, "missing_artifact") is None
@@ -236,9 +243,11 @@ async def test_a_runtime_starts_from_its_cache_with_the_registry_and_the_broker_
     )
     await runtime.start()
     try:
-        async with asyncio.timeout(10):
-            while not (await runtime.ready())[0]:
-                await asyncio.sleep(0.05)
+
+        async def ready() -> bool:
+            return (await runtime.ready())[0]
+
+        await until(ready, timeout=30, what="the runtime to be ready from its cache")
         ok, detail = await runtime.ready()
         assert runtime.slots.get(name).version == 1
         assert "serving from the local cache, the registry is unreachable" in detail
