@@ -62,7 +62,8 @@ class SiteFeatures:
     def forget(self) -> None:
         """Drop the windows in memory: a transaction that did not commit may have moved
         them past the file; they start again from what the file holds."""
-        self.engine.forget()
+        with self.tables.file.read():  # the engine runs under the file's lock only
+            self.engine.forget()
 
     def load(
         self, feature_set: FeatureSet, entities: Collection[str], *, keep_seconds: float
