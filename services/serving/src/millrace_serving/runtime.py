@@ -14,8 +14,9 @@ in a load balancer's rotation (taking every pod out because the control plane is
 would turn a registry outage into a prediction outage). The detail names what is away
 and every slot that differs from the registry's target and why, and the gauge
 ``millrace_serving_target_mismatch`` is the loud signal an alert fires on. Not ready while
-an expected slot has no model at all, or before the registry answered once when the cache
-held nothing."""
+an expected slot has no model at all, before the registry answered once when the cache
+held nothing, and at start until ``model-published`` is joined or the broker has been
+found away (5 s), so an event sent right after readiness is not missed."""
 
 from __future__ import annotations
 
@@ -80,6 +81,9 @@ class Runtime:
     consumer: ConsumerLoop | None = None
     broker_away: bool = True
     """True until the broker answered, and while the last check of it failed."""
+    broker_tried: bool = False
+    """Whether the broker was found away, or model-published joined, at least once:
+    until then readiness waits for the join (an event sent meanwhile would be missed)."""
     _producer_started: bool = False
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -134,6 +138,7 @@ class Runtime:
             await asyncio.wait({running, joined}, return_when=asyncio.FIRST_COMPLETED)
             joined.cancel()
             if consumer.assigned.is_set():
+                self.broker_tried = True
                 log.info("model_published_joined", group=self.group_id)
                 await self.alias_follower.try_sync()  # an event sent before the join
             await running
@@ -154,9 +159,12 @@ class Runtime:
     async def _connect(self) -> None:
         while True:
             try:
-                await wait_for_broker(self.settings.broker, timeout=30)
+                await wait_for_broker(
+                    self.settings.broker, timeout=5 if not self.broker_tried else 30
+                )
                 break
             except TimeoutError:
+                self.broker_tried = True
                 log.warning("broker_unreachable", broker=self.settings.broker)
         await ensure_topics(self.settings.broker)
         if not self._producer_started:
@@ -199,6 +207,8 @@ class Runtime:
             return False, follower.readiness()[1] if follower.registry_error else self.stage
         if follower.synced and not self.traffic_follower.started:
             return False, self.stage
+        if not self.broker_tried:
+            return False, "joining the model-published consumer group"
         ok, detail = follower.readiness()
         return ok, "; ".join([detail, *self._broker_detail()])
 
