@@ -19,8 +19,8 @@ from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script
 from millrace_common.contracts import SnapshotRef
 from millrace_common.objectstore import ObjectStore
 
-from tests.conftest import FACTORY
 from tests.support.kafka import send_train_request
+from tests.support.paths import FACTORY
 from tests.support.training import MODEL, train_request, versions_when
 from tests.support.waiting import wait_until
 
