@@ -123,7 +123,7 @@ def test_every_route_is_documented_with_its_body_and_statuses(tmp_path: Path) ->
         spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     expected = {
-        ("post", "/v1/datasets/{name}/records"): ({"202", "422", "507"}, "RecordsAccepted"),
+        ("post", "/v1/datasets/{name}/records"): ({"202", "413", "422", "507"}, "RecordsAccepted"),
         ("get", "/v1/dead-letters"): ({"200", "422"}, "DeadLetters"),
         ("get", "/v1/status"): ({"200"}, "AgentStatus"),
     }

@@ -19,7 +19,7 @@ from millrace_common.dataplane import PendingLog, prediction_log
 from millrace_common.errors import InvalidInput
 from millrace_common.objectstore import MemoryStore
 from millrace_common.scoring import LoadedModel, load_model
-from millrace_edge_agent.adapters.centre import refused_indices
+from millrace_edge_agent.adapters.centre import refusal
 from millrace_edge_agent.adapters.queue import Queues
 from millrace_edge_agent.adapters.queue.file import QueueFile
 from millrace_edge_agent.adapters.queue.prediction_logs import PredictionLogQueue
@@ -161,8 +161,11 @@ def test_a_422_names_the_refused_prediction_logs() -> None:
             {"field": "records[0].temperature", "message": "y"},
         ]
     }
-    assert refused_indices(body, size=4, items="predictions") == {2}
-    assert refused_indices({"field": "predictions"}, size=2, items="predictions") == {0, 1}
+    named = refusal(422, body, size=4, items="predictions")
+    assert named is not None and named.indices == {2}
+    # naming no log in particular: the forwarder halves the batch to find the bad ones
+    unnamed = refusal(422, {"field": "predictions"}, size=2, items="predictions")
+    assert unnamed is not None and unnamed.indices == set()
 
 
 def deployed_store() -> MemoryStore:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from millrace_common.objectstore import MemoryStore
-from millrace_edge_agent.adapters.centre import CentreUnavailable, refused_indices
+from millrace_edge_agent.adapters.centre import CentreUnavailable, refusal
 from millrace_edge_agent.adapters.queue import Queues
 from millrace_edge_agent.adapters.queue.records import NewRecord, QueueFull, RecordQueue
 from millrace_edge_agent.app import bootstrap, create_app
@@ -150,8 +150,10 @@ def test_a_422_names_the_refused_records() -> None:
             {"field": "records[3]", "message": "y"},
         ]
     }
-    assert refused_indices(body, size=5) == {1, 3}
-    assert refused_indices({"field": "dataset"}, size=3) == {0, 1, 2}
+    named = refusal(422, body, size=5)
+    assert named is not None and named.indices == {1, 3}
+    unknown_dataset = refusal(404, {"field": "dataset"}, size=3)
+    assert unknown_dataset is not None and unknown_dataset.indices == {0, 1, 2}
 
 
 async def test_heartbeats_wait_on_disk_while_the_registry_is_away(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Validation of raw records against their dataset: shared by ingest and features."""
+"""Validation of raw records against their dataset, and the bound on a record's size:
+shared by ingest, features and the edge agent."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
+from millrace_common.errors import TooLarge
 from millrace_common.project import Dataset, coerce_value, parse_timestamp
 
 
@@ -77,3 +81,20 @@ def _typed(
         except ValueError as exc:
             errors.append(FieldError(name, str(exc)))
     return out
+
+
+def check_sizes(
+    values: list[dict[str, Any]], *, max_bytes: int, items: str = "records"
+) -> list[bytes]:
+    """Each value encoded, or TooLarge naming the largest field of the first one over
+    ``max_bytes`` (``records[3].payload``): refused before any is sent or stored. No I/O."""
+    encoded = [orjson.dumps(v) for v in values]
+    for i, (value, payload) in enumerate(zip(values, encoded, strict=True)):
+        if len(payload) > max_bytes:
+            largest = max(value, key=lambda name: len(orjson.dumps(value[name])))
+            raise TooLarge(
+                f"record {i} is {len(payload)} bytes encoded, over the {max_bytes} bytes one "
+                f"record may be; its largest field is '{largest}'",
+                field=f"{items}[{i}].{largest}",
+            )
+    return encoded

@@ -121,18 +121,25 @@ def run(
     build: Callable[[], FastAPI],
     *,
     quiet: Sequence[str] = (),
+    silent: Sequence[str] = (),
+    drain_timeout: float | None = None,
 ) -> None:
     """The body of every service's ``main``: JSON logs, the app built (a configuration
     error is one line on stderr and exit 1, never a trace), then uvicorn until a signal.
-    ``quiet`` names loggers that would repeat what the service logs once itself."""
+    ``quiet`` names loggers that would repeat what the service logs once itself (their
+    errors still show), ``silent`` loggers whose errors the service reports itself;
+    ``drain_timeout`` bounds how long a signal waits for requests under way (None: as
+    long as they take) before the runtime is stopped."""
     configure_logging(service, settings.log_level)
     for name in quiet:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in silent:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         app = build()
     except MillraceError as exc:
         raise SystemExit(f"millrace-{service}: {exc.message}") from None
-    uvicorn.Server(server_config(app, settings)).run()
+    uvicorn.Server(server_config(app, settings, drain_timeout=drain_timeout)).run()
 
 
 class ServiceSettings(Protocol):
@@ -146,11 +153,18 @@ class ServiceSettings(Protocol):
     def log_level(self) -> str: ...
 
 
-def server_config(app: FastAPI, settings: ServiceSettings) -> uvicorn.Config:
+def server_config(
+    app: FastAPI, settings: ServiceSettings, *, drain_timeout: float | None = None
+) -> uvicorn.Config:
     """uvicorn's options for a service: its host and port; logging is ours (JSON), and
     an access line per request would cost more than a small model's prediction."""
     return uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=drain_timeout,  # type: ignore[arg-type]  # a float works
     )
 
 

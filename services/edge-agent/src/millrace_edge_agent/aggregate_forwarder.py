@@ -17,19 +17,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
 import structlog
 from millrace_common.project import Project
 
-from millrace_edge_agent.adapters.centre import Refused
+from millrace_edge_agent.adapters.queue.dead_letters import Letter
 from millrace_edge_agent.adapters.queue.records import Queued
 from millrace_edge_agent.adapters.queue.windows import RecordWindows
-from millrace_edge_agent.forwarder import Forwarder
+from millrace_edge_agent.forwarder import Delivery, Forwarder
 from millrace_edge_agent.metrics import DROPPED, QUEUE_DEPTH
 from millrace_edge_agent.preaggregation import WindowSummary, closed_windows, summarise
 
 log = structlog.get_logger(__name__)
 
 Window = tuple[WindowSummary, list[Queued]]
+Sent = tuple[Window, dict]  # type: ignore[type-arg]
+"""A window and the aggregate that stands for it."""
 
 
 @dataclass(kw_only=True)
@@ -46,23 +49,28 @@ class AggregatingForwarder(Forwarder):
         await self._expire()
         await self._drop_late()
         unplaced = await asyncio.to_thread(
-            self.queue.peek, self.batch_size, without_event_time=True
+            self.queue.peek, self.next_batch, without_event_time=True
         )
         if unplaced:  # queued before aggregation was on: they go as they are
             return await self._forward_raw(unplaced)
         windows = await asyncio.to_thread(self._closed_windows)
+        if len(windows) < self.next_batch:
+            self.limit = None  # the backlog is out: full batches again
         if not windows:
             QUEUE_DEPTH.set(self.queue.depth())
             return 0
-        aggregates = [self._summarise(summary, rows) for summary, rows in windows]
+        sent = [(window, self._summarise(*window)) for window in windows]
+        how = Delivery[Sent](
+            send=lambda items: self.sink.send(items[0][0][0].dataset, [a for _w, a in items]),
+            acknowledged=lambda items: self._acknowledged([w for w, _a in items]),
+            refused=self._refused_windows,
+        )
         try:
-            await self.sink.send(windows[0][0].dataset, aggregates)
-        except Refused as exc:
-            return await self._refused_windows(windows, exc)
+            _done, moved = await self.deliver(sent, how)
         except Exception as exc:  # noqa: BLE001 - the link may be down for days
             self._failed(exc)
             return 0
-        return await self._acknowledged(windows)
+        return moved
 
     async def _drop_late(self) -> None:
         late = await asyncio.to_thread(self.windows.drop_late)
@@ -71,7 +79,7 @@ class AggregatingForwarder(Forwarder):
             log.warning("records_late_for_window", count=late, window=self.width)
 
     def _closed_windows(self) -> list[Window]:
-        """Up to ``batch_size`` closed windows of one dataset, oldest first, with rows."""
+        """Up to ``next_batch`` closed windows of one dataset, oldest first, with rows."""
         closed = closed_windows(
             self.windows.summaries(width=self.width),
             width=self.width,
@@ -79,7 +87,7 @@ class AggregatingForwarder(Forwarder):
             now=self.clock(),
         )
         chosen = (
-            [w for w in closed if w.dataset == closed[0].dataset][: self.batch_size]
+            [w for w in closed if w.dataset == closed[0].dataset][: self.next_batch]
             if closed
             else []
         )
@@ -105,19 +113,24 @@ class AggregatingForwarder(Forwarder):
         self._succeeded(len(windows), records_in=len(seqs))  # logs records_forwarded
         return len(seqs)
 
-    async def _refused_windows(self, windows: list[Window], exc: Refused) -> int:
-        refused = [rows for i, (_summary, rows) in enumerate(windows) if i in exc.indices]
-        seqs = [q.seq for rows in refused for q in rows]
-        await asyncio.to_thread(self.queue.reject, seqs, reason="refused_by_centre")
-        DROPPED.labels("refused_by_centre").inc(len(seqs))
+    async def _refused_windows(self, refused: list[tuple[Sent, str]]) -> int:
+        """The rows of each refused aggregate leave the queue; the aggregate, as sent, is
+        the dead letter."""
+        seqs = [q.seq for ((_summary, rows), _a), _r in refused for q in rows]
+        letters = [
+            Letter("centre", summary.dataset, reason, orjson.dumps(aggregate))
+            for ((summary, _rows), aggregate), reason in refused
+        ]
+        await self._dead_letter(seqs, letters)
+        reason = refused[0][1]
         self.status.last_error = (
-            f"centre refused {len(refused)} aggregate(s) of {len(seqs)} record(s): {exc}"
+            f"centre refused {len(refused)} aggregate(s) of {len(seqs)} record(s): {reason}"
         )
         log.error(
             "aggregates_refused_by_centre",
             aggregates=len(refused),
             records=len(seqs),
-            dataset=windows[0][0].dataset,
-            error=str(exc),
+            dataset=refused[0][0][0][0].dataset,
+            reason=reason,
         )
         return len(seqs)

@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["edge-agent"])
     "/datasets/{name}/records",
     status_code=202,
     response_model=RecordsAccepted,
-    responses=errors(422, 507),
+    responses=errors(413, 422, 507),
 )
 async def post_records(
     name: str,
@@ -35,8 +35,9 @@ async def post_records(
 ) -> RecordsAccepted:
     """All of a batch or none of it: 202 once every record is on the site's disk (with
     the project folder, with the feature rows it made); 422 names each bad field
-    (``records[3].temperature``); 507 when the queue is full and its policy is
-    reject-new (the message says how many records were refused)."""
+    (``records[3].temperature``); 413 a body over ``max_body_bytes``, or a record over
+    ``max_record_bytes`` naming its largest field; 507 when the queue is full and its
+    policy is reject-new (the message says how many records were refused)."""
     queued = await intake.accept(dataset=name, records=batch.records)
     return RecordsAccepted(
         accepted=len(queued.event_ids),
@@ -62,7 +63,8 @@ def _row_out(row: Row) -> FeatureRowComputed:
 async def dead_letters(
     letters: DeadLettersDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> DeadLetters:
-    """Messages no record could be taken from, newest first, with the reason."""
+    """MQTT messages no record could be taken from, and records the centre refused for
+    good, newest first, with the reason."""
     newest = await asyncio.to_thread(letters.newest, limit)
     return DeadLetters(dead_letters=[dead_letter_out(letter) for letter in newest])
 

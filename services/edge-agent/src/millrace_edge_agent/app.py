@@ -8,13 +8,12 @@ the app and ``main`` (``millrace-edge-agent run --site SITE [--config FILE]``)."
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from fastapi import FastAPI
 from millrace_common.dataplane import DataPlane
 from millrace_common.errors import InvalidInput, MillraceError
-from millrace_common.http import include_flat
+from millrace_common.http import BodyLimit, include_flat
 from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.predict_api import predict_router
 from millrace_common.project import Project, load_project
@@ -103,6 +102,7 @@ def bootstrap(
         queue=queues.records,
         project=project,
         max_records=settings.max_records_per_request,
+        max_record_bytes=settings.max_record_bytes,
         on_stored=forwarder.wakeup.set if forwarder is not None else None,
         features=features,
     )
@@ -209,6 +209,7 @@ def make_events(settings: Settings, *, poller: ManifestPoller, instance: str) ->
         site=settings.site,
         instance=instance,
         on_event=poller.model_event,
+        stop_timeout=settings.stop_timeout / 4,  # leaving the group, within the stop
     )
 
 
@@ -224,6 +225,8 @@ def make_mqtt(
         store=intake.store,
         dead_letters=queues.dead_letters,
         max_records=min(settings.max_records_per_request, settings.queue_max_rows),
+        max_message_bytes=settings.max_body_bytes,
+        max_record_bytes=settings.max_record_bytes,
     )
     client = MqttRecords(
         address=BrokerAddress.parse(settings.mqtt_url),
@@ -303,6 +306,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     health_routes(app, runtime)
     app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     return app
 
 
@@ -329,9 +333,14 @@ def main(argv: list[str] | None = None) -> None:
         )
     except MillraceError as exc:
         raise SystemExit(f"millrace-edge-agent: {exc.message}") from None
-    for name in SILENT:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    run("edge-agent", settings, lambda: create_app(bootstrap(settings)), quiet=QUIET)
+    run(
+        "edge-agent",
+        settings,
+        lambda: create_app(bootstrap(settings)),
+        quiet=QUIET,
+        silent=SILENT,
+        drain_timeout=settings.stop_timeout / 2,
+    )
 
 
 if __name__ == "__main__":

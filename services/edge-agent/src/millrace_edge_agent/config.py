@@ -76,6 +76,19 @@ class Settings(CommonSettings):
     max_records_per_request: int = Field(
         5000, description="Most records one request may carry (more is a 422)."
     )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1,
+        description="Largest request body (and MQTT message), in bytes: a larger body is a "
+        "413 before it is read, a larger message a dead letter.",
+    )
+    max_record_bytes: int = Field(
+        1_000_000,
+        ge=1,
+        description="Largest record, JSON-encoded, in bytes (as ingest's, which the centre "
+        "refuses beyond): a larger one is a 413 naming its largest field and nothing of the "
+        "request is queued; in an MQTT message, the message is a dead letter.",
+    )
     prediction_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     """The share of answered predictions logged for the centre (``predictions``, through
     ingest): 1.0 logs every one, 0 none."""
@@ -104,6 +117,14 @@ class Settings(CommonSettings):
     follow_kafka: bool = True
     """Follow ``model-published`` on ``MILLRACE_BROKER`` (when non-empty) to swap within
     seconds; polling the manifest goes on regardless."""
+    stop_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a SIGTERM gives the agent to stop, whatever its broker, MQTT "
+        "broker, registry or centre is doing: requests under way get half of it, then each "
+        "loop and client what is left; whatever has not stopped by then is left behind, and "
+        "the queue file is closed.",
+    )
 
     @field_validator("instance_id")
     @classmethod

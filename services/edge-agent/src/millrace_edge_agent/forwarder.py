@@ -3,10 +3,16 @@ only once the centre acknowledged them.
 
 One batch at a time in queue order keeps every entity's records in order; a batch the
 centre half-took before the link broke is sent again whole, and the centre drops the
-repeats by event id. Failures back off exponentially with jitter, capped. Prediction
-logs go the same way in a loop of their own (``PredictionLogForwarder``), so neither
-kind waits behind the other; a resent log carries its request id, the centre's key to
-drop the repeat.
+repeats by event id. Failures back off exponentially with jitter, capped, and nothing
+is dropped while the centre is away or failing (a 5xx, a timeout, a dead link).
+
+What the centre refuses for good never holds up what follows it: the records it names
+(``records[3].temperature``) leave the queue as dead letters with its reason, and the
+rest are sent at once; a refusal that names none (a body over its size limit, say) is
+narrowed down by halving the batch until the record at fault is alone, and the batch
+size stays halved while the backlog lasts. Prediction logs go the same way in a loop
+of their own (``PredictionLogForwarder``), so neither kind waits behind the other; a
+resent log carries its request id, the centre's key to drop the repeat.
 """
 
 from __future__ import annotations
@@ -14,17 +20,21 @@ from __future__ import annotations
 import asyncio
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
+import orjson
 import structlog
 
 from millrace_edge_agent.adapters.centre import PredictionLogSink, RecordSink, Refused
+from millrace_edge_agent.adapters.queue.dead_letters import Letter
 from millrace_edge_agent.adapters.queue.prediction_logs import PredictionLogQueue
 from millrace_edge_agent.adapters.queue.records import Queued, RecordQueue
 from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.metrics import (
+    DEAD_LETTERS,
     DROPPED,
     FORWARD_FAILURES,
     FORWARD_RECORDS_IN,
@@ -38,6 +48,19 @@ from millrace_edge_agent.metrics import (
 )
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Delivery(Generic[T]):
+    """How one kind of item is sent and what becomes of it: each callback returns how
+    many queued rows left the queue."""
+
+    send: Callable[[Sequence[T]], Awaitable[None]]
+    acknowledged: Callable[[Sequence[T]], Awaitable[int]]
+    refused: Callable[[list[tuple[T, str]]], Awaitable[int]]
+    """Items the centre refused for good, each with what it said of it."""
 
 
 @dataclass
@@ -64,6 +87,34 @@ class ForwardLoop(ABC):
     rand: Callable[[], float] = random.random
     status: ForwardStatus = field(default_factory=ForwardStatus)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    limit: int | None = None
+    """The batch size a refusal naming no item taught (the centre's body limit, say);
+    None once the backlog is sent: ``batch_size`` again."""
+
+    @property
+    def next_batch(self) -> int:
+        return min(self.limit or self.batch_size, self.batch_size)
+
+    async def deliver(self, items: Sequence[T], how: Delivery[T]) -> tuple[int, int]:
+        """Send ``items``; return how many of them were sent or refused, and how many
+        queued rows left the queue. Items a refusal names leave at once, the rest go
+        next round; a refusal naming none halves the batch, and the next rounds keep
+        that size, until one item alone is refused (it was the cause, not the size). Raises what the
+        centre's failure raised (try later), once what was done is on disk."""
+        try:
+            await how.send(items)
+        except Refused as exc:
+            if exc.indices:
+                named = [(items[i], exc.reason(i)) for i in sorted(exc.indices)]
+                return len(named), await how.refused(named)
+            if len(items) == 1:  # the one at fault, not the batch's size: full batches again
+                self.limit = None
+                return 1, await how.refused([(items[0], exc.reason(0))])
+            half = len(items) // 2
+            self.limit = half  # the rest go next round, in batches of this size
+            log.info("forward_batch_halved", refused=len(items), next=half, error=str(exc))
+            return await self.deliver(items[:half], how)
+        return len(items), await how.acknowledged(items)
 
     @abstractmethod
     async def forward_once(self) -> int:
@@ -101,7 +152,9 @@ class Forwarder(ForwardLoop):
     async def forward_once(self) -> int:
         """Send the oldest batch; return how many records left the queue (0: none did)."""
         await self._expire()
-        batch = await asyncio.to_thread(self.queue.peek, self.batch_size)
+        batch = await asyncio.to_thread(self.queue.peek, self.next_batch)
+        if len(batch) < self.next_batch:
+            self.limit = None  # the backlog is out: full batches again
         if not batch:
             QUEUE_DEPTH.set(0)
             return 0
@@ -114,30 +167,46 @@ class Forwarder(ForwardLoop):
             log.warning("records_expired", count=expired, max_age=self.queue.max_age)
 
     async def _forward_raw(self, batch: list[Queued]) -> int:
+        how = Delivery[Queued](
+            send=lambda items: self.sink.send(items[0].dataset, [q.record for q in items]),
+            acknowledged=self._acknowledged_raw,
+            refused=self._refused_raw,
+        )
         try:
-            await self.sink.send(batch[0].dataset, [q.record for q in batch])
-        except Refused as exc:
-            return await self._refused(batch, exc)
+            _done, moved = await self.deliver(batch, how)
         except Exception as exc:  # noqa: BLE001 - the link may be down for days
             self._failed(exc)
             return 0
-        await asyncio.to_thread(self.queue.ack, [q.seq for q in batch])
-        self._succeeded(len(batch))
-        return len(batch)
+        return moved
 
-    async def _refused(self, batch: list, exc: Refused) -> int:  # type: ignore[type-arg]
-        seqs = [q.seq for i, q in enumerate(batch) if i in exc.indices]
-        await asyncio.to_thread(self.queue.reject, seqs, reason="refused_by_centre")
-        DROPPED.labels("refused_by_centre").inc(len(seqs))
-        self.status.last_error = f"centre refused {len(seqs)} record(s): {exc}"
+    async def _acknowledged_raw(self, items: Sequence[Queued]) -> int:
+        await asyncio.to_thread(self.queue.ack, [q.seq for q in items])
+        self._succeeded(len(items))
+        return len(items)
+
+    async def _refused_raw(self, refused: list[tuple[Queued, str]]) -> int:
+        letters = [
+            Letter("centre", q.dataset, reason, orjson.dumps(q.record)) for q, reason in refused
+        ]
+        await self._dead_letter([q.seq for q, _r in refused], letters)
+        first, reason = refused[0]
+        self.status.last_error = f"centre refused {len(refused)} record(s): {reason}"
         log.error(
             "records_refused_by_centre",
-            count=len(seqs),
-            dataset=batch[0].dataset,
-            first_event_id=batch[0].event_id,
-            error=str(exc),
+            count=len(refused),
+            dataset=first.dataset,
+            first_event_id=first.event_id,
+            reason=reason,
         )
-        return len(seqs)
+        return len(refused)
+
+    async def _dead_letter(self, seqs: list[int], letters: list[Letter]) -> None:
+        """Drop ``seqs`` (counted as ``refused_by_centre``), keeping ``letters``."""
+        await asyncio.to_thread(
+            self.queue.reject, seqs, reason="refused_by_centre", letters=letters
+        )
+        DROPPED.labels("refused_by_centre").inc(len(seqs))
+        DEAD_LETTERS.labels("centre").inc(len(letters))
 
     def _failed(self, exc: Exception) -> None:
         self.status.consecutive_failures += 1
@@ -176,16 +245,24 @@ class PredictionLogForwarder(ForwardLoop):
 
     async def forward_once(self) -> int:
         """Send the oldest batch; return how many logs left the queue (0: none did)."""
-        batch = await asyncio.to_thread(self.queue.peek, self.batch_size)
+        batch = await asyncio.to_thread(self.queue.peek, self.next_batch)
+        if len(batch) < self.next_batch:
+            self.limit = None
         if not batch:
             return 0
+        how = Delivery[tuple[int, bytes]](
+            send=lambda items: self.sink.send_predictions([body for _seq, body in items]),
+            acknowledged=self._acknowledged,
+            refused=self._refused,
+        )
         try:
-            await self.sink.send_predictions([body for _seq, body in batch])
-        except Refused as exc:
-            return await self._refused(batch, exc)
+            _done, moved = await self.deliver(batch, how)
         except Exception as exc:  # noqa: BLE001 - the link may be down for days
             self._failed(exc)
             return 0
+        return moved
+
+    async def _acknowledged(self, batch: Sequence[tuple[int, bytes]]) -> int:
         depth = await asyncio.to_thread(self._ack, [seq for seq, _body in batch])
         if self.status.consecutive_failures:
             log.info("prediction_logs_forward_resumed", after=self.status.consecutive_failures)
@@ -202,12 +279,14 @@ class PredictionLogForwarder(ForwardLoop):
         self.queue.ack(seqs)
         return self.queue.depth()
 
-    async def _refused(self, batch: list[tuple[int, bytes]], exc: Refused) -> int:
-        seqs = [seq for i, (seq, _body) in enumerate(batch) if i in exc.indices]
+    async def _refused(self, refused: list[tuple[tuple[int, bytes], str]]) -> int:
+        """Dropped and counted (monitoring data: no dead letter)."""
+        seqs = [seq for (seq, _body), _reason in refused]
         await asyncio.to_thread(self.queue.reject, seqs, reason="refused_by_centre")
         PREDICTION_LOGS_DROPPED.labels("refused_by_centre").inc(len(seqs))
-        self.status.last_error = f"centre refused {len(seqs)} prediction log(s): {exc}"
-        log.error("prediction_logs_refused_by_centre", count=len(seqs), error=str(exc))
+        reason = refused[0][1]
+        self.status.last_error = f"centre refused {len(seqs)} prediction log(s): {reason}"
+        log.error("prediction_logs_refused_by_centre", count=len(seqs), reason=reason)
         return len(seqs)
 
     def _failed(self, exc: Exception) -> None:

@@ -5,6 +5,10 @@ With the project folder at hand the agent validates each record against its data
 (the same ``validate_record`` as ingest, so a 422 names the same field); without it,
 it checks only what forwarding needs: an object with a non-empty ``entity_id``.
 
+A record over ``max_record_bytes`` once encoded is a 413 naming its largest field, as
+ingest answers (the same ``check_sizes``), so the site queues nothing the centre would
+refuse for its size.
+
 With the project, the records stored also go through the feature engine
 (``site_features``), in the transaction that queues them: 202 means the records, their
 readings and the feature rows they made are on disk together.
@@ -16,14 +20,14 @@ import asyncio
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
 from millrace_common.errors import FieldProblem, InvalidInput
 from millrace_common.feature_engine import Row
 from millrace_common.project import Project
-from millrace_common.records import RecordInvalid, ValidRecord, validate_record
+from millrace_common.records import RecordInvalid, ValidRecord, check_sizes, validate_record
 
 from millrace_edge_agent.adapters.queue.records import NewRecord, QueueFull, RecordQueue
 from millrace_edge_agent.metrics import DROPPED, QUEUE_DEPTH, QUEUED
@@ -46,6 +50,8 @@ class RecordIntake:
     project: Project | None
     max_records: int = 5000
     """Per REST request."""
+    max_record_bytes: int | None = None
+    """The largest record, JSON-encoded (None: no bound)."""
     on_stored: Callable[[], None] | None = None
     """Called once records are on disk (the forwarder's wake-up)."""
     features: SiteFeatures | None = None
@@ -54,11 +60,17 @@ class RecordIntake:
     async def accept(self, *, dataset: str, records: list[Any]) -> Accepted:
         """Validate and store ``records`` durably; return their event ids.
 
-        Raises InvalidInput naming every bad field (none is queued), or QueueFull when
-        they do not fit under ``reject-new``."""
+        Raises InvalidInput naming every bad field (none is queued), TooLarge naming the
+        largest field of a record over ``max_record_bytes``, or QueueFull when they do
+        not fit under ``reject-new``."""
         if len(records) > self.max_records:
             raise InvalidInput(f"at most {self.max_records} records per request", field="records")
-        prepared = prepare(dataset=dataset, records=records, project=self.project)
+        prepared = prepare(
+            dataset=dataset,
+            records=records,
+            project=self.project,
+            max_record_bytes=self.max_record_bytes,
+        )
         rows: list[Row] = []
         depth = await self.store(prepared, rows=rows)
         log.info(
@@ -121,10 +133,17 @@ class RecordIntake:
             raise
 
 
-def prepare(*, dataset: str, records: list[Any], project: Project | None) -> list[NewRecord]:
+def prepare(
+    *,
+    dataset: str,
+    records: list[Any],
+    project: Project | None,
+    max_record_bytes: int | None = None,
+) -> list[NewRecord]:
     """Validate ``records`` and give each an event id (a provided one is kept); no I/O.
 
-    Raises InvalidInput with every field at fault (``records[3].temperature``)."""
+    Raises InvalidInput with every field at fault (``records[3].temperature``), then
+    TooLarge naming the largest field of the first record over ``max_record_bytes``."""
     entity_field = project.dataset(dataset).entity if project is not None else "entity_id"
     problems: list[FieldProblem] = []
     prepared: list[NewRecord] = []
@@ -148,7 +167,10 @@ def prepare(*, dataset: str, records: list[Any], project: Project | None) -> lis
             )
     if problems:
         raise InvalidInput.of(problems)
-    return prepared
+    if max_record_bytes is None:
+        return prepared
+    bodies = check_sizes([r.record for r in prepared], max_bytes=max_record_bytes)
+    return [replace(r, body=body) for r, body in zip(prepared, bodies, strict=True)]
 
 
 def _check(

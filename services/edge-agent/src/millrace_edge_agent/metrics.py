@@ -42,6 +42,13 @@ FORWARD_FAILURES = Counter(
 DROPPED = Counter(
     "millrace_edge_records_dropped_total", "Records that will never reach the centre", ["reason"]
 )
+DEAD_LETTERS = Counter(
+    "millrace_edge_dead_letters_total",
+    "Dead letters kept at the site with their reason (GET /v1/dead-letters): source mqtt "
+    "(a message no record could be taken from) or centre (a record, or an aggregate, the "
+    "centre refused for good)",
+    ["source"],
+)
 HEARTBEAT_FAILURES = Counter(
     "millrace_edge_heartbeat_failures_total",
     "Heartbeats not delivered yet (kept on disk, sent later)",

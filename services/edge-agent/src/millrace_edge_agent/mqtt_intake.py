@@ -3,6 +3,9 @@ REST request (validation, event ids, the disk queue and its full-queue policy), 
 no record can be taken from becomes a dead letter with its reason, never a silent drop.
 Messages that arrive together are queued together, one fsync for the lot.
 
+A message over ``max_message_bytes``, or carrying a record over ``max_record_bytes``
+once encoded, is a dead letter saying so (its first bytes kept), as REST answers 413.
+
 The topic names the dataset: the level written ``{dataset}`` in the configured pattern
 (``millrace/{site}/{dataset}/records`` by default). The payload is one JSON record or a
 JSON list of them. A record without an ``event_id`` gets one derived from the site, the
@@ -20,13 +23,13 @@ from typing import Any, Protocol
 
 import orjson
 import structlog
-from millrace_common.errors import InvalidInput, MillraceError, NotFound
+from millrace_common.errors import InvalidInput, MillraceError, NotFound, TooLarge
 from millrace_common.project import Project
 
 from millrace_edge_agent.adapters.queue.records import NewRecord, QueueFull
 from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.intake import prepare
-from millrace_edge_agent.metrics import MQTT_MESSAGES
+from millrace_edge_agent.metrics import DEAD_LETTERS, MQTT_MESSAGES
 
 log = structlog.get_logger(__name__)
 
@@ -125,6 +128,10 @@ class MessageIntake:
     dead_letters: DeadLetters
     max_records: int = 5000
     """Per message; no more than the queue holds, or it could never be queued."""
+    max_message_bytes: int | None = None
+    """The largest payload (None: no bound)."""
+    max_record_bytes: int | None = None
+    """The largest record, JSON-encoded (None: no bound)."""
     full_retry_cap: float = 5.0
     status: IntakeStatus = field(default_factory=IntakeStatus)
 
@@ -138,7 +145,7 @@ class MessageIntake:
         for message in messages:
             try:
                 accepted.append((message, self._prepare(message)))
-            except (InvalidInput, NotFound) as exc:
+            except (InvalidInput, NotFound, TooLarge) as exc:
                 refused.append((message, exc))
         await self._store(accepted)
         for message, error in refused:
@@ -155,6 +162,12 @@ class MessageIntake:
         )
 
     def _prepare(self, message: Incoming) -> list[NewRecord]:
+        size = len(message.payload)
+        if self.max_message_bytes is not None and size > self.max_message_bytes:
+            raise TooLarge(
+                f"the message is {size} bytes; the limit is {self.max_message_bytes}",
+                field="payload",
+            )
         dataset = self.pattern.dataset_of(message.topic)
         records = records_of(
             site=self.site,
@@ -162,7 +175,12 @@ class MessageIntake:
             payload=message.payload,
             max_records=self.max_records,
         )
-        return prepare(dataset=dataset, records=records, project=self.project)
+        return prepare(
+            dataset=dataset,
+            records=records,
+            project=self.project,
+            max_record_bytes=self.max_record_bytes,
+        )
 
     async def _store(self, accepted: list[tuple[Incoming, list[NewRecord]]]) -> None:
         """All at once; when that does not fit a ``reject-new`` queue, one message at a
@@ -210,6 +228,7 @@ class MessageIntake:
         self.status.invalid += 1
         self.status.last_invalid = f"{message.topic}: {reason}"
         MQTT_MESSAGES.labels("invalid").inc()
+        DEAD_LETTERS.labels("mqtt").inc()
         log.debug(
             "mqtt_message_invalid", topic=message.topic, reason=reason, size=len(message.payload)
         )

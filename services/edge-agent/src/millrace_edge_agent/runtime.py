@@ -2,11 +2,13 @@
 the loops that keep them moving. ``start`` serves the cached models first, then polls
 the manifest (sooner when ``model-published`` says a listed model moved), forwards the
 queue to the centre, writes and forwards prediction logs, takes MQTT records and
-reports heartbeats, each in its own task."""
+reports heartbeats, each in its own task. ``stop`` ends within its bound whatever the
+broker, the MQTT broker, the registry or the centre is doing (``bounded``)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +29,7 @@ from millrace_edge_agent.intake import RecordIntake
 from millrace_edge_agent.mqtt_intake import MessageIntake
 from millrace_edge_agent.polling import ManifestPoller
 from millrace_edge_agent.prediction_logs import PredictionLogBuffer
+from millrace_edge_agent.shutdown import bounded, seconds_left
 from millrace_edge_agent.site_features import SiteFeatures
 from millrace_edge_agent.sync import Syncer
 
@@ -91,15 +94,30 @@ class Runtime:
         self._tasks.append(asyncio.create_task(work, name=name))
 
     async def stop(self) -> None:
+        """Within half of ``stop_timeout`` (the server had the other half for requests
+        under way): the loops cancelled, the prediction logs written, the clients
+        closed, each step bounded by what is left; what has not finished by then is
+        left behind, named in the log. The queue file is closed in every case."""
+        started = time.monotonic()
+        deadline = started + self.settings.stop_timeout / 2
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.prediction_logs is not None:
-            await self.prediction_logs.flush()  # a clean stop loses no prediction log
+        if self._tasks:
+            _done, left = await asyncio.wait(self._tasks, timeout=seconds_left(deadline))
+            if left:
+                log.warning("stop_left_running", tasks=sorted(t.get_name() for t in left))
+        if self.prediction_logs is not None:  # a clean stop loses no prediction log
+            await bounded(self.prediction_logs.flush(), seconds=seconds_left(deadline), what="logs")
         for closer in self.closers:
-            await closer.close()
+            await bounded(
+                closer.close(), seconds=seconds_left(deadline), what=type(closer).__name__
+            )
         self.queues.close()
-        log.info("edge_agent_stopped", site=self.settings.site)
+        log.info(
+            "edge_agent_stopped",
+            site=self.settings.site,
+            seconds=round(time.monotonic() - started, 3),
+        )
 
     async def ready(self) -> tuple[bool, str]:
         if len(self.slots) == 0:

@@ -31,10 +31,16 @@ class RecordsAccepted(BaseModel):
 
 class DeadLetterOut(BaseModel):
     received_at: datetime
-    source: str = Field(description="where the message came from: mqtt")
-    topic: str
-    reason: str = Field(description="why no record could be taken from it")
-    payload: str = Field(description="the message as it came (UTF-8, undecodable bytes replaced)")
+    source: str = Field(
+        description="mqtt: a message no record could be taken from; centre: a record (or "
+        "an aggregate) the centre refused for good"
+    )
+    topic: str = Field(description="the MQTT topic; for source centre, the dataset")
+    reason: str = Field(description="why it was refused")
+    payload: str = Field(
+        description="the message, or the record as sent (UTF-8, undecodable bytes replaced; "
+        "its first 64 KiB, the reason says when it was longer)"
+    )
 
 
 class DeadLetters(BaseModel):
@@ -101,6 +107,10 @@ class AgentStatus(BaseModel):
     queue_oldest_age_seconds: float | None
     queue_policy: Literal["reject-new", "drop-oldest"]
     drops: dict[str, int] = Field(description="records that will never reach the centre, by reason")
+    dead_letters: int = Field(
+        description="kept at GET /v1/dead-letters with their reason: MQTT messages no record "
+        "could be taken from, records the centre refused for good (refused_by_centre in drops)"
+    )
     forwarded: int
     forward_mode: Literal["raw", "aggregate"]
     aggregate_window_seconds: int | None = Field(description="set in aggregate mode")

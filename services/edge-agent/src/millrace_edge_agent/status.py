@@ -48,6 +48,7 @@ def describe(runtime: Runtime) -> AgentStatus:
         queue_oldest_age_seconds=round(age, 3) if age is not None else None,
         queue_policy=queue.policy,
         drops=queue.drops(),
+        dead_letters=runtime.queues.dead_letters.count(),
         forwarded=forward.forwarded if forward else 0,
         forward_mode=runtime.settings.forward_mode,
         aggregate_window_seconds=runtime.settings.aggregate_window_seconds if aggregate else None,
@@ -70,6 +71,8 @@ def heartbeat_of(status: AgentStatus) -> dict[str, Any]:
         "last_sync": status.last_sync.isoformat() if status.last_sync else None,
         "queue_depth": status.queue_depth,
         "drops": drops,
+        "refused_by_centre": status.drops.get("refused_by_centre", 0),
+        "dead_letters": status.dead_letters,
         "prediction_log_drops": sum(logs.drops.values()) if logs.state == "on" else 0,
         "last_error": status.last_error,
     }

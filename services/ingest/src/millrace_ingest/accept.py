@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 from millrace_common.contracts import PredictionLogged
-from millrace_common.errors import FieldProblem, InvalidInput, TooLarge
+from millrace_common.errors import FieldProblem, InvalidInput
 from millrace_common.project import Dataset
 from millrace_common.records import RecordInvalid, ValidRecord, validate_record
 from pydantic import ValidationError
@@ -93,18 +93,3 @@ def rest_event_id(record: ValidRecord, idempotency_key: str | None, index: int) 
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
-
-
-def check_sizes(values: list[dict[str, Any]], *, max_bytes: int) -> list[bytes]:
-    """Each value encoded, or TooLarge naming the largest field of the first record over
-    ``max_bytes`` (the broker's message size): refused before any record is sent."""
-    encoded = [orjson.dumps(v) for v in values]
-    for i, (value, payload) in enumerate(zip(values, encoded, strict=True)):
-        if len(payload) > max_bytes:
-            largest = max(value, key=lambda name: len(orjson.dumps(value[name])))
-            raise TooLarge(
-                f"record {i} is {len(payload)} bytes encoded, over the {max_bytes} bytes one "
-                f"record may be; its largest field is '{largest}'",
-                field=f"records[{i}].{largest}",
-            )
-    return encoded

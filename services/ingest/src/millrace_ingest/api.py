@@ -10,11 +10,12 @@ from millrace_common.errors import InvalidInput, TooLarge
 from millrace_common.http import errors
 from millrace_common.logs import bind_trace
 from millrace_common.project import Project
+from millrace_common.records import check_sizes
 from millrace_common.tracing import child_of, trace_id_of
 from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
-from millrace_ingest.accept import accept_batch, accept_predictions, check_sizes, raw_values
+from millrace_ingest.accept import accept_batch, accept_predictions, raw_values
 from millrace_ingest.adapters.predictions_topic import publish_predictions
 from millrace_ingest.adapters.raw_topic import publish_records
 from millrace_ingest.deps import RuntimeDep

@@ -3,9 +3,11 @@
 The event is never trusted for what to load: the registry writes the site manifest
 before it publishes a move, so the agent reads (and verifies) the manifest, the same
 path as a poll. That is why offsets need no care here: the group starts at the latest
-event, commits automatically, and anything missed while away is caught by polling.
+event and commits nothing (a commit is what aiokafka's ``stop`` retries forever while
+the broker is away), and anything missed while away is caught by polling.
 A broker that cannot be reached is retried with backoff in the background; serving
-and polling never wait for it.
+and polling never wait for it, and neither does a stop: closing the consumer is
+bounded by ``stop_timeout``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pydantic import ValidationError
 
 from millrace_edge_agent.backoff import next_delay
 from millrace_edge_agent.metrics import MODEL_EVENTS
+from millrace_edge_agent.shutdown import bounded
 
 log = structlog.get_logger(__name__)
 
@@ -40,11 +43,14 @@ class ModelEvents:
         instance: str,
         on_event: Callable[[ModelPublished], None],
         retry_cap: float = 30.0,
+        stop_timeout: float = 2.0,
     ) -> None:
         self.bootstrap = bootstrap
         self.group_id = group_id_of(site, instance)
         self.on_event = on_event
         self.retry_cap = retry_cap
+        self.stop_timeout = stop_timeout
+        """Seconds closing the consumer may take (leaving the group, on a dead broker)."""
         self.following = asyncio.Event()
         """Set while the consumer has its partitions (events will reach the agent)."""
         self.failures = 0
@@ -73,12 +79,12 @@ class ModelEvents:
             bootstrap_servers=self.bootstrap,
             group_id=self.group_id,
             auto_offset_reset="latest",
-            enable_auto_commit=True,
+            enable_auto_commit=False,
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
         )
-        await consumer.start()
         try:
+            await consumer.start()
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=100)
                 if consumer.assignment() and not self.following.is_set():
@@ -90,7 +96,7 @@ class ModelEvents:
                         self._handle(record)
         finally:
             self.following.clear()
-            await consumer.stop()
+            await bounded(consumer.stop(), seconds=self.stop_timeout, what="kafka-consumer")
 
     def _handle(self, record: ConsumerRecord) -> None:  # type: ignore[type-arg]
         try:

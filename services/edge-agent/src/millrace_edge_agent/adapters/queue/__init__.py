@@ -44,14 +44,20 @@ class Queues:
     ) -> Queues:
         """Open (or create) the file, migrate it, and the queues over it."""
         file = QueueFile(path)
+        dead_letters = DeadLetterLog(file, max_rows=max_dead_letters, clock=clock)
         return cls(
             file=file,
             records=RecordQueue(
-                file, max_rows=max_rows, max_age=max_age, policy=policy, clock=clock
+                file,
+                max_rows=max_rows,
+                max_age=max_age,
+                policy=policy,
+                clock=clock,
+                dead_letters=dead_letters,
             ),
             windows=RecordWindows(file),
             heartbeats=HeartbeatQueue(file, max_rows=max_heartbeats),
-            dead_letters=DeadLetterLog(file, max_rows=max_dead_letters, clock=clock),
+            dead_letters=dead_letters,
             prediction_logs=PredictionLogQueue(file, max_rows=max_prediction_logs, clock=clock),
             features=FeatureTables(file, clock=clock),
         )

@@ -18,6 +18,7 @@ import orjson
 from millrace_common.errors import StorageFull
 from millrace_common.records import ValidRecord
 
+from millrace_edge_agent.adapters.queue.dead_letters import DeadLetterLog, Letter
 from millrace_edge_agent.adapters.queue.file import QueueFile, count_drops, row_count
 
 Policy = Literal["reject-new", "drop-oldest"]
@@ -36,6 +37,8 @@ class NewRecord:
     valid: ValidRecord | None = None
     """The record validated against its dataset, when the agent knows it (what the
     feature engine takes)."""
+    body: bytes | None = None
+    """``record`` as JSON, when intake already encoded it (to check its size)."""
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,15 @@ class RecordQueue:
         max_age: float,
         policy: Policy,
         clock: Callable[[], float] = time.time,
+        dead_letters: DeadLetterLog | None = None,
     ) -> None:
         self.file = file
         self.max_rows = max_rows
         self.max_age = max_age
         self.policy = policy
         self.clock = clock
+        self.dead_letters = dead_letters
+        """Where ``reject`` keeps what it drops, with the reason."""
 
     def append(
         self,
@@ -117,10 +123,7 @@ class RecordQueue:
                 "INSERT OR IGNORE INTO records "
                 "(event_id, dataset, entity_id, body, enqueued_at, event_ts)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (r.event_id, r.dataset, r.entity_id, orjson.dumps(r.record), now, r.event_ts)
-                    for r in records
-                ],
+                [(r.event_id, r.dataset, r.entity_id, _body(r), now, r.event_ts) for r in records],
             )
             if within is not None and records:
                 within(db, records)
@@ -172,13 +175,16 @@ class RecordQueue:
         with self.file.tx() as db:
             db.executemany("DELETE FROM records WHERE seq = ?", [(s,) for s in seqs])
 
-    def reject(self, seqs: Sequence[int], *, reason: str) -> None:
-        """The centre refuses these for good: drop and count them."""
+    def reject(self, seqs: Sequence[int], *, reason: str, letters: Sequence[Letter] = ()) -> None:
+        """The centre refuses these for good: drop and count them, and keep ``letters``
+        (what was sent, and why it was refused) as dead letters, in one transaction."""
         with self.file.tx() as db:
             removed = sum(
                 db.execute("DELETE FROM records WHERE seq = ?", (s,)).rowcount for s in seqs
             )
             count_drops(db, reason, removed)
+            if removed and letters and self.dead_letters is not None:
+                self.dead_letters.keep(db, letters)
 
     def depth(self) -> int:
         with self.file.read() as db:
@@ -193,3 +199,7 @@ class RecordQueue:
         """Records that will never reach the centre, by reason, since the file was made."""
         with self.file.read() as db:
             return dict(db.execute("SELECT reason, count FROM drops").fetchall())
+
+
+def _body(record: NewRecord) -> bytes:
+    return record.body if record.body is not None else orjson.dumps(record.record)
