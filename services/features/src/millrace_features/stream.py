@@ -194,6 +194,7 @@ class RawConsumer(mode.Service):
             rows=len(batch.rows),
             new=new,
             dlq=len(batch.rejected),
+            **_traces(batch.rows),
         )
 
     async def _retrying(self, work: Callable[[Any], T], argument: Any) -> T:
@@ -286,6 +287,15 @@ def _feature_message(row: Row) -> Message:
             ("traceparent", new_traceparent(row.trace_id).encode()),
         ],
     )
+
+
+def _traces(rows: list[Row], *, most: int = 20) -> dict[str, Any]:
+    """The batch's trace ids for its log line, so a trace can be followed into the
+    stream: few per batch (a REST post carries one for all its records)."""
+    traces = list(dict.fromkeys(r.trace_id for r in rows if r.trace_id))
+    if len(traces) > most:
+        return {"trace_ids": traces[:most], "more_trace_ids": len(traces) - most}
+    return {"trace_ids": traces} if traces else {}
 
 
 def _report_lag(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
