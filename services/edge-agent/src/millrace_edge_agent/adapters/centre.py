@@ -109,7 +109,11 @@ def refusal(status: int, body: Any, *, size: int, items: str = "records") -> Ref
     message = f"the centre answered {status}: {text}"
     if field == "dataset":  # no such dataset at the centre: it refuses every record
         return Refused(message, indices=set(range(size)))
-    reasons = named_refusals(body, size=size, items=items)
+    code = body.get("error") if isinstance(body, dict) else None
+    said = f"the centre answered {status}" + (f" {code}" if code else "")
+    reasons = {
+        i: f"{said}: {why}" for i, why in named_refusals(body, size=size, items=items).items()
+    }
     return Refused(message, indices=set(reasons), reasons=reasons)
 
 

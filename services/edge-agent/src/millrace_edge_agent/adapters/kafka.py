@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import structlog
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished
 from pydantic import ValidationError
@@ -44,6 +45,7 @@ class ModelEvents:
         on_event: Callable[[ModelPublished], None],
         retry_cap: float = 30.0,
         stop_timeout: float = 2.0,
+        check_interval: float = 5.0,
     ) -> None:
         self.bootstrap = bootstrap
         self.group_id = group_id_of(site, instance)
@@ -51,6 +53,8 @@ class ModelEvents:
         self.retry_cap = retry_cap
         self.stop_timeout = stop_timeout
         """Seconds closing the consumer may take (leaving the group, on a dead broker)."""
+        self.check_interval = check_interval
+        """Seconds between checks that the broker still answers."""
         self.following = asyncio.Event()
         """Set while the consumer has its partitions (events will reach the agent)."""
         self.failures = 0
@@ -85,18 +89,31 @@ class ModelEvents:
         )
         try:
             await consumer.start()
+            loop = asyncio.get_running_loop()
+            checked, answers = loop.time(), True
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=100)
-                if consumer.assignment() and not self.following.is_set():
-                    self.following.set()
-                    self.failures = 0
-                    log.info("model_events_following", group=self.group_id)
+                if loop.time() - checked >= self.check_interval:
+                    checked, answers = loop.time(), await _answers(consumer)
+                self._following(bool(consumer.assignment()) and answers)
                 for records in batches.values():
                     for record in records:
                         self._handle(record)
         finally:
             self.following.clear()
             await bounded(consumer.stop(), seconds=self.stop_timeout, what="kafka-consumer")
+
+    def _following(self, now: bool) -> None:
+        """``following`` as it is now: a consumer keeps its partitions while its broker
+        is gone (it retries inside ``getmany``), so a metadata request says whether the
+        broker still answers."""
+        if now and not self.following.is_set():
+            self.following.set()
+            self.failures = 0
+            log.info("model_events_following", group=self.group_id)
+        elif not now and self.following.is_set():
+            self.following.clear()
+            log.warning("model_events_broker_away", broker=self.bootstrap)
 
     def _handle(self, record: ConsumerRecord) -> None:  # type: ignore[type-arg]
         try:
@@ -106,3 +123,13 @@ class ModelEvents:
             log.warning("model_event_invalid", offset=record.offset, error=str(exc)[:200])
             return
         self.on_event(event)
+
+
+async def _answers(consumer: AIOKafkaConsumer, *, timeout: float = 2.0) -> bool:
+    """Whether the broker answers a metadata request now."""
+    try:
+        async with asyncio.timeout(timeout):
+            await consumer.topics()
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    return True
