@@ -50,7 +50,7 @@ IDLE_TARGET_MIB = 150
 class _Ack(BaseHTTPRequestHandler):
     received_bytes = 0  # request bodies taken, over the whole run
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+    def do_POST(self) -> None:
         _Ack.received_bytes += len(self.rfile.read(int(self.headers.get("content-length", 0))))
         self.send_response(202)
         self.send_header("content-type", "application/json")

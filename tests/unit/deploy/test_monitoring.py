@@ -113,11 +113,11 @@ def _compose() -> dict:  # type: ignore[type-arg]
 def test_the_catalog_read_from_the_code_matches_the_live_registry() -> None:
     """The AST reading above finds what prometheus_client registers on import (so the
     checks below compare against the real names, labels included)."""
-    import millrace_common.dataplane  # noqa: F401
+    import millrace_common.dataplane
     import millrace_common.messaging  # noqa: F401
     import millrace_edge_agent.metrics  # noqa: F401
-    import millrace_serving.batching  # noqa: F401
-    import millrace_serving.metrics  # noqa: F401
+    import millrace_serving.batching
+    import millrace_serving.metrics
     import millrace_serving.traffic  # noqa: F401
     import millrace_trainer.metrics  # noqa: F401
     from prometheus_client import REGISTRY
@@ -125,7 +125,7 @@ def test_the_catalog_read_from_the_code_matches_the_live_registry() -> None:
     definitions = {metric.name: metric for metric in _definitions()}
     live = {
         name: collector
-        for name, collector in REGISTRY._names_to_collectors.items()  # noqa: SLF001
+        for name, collector in REGISTRY._names_to_collectors.items()
         if name.startswith("millrace_")
     }
     assert len(definitions) > 40

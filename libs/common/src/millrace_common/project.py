@@ -180,7 +180,6 @@ class Project(BaseModel):
         return [fs for fs in self.feature_sets.values() if fs.dataset == dataset]
 
 
-
 def load_project(folder: str | Path) -> Project:
     """Read ``millrace.yaml`` from a project folder; raise InvalidInput naming the problem."""
     path = Path(folder) / "millrace.yaml"

@@ -77,7 +77,7 @@ def open_session(data: bytes) -> ort.InferenceSession:
     options.inter_op_num_threads = 1
     try:
         return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises several unrelated types
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
         raise LoadFailed(f"cannot open ONNX model: {exc}", reason="session_open") from None
 
 
@@ -104,7 +104,7 @@ def load_model(
     row = np.zeros((1, len(schema.features)), dtype=np.float32)
     try:
         model.predict(row)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of the warm-up refuses the model
         raise LoadFailed(f"warm-up failed: {exc}", reason="warmup") from None
     return dataclasses.replace(model, row_seconds=_row_seconds(model, row))
 

@@ -119,7 +119,7 @@ class RawConsumer(mode.Service):
                 self.runtime.assigned = False
                 log.warning("raw_consumer_failed_restarting", error=repr(exc))
                 await asyncio.sleep(2.0)
-            except Exception as exc:  # noqa: BLE001 - a bug must not silently stop the stream
+            except Exception as exc:
                 self.runtime.assigned = False
                 log.error("raw_consumer_crashed_restarting", error=repr(exc), exc_info=exc)
                 await asyncio.sleep(5.0)

@@ -26,7 +26,7 @@ def export_onnx(*, estimator: Any, n_features: int, task: str) -> bytes:
             options=options,
             initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
         )
-    except Exception as exc:  # skl2onnx raises many unrelated types for unsupported models
+    except Exception as exc:  # noqa: BLE001 - skl2onnx raises many unrelated types
         # skl2onnx messages can dump whole tree ensembles: keep the first line, bounded
         cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise TrainingError(f"cannot convert {type(estimator).__name__} to ONNX: {cause}") from None

@@ -93,7 +93,7 @@ def _listing(store: ObjectStore, location: S3Location) -> Iterator[ObjectInfo]:
         raise InvalidInput(f"no bucket '{location.bucket}'", field="url") from None
     except MillraceError:
         raise
-    except Exception as exc:  # minio and urllib3 errors: the store is unreachable or refuses
+    except Exception as exc:  # noqa: BLE001 - minio and urllib3 errors: unreachable or refused
         raise InvalidInput(f"cannot list {location}: {_short(exc)}", field="url") from None
     return iter(listed)
 
@@ -110,7 +110,7 @@ def _opened(store: ObjectStore, info: ObjectInfo, kind: Format, where: str) -> I
             yield stream
     except MillraceError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - minio and urllib3 errors while opening
         raise InvalidInput(f"cannot read {where}: {_short(exc)}", field="url") from None
 
 
@@ -122,7 +122,7 @@ def _reading(
         yield from records
     except MillraceError:
         raise
-    except Exception as exc:  # urllib3/minio errors while the body streams in
+    except Exception as exc:  # noqa: BLE001 - urllib3/minio errors while the body streams in
         raise InvalidInput(f"cannot read {where}: {_short(exc)}", field="url") from None
 
 
