@@ -130,3 +130,20 @@ def test_the_scaffold_documents_health_and_errors() -> None:
     assert {"/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
     declared = spec["paths"]["/v1/things"]["post"]["responses"]["422"]
     assert declared["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_to_retry() -> None:
+    import sqlalchemy as sa
+
+    app = FastAPI()
+    install_error_handlers(app)
+    engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+
+    @app.get("/v1/rows")
+    async def rows() -> None:
+        with engine.connect():
+            pass
+
+    answer = TestClient(app, raise_server_exceptions=False).get("/v1/rows")
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "2"
+    assert answer.json()["error"] == "unavailable"

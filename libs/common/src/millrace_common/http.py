@@ -302,7 +302,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        """A bug, not bad input: the trace goes to the log, the caller gets one line."""
+        """A bug, not bad input: the trace goes to the log, the caller gets one line.
+        A database that cannot be reached is no bug: a 503 the caller may retry."""
+        if _database_away(exc):
+            log.warning("database_unreachable", path=request.url.path, error=repr(exc)[:300])
+            answer = error_response(
+                request,
+                status=503,
+                code="unavailable",
+                message="the database is unreachable; retry shortly",
+            )
+            answer.headers["Retry-After"] = "2"
+            return answer
         log.error(
             "request_failed",
             method=request.method,
@@ -316,3 +327,15 @@ def install_error_handlers(app: FastAPI) -> None:
             code="internal",
             message="internal error; the service log has the details",
         )
+
+
+def _database_away(exc: BaseException) -> bool:
+    """SQLAlchemy's errors for a connection refused, reset or timed out (this module
+    must import without SQLAlchemy: the edge agent has none)."""
+    kind = type(exc)
+    return kind.__module__ == "sqlalchemy.exc" and kind.__name__ in {
+        "OperationalError",
+        "InterfaceError",
+        "DisconnectionError",
+        "TimeoutError",
+    }
