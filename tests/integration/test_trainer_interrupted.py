@@ -41,6 +41,13 @@ def slow_forest(**params):
 
 
 @pytest.fixture
+def broker(fresh_broker: str) -> str:
+    """A broker of this test's own: the session's carries other tests' train requests,
+    which this trainer's new group would read too (and record runs for)."""
+    return fresh_broker
+
+
+@pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
     """The factory example whose model is built slowly while the test says so."""
     shutil.copy(FACTORY / "millrace.yaml", tmp_path / "millrace.yaml")
