@@ -77,7 +77,10 @@ def run_dev(
         )
     workdir.mkdir(parents=True, exist_ok=True)
     console.print(resume_note(workdir, config.database_url))
-    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C when a manager asks
+    # stop as on Ctrl-C when a manager asks (SIGTERM), and on Ctrl-C even when this process
+    # was started with SIGINT ignored (a background job of a script inherits that)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     supervisor = Supervisor(workdir / "logs")
     try:
         with console.status("starting Tansu and the services…"):
