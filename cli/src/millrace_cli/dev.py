@@ -16,7 +16,7 @@ from rich.console import Console
 from millrace_cli.client import Service, error_line
 from millrace_cli.errors import CliError
 from millrace_cli.platform import DEFAULT_PORTS, PlatformConfig, edge_agent_spec, start_platform
-from millrace_cli.processes import Supervisor, port_open
+from millrace_cli.processes import Supervisor, ephemeral_ports, port_open
 from millrace_cli.render import console as stdout
 from millrace_cli.simulator import factory_records, take
 
@@ -77,6 +77,14 @@ def run_dev(
         )
     workdir.mkdir(parents=True, exist_ok=True)
     console.print(resume_note(workdir, config.database_url))
+    ephemeral = ephemeral_ports()
+    if any(port in ephemeral for port in config.ports.values()):
+        console.print(
+            f"note: some ports are in {ephemeral.start}–{ephemeral.stop - 1}, where the kernel"
+            " picks ports for outgoing connections; one may be taken before its service binds"
+            " it (a --port-offset below"
+            f" {ephemeral.start - max(DEFAULT_PORTS.values())} avoids that)"
+        )
     # stop as on Ctrl-C when a manager asks (SIGTERM), and on Ctrl-C even when this process
     # was started with SIGINT ignored (a background job of a script inherits that)
     signal.signal(signal.SIGTERM, _interrupt)

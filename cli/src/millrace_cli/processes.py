@@ -6,6 +6,7 @@ exactly as an operator starts it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel hands to outgoing connections: a server bound to one of them
+    can find it taken by any client between a check and its bind."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default
 
 
 def wait_until(
@@ -55,6 +66,32 @@ def script(name: str) -> str:
     """A console script installed beside this interpreter (the workspace venv)."""
     local = Path(sys.executable).parent / name
     return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+class ExitedEarly(RuntimeError):
+    """A child process ended before it was ready; the message leads with the cause its
+    log gave, so the one line a command prints says what went wrong."""
+
+    def __init__(self, name: str, returncode: int, log_path: Path) -> None:
+        cause = last_error(log_path)
+        ready = "before it was ready"
+        super().__init__(f"{name} exited with {returncode} {ready}: {cause} ({log_path})")
+
+
+def last_error(log_path: Path) -> str:
+    """The last thing a dying process said: a plain line (a ``SystemExit`` message or a
+    traceback's last line) or a JSON log line at level error."""
+    tail = log_path.read_text(errors="replace")[-20_000:] if log_path.exists() else ""
+    for line in reversed(tail.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return line.strip()
+        if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
+            return str(entry.get("event", line))
+    return "its log names no cause"
 
 
 @dataclass
@@ -105,8 +142,7 @@ class Supervisor:
 
         def ready() -> bool:
             if running.popen.poll() is not None:
-                tail = running.log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{name} exited with {running.popen.returncode}:\n{tail}")
+                raise ExitedEarly(name, running.popen.returncode, running.log_path)
             if spec.ready_url:
                 return http_ok(spec.ready_url)
             if spec.ready_port:
