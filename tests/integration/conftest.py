@@ -44,6 +44,12 @@ def registry_settings(broker: str, database_url: str, object_store_url: str) -> 
 
 
 @pytest.fixture
+def registry_store(registry_settings: RegistrySettings) -> ObjectStore:
+    """The registry's object store: a registration's artifact must be in it."""
+    return open_store(registry_settings.object_store)
+
+
+@pytest.fixture
 def registry_url(registry_settings: RegistrySettings) -> Iterator[str]:
     with running_registry(registry_settings) as url:
         yield url

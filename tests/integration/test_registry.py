@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from millrace_common.contracts import SiteManifest
-from millrace_common.objectstore import open_store
+from millrace_common.objectstore import ObjectStore, open_store
 
 from tests.support.kafka import published_events
 from tests.support.registry import SCHEMA_DOC, registration
@@ -17,11 +17,14 @@ pytestmark = pytest.mark.integration
 
 
 async def test_registration_promotes_publishes_and_rewrites_site_manifests(
-    registry_url: str, broker: str, object_store_url: str
+    registry_url: str, broker: str, object_store_url: str, registry_store: ObjectStore
 ) -> None:
     model = f"m-{secrets.token_hex(3)}"
+    store = registry_store
     async with httpx.AsyncClient(base_url=registry_url, timeout=30) as client:
-        first = await client.post(f"/v1/models/{model}/versions", json=registration("r1", 0.88))
+        first = await client.post(
+            f"/v1/models/{model}/versions", json=registration("r1", 0.88, store=store)
+        )
         assert first.status_code == 201 and first.json()["promoted"] is True
         site = await client.put(
             f"/v1/sites/plant-9/deployments/{model}", json={"alias": "production"}
@@ -29,12 +32,12 @@ async def test_registration_promotes_publishes_and_rewrites_site_manifests(
         assert site.status_code == 200
         better = await client.post(
             f"/v1/models/{model}/versions",
-            json=registration("r2", 0.91, champion=0.88, champion_version=1),
+            json=registration("r2", 0.91, champion=0.88, champion_version=1, store=store),
         )
         assert better.json()["reason"] == ("f1 0.9100 beats champion v1 0.8800 by margin 0.0000")
         worse = await client.post(
             f"/v1/models/{model}/versions",
-            json=registration("r3", 0.85, champion=0.91, champion_version=2),
+            json=registration("r3", 0.85, champion=0.91, champion_version=2, store=store),
         )
         assert (worse.json()["version"], worse.json()["promoted"]) == (3, False)
         production = (await client.get(f"/v1/models/{model}/aliases/production")).json()
@@ -62,9 +65,13 @@ async def test_registration_promotes_publishes_and_rewrites_site_manifests(
     assert [(t.name, t.version, t.alias) for t in manifest.models] == [(model, 2, "production")]
 
 
-async def test_unknown_models_404_and_bad_requests_422(registry_url: str) -> None:
+async def test_unknown_models_404_and_bad_requests_422(
+    registry_url: str, registry_store: ObjectStore
+) -> None:
     async with httpx.AsyncClient(base_url=registry_url, timeout=30) as client:
-        await client.post("/v1/models/m/versions", json=registration("r1", 0.8))
+        await client.post(
+            "/v1/models/m/versions", json=registration("r1", 0.8, store=registry_store)
+        )
         assert (await client.get("/v1/models/unknown")).status_code == 404
         assert (await client.get("/v1/models/m/versions/42")).status_code == 404
         assert (await client.get("/v1/models/unknown/aliases/production")).status_code == 404
@@ -78,7 +85,8 @@ async def test_unknown_models_404_and_bad_requests_422(registry_url: str) -> Non
         assert no_reason.status_code == 422
         assert no_reason.json()["errors"][0]["field"] == "reason"
         bad_size = await client.post(
-            "/v1/models/m/versions", json=registration("r2", 0.8) | {"size": -1}
+            "/v1/models/m/versions",
+            json=registration("r2", 0.8, store=registry_store) | {"size": -1},
         )
         assert bad_size.status_code == 422 and bad_size.json()["errors"][0]["field"] == "size"
         staged = await client.post(
@@ -88,12 +96,14 @@ async def test_unknown_models_404_and_bad_requests_422(registry_url: str) -> Non
         assert (await client.get("/v1/models/m")).json()["aliases"]["staging"] == 1
 
 
-def test_concurrent_registrations_get_distinct_consecutive_versions(registry_url: str) -> None:
+def test_concurrent_registrations_get_distinct_consecutive_versions(
+    registry_url: str, registry_store: ObjectStore
+) -> None:
     def register(i: int) -> tuple[int, int]:
         # two threads send each request id: the re-send must get the same version
         response = httpx.post(
             f"{registry_url}/v1/models/busy/versions",
-            json=registration(f"req-{i // 2}", 0.5 + i / 100),
+            json=registration(f"req-{i // 2}", 0.5 + i / 100, store=registry_store),
             timeout=60,
         )
         assert response.status_code in (200, 201), response.text

@@ -10,13 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from millrace_common.objectstore import ObjectStore
 
 from tests.support.registry import registration
 
 pytestmark = pytest.mark.integration
 
 
-def test_twenty_concurrent_registrations_get_twenty_consecutive_versions(registry_url: str) -> None:
+def test_twenty_concurrent_registrations_get_twenty_consecutive_versions(
+    registry_url: str, registry_store: ObjectStore
+) -> None:
     model = f"race-{secrets.token_hex(3)}"
     barrier = threading.Barrier(20)
 
@@ -24,7 +27,7 @@ def test_twenty_concurrent_registrations_get_twenty_consecutive_versions(registr
         barrier.wait(timeout=30)  # all twenty requests leave together
         response = httpx.post(
             f"{registry_url}/v1/models/{model}/versions",
-            json=registration(f"req-{i}", 0.5),
+            json=registration(f"req-{i}", 0.5, store=registry_store),
             timeout=60,
         )
         assert response.status_code == 201, response.text
@@ -38,12 +41,14 @@ def test_twenty_concurrent_registrations_get_twenty_consecutive_versions(registr
     assert len({v["request_id"] for v in listed}) == 20
 
 
-def test_racing_promotions_leave_exactly_one_production_at_every_instant(registry_url: str) -> None:
+def test_racing_promotions_leave_exactly_one_production_at_every_instant(
+    registry_url: str, registry_store: ObjectStore
+) -> None:
     model = f"promo-{secrets.token_hex(3)}"
     for request_id in ("a", "b", "c"):
         created = httpx.post(
             f"{registry_url}/v1/models/{model}/versions",
-            json=registration(request_id, 0.9),
+            json=registration(request_id, 0.9, store=registry_store),
             timeout=30,
         )
         assert created.status_code == 201

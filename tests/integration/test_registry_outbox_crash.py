@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from millrace_cli.processes import ProcessSpec, Supervisor, free_port, script
 from millrace_common.db import make_engine
+from millrace_common.objectstore import open_store
 
 from tests.support.kafka import published_events
 from tests.support.registry import registration
@@ -83,7 +84,9 @@ async def test_a_move_committed_before_a_crash_is_published_after_restart(
     )
     url = f"http://127.0.0.1:{port}"
     created = httpx.post(
-        f"{url}/v1/models/{model}/versions", json=registration("r1", 0.9), timeout=30
+        f"{url}/v1/models/{model}/versions",
+        json=registration("r1", 0.9, store=open_store(object_store_url)),
+        timeout=30,
     )
     assert created.status_code == 201 and created.json()["promoted"] is True
     assert unsent_events(database_url, model=model) == [f"{model}:production", f"{model}:champion"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from millrace_common.objectstore import ObjectStore
 
 from tests.support.registry import registration
 
@@ -38,7 +39,9 @@ class Reads:
             assert self.changed.wait_for(lambda: self.count >= target, timeout=30)
 
 
-def train_and_register(registry_url: str, model: str, i: int, reads: Reads) -> int:
+def train_and_register(
+    registry_url: str, store: ObjectStore, model: str, i: int, reads: Reads
+) -> int:
     """What the trainer does: report the run started, then register the version carrying
     the run's final record."""
     run_id, started = f"run-{i}", datetime.now(UTC).isoformat()
@@ -49,7 +52,7 @@ def train_and_register(registry_url: str, model: str, i: int, reads: Reads) -> i
         )
         assert running.status_code == 200, running.text
         reads.wait_for_next()
-        body = registration(f"req-{i}", 0.5 + i / 100) | {
+        body = registration(f"req-{i}", 0.5 + i / 100, store=store) | {
             "run": {
                 "run_id": run_id,
                 "timings": {"fit": 0.1},
@@ -77,7 +80,9 @@ def unfinished(client: httpx.Client, model: str) -> list[str]:
     ]
 
 
-def test_no_reader_sees_a_version_before_its_run_is_finished(registry_url: str) -> None:
+def test_no_reader_sees_a_version_before_its_run_is_finished(
+    registry_url: str, registry_store: ObjectStore
+) -> None:
     model = f"runs-{secrets.token_hex(3)}"
     stop = threading.Event()
     seen: list[int] = []
@@ -99,7 +104,8 @@ def test_no_reader_sees_a_version_before_its_run_is_finished(registry_url: str) 
         with ThreadPoolExecutor(max_workers=4) as pool:
             versions = list(
                 pool.map(
-                    lambda i: train_and_register(registry_url, model, i, reads), range(ATTEMPTS)
+                    lambda i: train_and_register(registry_url, registry_store, model, i, reads),
+                    range(ATTEMPTS),
                 )
             )
     finally:

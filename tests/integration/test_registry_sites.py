@@ -29,7 +29,8 @@ def test_a_group_deployment_reaches_every_member_on_s3(
 ) -> None:
     sites = [f"plant-{i}" for i in range(5)]
     with httpx.Client(base_url=registry_url, timeout=30) as client:
-        assert client.post("/v1/models/m/versions", json=registration("r1", 0.8)).status_code == 201
+        registered = registration("r1", 0.8, store=open_store(object_store_url))
+        assert client.post("/v1/models/m/versions", json=registered).status_code == 201
         assert client.put("/v1/site-groups/east", json={"sites": sites}).status_code == 201
         assigned = client.put("/v1/site-groups/east/deployments/m", json={"alias": "production"})
         assert assigned.status_code == 200 and assigned.json()["manifests_written"] == sites
@@ -71,7 +72,8 @@ def test_a_removed_deployment_leaves_the_agent_on_its_last_known_good_model(
 
 def test_sites_are_driven_from_the_cli(registry_url: str, object_store_url: str) -> None:
     with httpx.Client(base_url=registry_url, timeout=30) as client:
-        assert client.post("/v1/models/m/versions", json=registration("r1", 0.8)).status_code == 201
+        registered = registration("r1", 0.8, store=open_store(object_store_url))
+        assert client.post("/v1/models/m/versions", json=registered).status_code == 201
         client.put("/v1/site-groups/east", json={"sites": ["plant-1", "plant-2"]})
     reg = ("--registry", registry_url)
     code, out = run_cli(

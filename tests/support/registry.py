@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
+from typing import IO, Any
 
 import uvicorn
 from millrace_cli.processes import free_port, http_ok, wait_until
 from millrace_common.contracts import AliasTarget, SiteManifest
 from millrace_common.db import migrate, session_factory
-from millrace_common.objectstore import MemoryStore, ObjectInfo, ObjectStore
+from millrace_common.errors import NotFound
+from millrace_common.objectstore import MemoryStore, ObjectInfo, ObjectStore, sha256_hex
 from millrace_registry.adapters.manifests import ManifestWriter, manifest_key
 from millrace_registry.adapters.tables import SCHEMA
 from millrace_registry.app import MIGRATIONS, Runtime, bootstrap, create_app
+from millrace_registry.artifacts import Artifacts
 from millrace_registry.config import Settings
 from millrace_registry.lifecycle import Lifecycle
 from millrace_registry.schemas import Registration
@@ -34,6 +36,49 @@ SCHEMA_DOC = {
 }
 
 
+STAND_INS = MemoryStore()
+"""The store of the registries these helpers build unless a test gives its own: the
+stand-in artifacts of ``registration`` are in it, as the registry requires."""
+
+
+def stand_in(request_id: str, store: ObjectStore = STAND_INS) -> ObjectInfo:
+    """An artifact nothing reads (the registry checks only its size and digest), uploaded
+    where the registry looks for it; its ``etag`` is its sha256."""
+    key, data = f"models/m/{request_id}/model.onnx", f"stand-in {request_id}".encode()
+    store.put(key, data)
+    return ObjectInfo(key, len(data), sha256_hex(data))
+
+
+class WithStandIns:
+    """A test's store that also holds every stand-in artifact (reads fall back to
+    ``STAND_INS``), so a test keeps its own store and still registers stand-ins."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self.url = store.url
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._store.get(key)
+        except NotFound:
+            return STAND_INS.get(key)
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            return self._store.stat(key)
+        except NotFound:
+            return STAND_INS.stat(key)
+
+    def open(self, key: str) -> AbstractContextManager[IO[bytes]]:
+        try:
+            return self._store.open(key)
+        except NotFound:
+            return STAND_INS.open(key)
+
+
 def registration(
     request_id: str,
     f1: float,
@@ -41,17 +86,20 @@ def registration(
     champion: float | None = None,
     champion_version: int | None = None,
     target: AliasTarget | None = None,
+    store: ObjectStore = STAND_INS,
     **extra: Any,
 ) -> dict[str, Any]:
     """A valid ``POST /v1/models/{name}/versions`` body (``extra`` replaces its fields):
     the candidate's f1 and, when given, the champion's on the same holdout. Without
-    ``target`` the artifact is a stand-in nothing reads; with one, the body names that
-    uploaded artifact and its schema."""
+    ``target`` the artifact is a stand-in uploaded to ``store`` (the registry's, when it
+    is not ``STAND_INS``); with one, the body names that uploaded artifact and its
+    schema."""
+    artifact = stand_in(request_id, store)
     body = {
         "request_id": request_id,
-        "artifact_uri": f"mem:///models/m/{request_id}/model.onnx",
-        "sha256": "ab" * 32,
-        "size": 1234,
+        "artifact_uri": store.uri(artifact.key),
+        "sha256": artifact.etag,
+        "size": artifact.size,
         "schema": SCHEMA_DOC,
         "metrics": {"f1": f1, "accuracy": 0.9},
         "champion_metrics": None if champion is None else {"f1": champion},
@@ -88,7 +136,7 @@ def registry_runtime(
 
     runtime = bootstrap(
         Settings(database_url=database_url, **settings),
-        store=store or MemoryStore(),
+        store=WithStandIns(store or MemoryStore()),  # type: ignore[arg-type]
         connect_producer=connect,
     )
     migrate(runtime.engine, schema=SCHEMA, versions=MIGRATIONS)
@@ -161,7 +209,7 @@ def race_manifest_writers(
     Returns the manifest left in ``store`` and whether B had finished while A was parked.
     The registry's tables must exist on the engines' database."""
     factory = session_factory(engines[0])
-    lifecycle = Lifecycle(factory=factory)
+    lifecycle = Lifecycle(factory=factory, artifacts=Artifacts(STAND_INS))
     for request_id, f1 in (("r1", 0.9), ("r2", 0.8)):  # v1 production, v2 challenger
         lifecycle.register(
             name="m", registration=Registration.model_validate(registration(request_id, f1))

@@ -76,6 +76,7 @@ def test_the_registry_signs_site_manifests_and_model_digests(tmp_path: Path) -> 
     runtime = registry_app.bootstrap(settings, store=store, connect_producer=no_broker)
     migrate(runtime.engine, schema=SCHEMA, versions=registry_app.MIGRATIONS)
     artifact = build_model(seed=1)
+    store.put(artifact.key(MODEL, 1), artifact.data)
     with TestClient(registry_app.create_app(runtime)) as client:
         registered = client.post(
             f"/v1/models/{MODEL}/versions",

@@ -127,18 +127,20 @@ def test_lineage_is_one_document(client: TestClient) -> None:
         "seed": 7,
         "environment": {"python": "3.11"},
     }
-    client.post("/v1/models/m/versions", json=registration("r1", 0.8, lineage=lineage))
+    body = registration("r1", 0.8, lineage=lineage)
+    client.post("/v1/models/m/versions", json=body)
     client.put("/v1/models/m/runs/run-1", json=run_report("r1", "succeeded", version=1))
     doc = client.get("/v1/models/m/versions/1/lineage").json()
     assert doc["train_request"]["requested_by"] == "cli"
     assert doc["feature_set"]["definition"] == {"features": []}
-    assert doc["artifact"]["sha256"] == "ab" * 32 and doc["seed"] == 7
+    assert doc["artifact"]["sha256"] == body["sha256"] and doc["seed"] == 7
     assert doc["run"]["run_id"] == "run-1"
     assert [a["alias"] for a in doc["alias_history"]] == ["production", "champion"]
 
 
 def test_runs_are_recorded_listed_and_compared(client: TestClient) -> None:
     client.put("/v1/models/m/runs/a", json=run_report("r1", "running"))
+    assert client.post("/v1/models/m/versions", json=registration("r1", 0.8)).status_code == 201
     done = client.put(
         "/v1/models/m/runs/a",
         json=run_report(

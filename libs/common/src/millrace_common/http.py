@@ -303,14 +303,24 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         """A bug, not bad input: the trace goes to the log, the caller gets one line.
-        A database that cannot be reached is no bug: a 503 the caller may retry."""
-        if _database_away(exc):
-            log.warning("database_unreachable", path=request.url.path, error=repr(exc)[:300])
+        A database or object store that cannot be reached is no bug: a 503 the caller
+        may retry."""
+        away = (
+            "the database"
+            if _database_away(exc)
+            else "the object store"
+            if _store_away(exc)
+            else None
+        )
+        if away is not None:
+            log.warning(
+                "dependency_unreachable", what=away, path=request.url.path, error=repr(exc)[:300]
+            )
             answer = error_response(
                 request,
                 status=503,
                 code="unavailable",
-                message="the database is unreachable; retry shortly",
+                message=f"{away} is unreachable; retry shortly",
             )
             answer.headers["Retry-After"] = "2"
             return answer
@@ -327,6 +337,18 @@ def install_error_handlers(app: FastAPI) -> None:
             code="internal",
             message="internal error; the service log has the details",
         )
+
+
+def _store_away(exc: BaseException) -> bool:
+    """The S3 client's (urllib3's) errors for an endpoint refused, reset or timed out."""
+    kind = type(exc)
+    return kind.__module__ == "urllib3.exceptions" and kind.__name__ in {
+        "MaxRetryError",
+        "NewConnectionError",
+        "ProtocolError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+    }
 
 
 def _database_away(exc: BaseException) -> bool:

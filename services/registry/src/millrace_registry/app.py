@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from millrace_registry.adapters.manifests import ManifestWriter
 from millrace_registry.api import router
+from millrace_registry.artifacts import Artifacts
 from millrace_registry.catalog import Catalog
 from millrace_registry.config import Settings
 from millrace_registry.fleet import Fleet
@@ -45,9 +46,8 @@ def bootstrap(
     signer = Signer.from_pem_file(settings.signing_key_file) if settings.signing_key_file else None
     engine = engine or make_engine(settings.database_url)
     factory = session_factory(engine)
-    manifests = ManifestWriter(
-        factory=factory, store=store or open_store(settings.object_store), signer=signer
-    )
+    store = store or open_store(settings.object_store)
+    manifests = ManifestWriter(factory=factory, store=store, signer=signer)
     bell = RelayBell()
     return Runtime(
         settings=settings,
@@ -56,7 +56,7 @@ def bootstrap(
         manifests=manifests,
         bell=bell,
         connect_producer=connect_producer or (lambda: kafka_producer(settings)),
-        lifecycle=Lifecycle(factory=factory, on_commit=bell),
+        lifecycle=Lifecycle(factory=factory, artifacts=Artifacts(store), on_commit=bell),
         catalog=Catalog(factory=factory),
         runs=Runs(factory=factory),
         sites=Sites(factory=factory, manifests=manifests),

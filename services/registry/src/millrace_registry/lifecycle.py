@@ -20,6 +20,7 @@ from millrace_registry.adapters import repository as repo
 from millrace_registry.adapters import rows
 from millrace_registry.adapters.repository import VersionChanges, VersionColumns
 from millrace_registry.adapters.tables import outbox
+from millrace_registry.artifacts import Artifacts
 from millrace_registry.names import (
     CHALLENGER,
     CHAMPION,
@@ -53,17 +54,24 @@ class Lifecycle:
         self,
         *,
         factory: sessionmaker[Session],
+        artifacts: Artifacts,
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._factory = factory
+        self._artifacts = artifacts
         self._on_commit = on_commit
 
     # -- versions --------------------------------------------------------------------
 
     def register(self, *, name: str, registration: Registration) -> tuple[ModelVersion, bool]:
-        """Add a version and apply the promotion rule; ``False`` when it was a re-send."""
+        """Add a version and apply the promotion rule; ``False`` when it was a re-send.
+        The artifact is checked first (in the store, its size and digest as claimed),
+        outside the transaction: hashing a large model must not hold the model's lock."""
         check_name(name, field="name")
         _check_registration(registration)
+        self._artifacts.verify(
+            uri=registration.artifact_uri, sha256=registration.sha256, size=registration.size
+        )
         with transaction(self._factory) as session:
             repo.lock_model(session, name=name, description=registration.description)
             existing = repo.version_by_request(

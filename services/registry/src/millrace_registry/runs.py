@@ -51,6 +51,13 @@ class Runs:
         }
         with transaction(self._factory) as session:
             repo.lock_model(session, name=name)
+            if (
+                report.version is not None
+                and repo.get_version(session, name=name, version=report.version) is None
+            ):
+                raise InvalidInput(
+                    f"model '{name}' has no version {report.version}", field="version"
+                )
             current = repo.get_run(session, name=name, run_id=run_id)
             if current is not None and current["status"] not in (RUN_RUNNING, report.status):
                 raise Conflict(

@@ -15,6 +15,10 @@ from millrace_registry.promotion_rule import PromotionRule
 Metric = Annotated[float, Field(allow_inf_nan=False)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")]
+BIGINT_MAX = 2**63 - 1
+"""The largest integer a database column holds: a bigger one is a 422, not a 500."""
+VersionNumber = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+Count = Annotated[int, Field(ge=0, le=BIGINT_MAX)]
 JsonObject = dict[str, Any]
 """Free-form JSON the registry keeps as it was given (params, lineage, run details)."""
 TrafficMode = Literal["none", "canary", "shadow", "sticky"]
@@ -54,11 +58,11 @@ class Registration(BaseModel):
     request_id: str = Field(min_length=1, max_length=200)
     artifact_uri: str = Field(min_length=1, max_length=1000)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    size: int = Field(ge=0)
+    size: Count
     model_schema: ModelSchema = Field(alias="schema")
     metrics: dict[str, Metric]
     champion_metrics: dict[str, Metric] | None = None
-    champion_version: int | None = Field(default=None, ge=1)
+    champion_version: VersionNumber | None = None
     params: JsonObject = Field(default_factory=dict)
     lineage: JsonObject = Field(default_factory=dict)
     status: Literal["pending", "ready", "rejected"] = "ready"
@@ -75,7 +79,7 @@ class Registration(BaseModel):
 
 class AliasMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    version: VersionNumber
     reason: str = Field(min_length=1, max_length=2000)
     actor: str = Field(default="api", min_length=1, max_length=200)
 
@@ -113,7 +117,7 @@ class Rollback(BaseModel):
     """Production back to an earlier ready version (the previous one when not named)."""
 
     model_config = ConfigDict(extra="forbid")
-    version: int | None = Field(default=None, ge=1)
+    version: VersionNumber | None = None
     reason: str = Field(min_length=1, max_length=2000)
     actor: str = Field(default="api", min_length=1, max_length=200)
 
@@ -125,7 +129,7 @@ class RunReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
     request_id: str = Field(min_length=1, max_length=200)
     status: RunStatus
-    version: int | None = Field(default=None, ge=1)
+    version: VersionNumber | None = None
     params: JsonObject = Field(default_factory=dict)
     metrics: dict[str, Metric] = Field(default_factory=dict)
     timings: dict[str, Seconds] = Field(default_factory=dict)
@@ -157,7 +161,7 @@ class SiteGroupBody(BaseModel):
 class ReportedModel(BaseModel):
     name: str
     alias: str = "production"
-    version: int
+    version: VersionNumber
 
 
 class Heartbeat(BaseModel):
@@ -167,10 +171,10 @@ class Heartbeat(BaseModel):
     site: str
     models: list[ReportedModel] = Field(default_factory=list)
     last_sync: datetime | None = None
-    queue_depth: int = Field(0, ge=0)
-    drops: int = Field(0, ge=0)
+    queue_depth: Count = 0
+    drops: Count = 0
     """Records the site dropped (the centre is missing exactly these)."""
-    prediction_log_drops: int = Field(0, ge=0)
+    prediction_log_drops: Count = 0
     """Prediction logs the site dropped (its monitoring data, not its records)."""
     last_error: str | None = None
     sent_at: datetime

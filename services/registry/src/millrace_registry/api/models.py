@@ -10,7 +10,17 @@ from fastapi import APIRouter, Body, Query, Response
 from millrace_common.contracts import AliasTarget
 from millrace_common.http import errors
 
-from millrace_registry.api.params import PAGED, Actor, Limit, Offset, Reason, TagFilter, also, paged
+from millrace_registry.api.params import (
+    PAGED,
+    Actor,
+    Limit,
+    Offset,
+    Reason,
+    TagFilter,
+    VersionPath,
+    also,
+    paged,
+)
 from millrace_registry.deps import CatalogDep, LifecycleDep
 from millrace_registry.names import VersionStatus
 from millrace_registry.schemas import (
@@ -123,7 +133,7 @@ async def list_versions(
 
 
 @router.get("/{name}/versions/{version}", response_model=ModelVersion, responses=errors(404, 422))
-async def get_version(name: str, version: int, catalog: CatalogDep) -> ModelVersion:
+async def get_version(name: str, version: VersionPath, catalog: CatalogDep) -> ModelVersion:
     return await asyncio.to_thread(catalog.version, name=name, version=version)
 
 
@@ -131,7 +141,7 @@ async def get_version(name: str, version: int, catalog: CatalogDep) -> ModelVers
     "/{name}/versions/{version}", response_model=ModelVersion, responses=errors(404, 409, 422)
 )
 async def update_version(
-    name: str, version: int, update: Annotated[VersionUpdate, Body()], catalog: CatalogDep
+    name: str, version: VersionPath, update: Annotated[VersionUpdate, Body()], catalog: CatalogDep
 ) -> ModelVersion:
     """Its description, tags and/or status (ready ↔ archived; 409 while it holds an
     alias); audited."""
@@ -146,7 +156,10 @@ async def update_version(
     responses=errors(404, 409, 422),
 )
 async def record_checks(
-    name: str, version: int, report: Annotated[ChecksReport, Body()], lifecycle: LifecycleDep
+    name: str,
+    version: VersionPath,
+    report: Annotated[ChecksReport, Body()],
+    lifecycle: LifecycleDep,
 ) -> ModelVersion:
     """A pending version's checks: it becomes ready (then the promotion rule applies) or
     rejected with the reason; 409 unless it is pending."""
@@ -158,7 +171,7 @@ async def record_checks(
 @router.get(
     "/{name}/versions/{version}/lineage", response_model=Lineage, responses=errors(404, 422)
 )
-async def get_lineage(name: str, version: int, catalog: CatalogDep) -> Lineage:
+async def get_lineage(name: str, version: VersionPath, catalog: CatalogDep) -> Lineage:
     return await asyncio.to_thread(catalog.lineage, name=name, version=version)
 
 

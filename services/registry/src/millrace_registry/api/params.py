@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Query, Response
+from fastapi import Path, Query, Response
 from pydantic import BaseModel
 
+from millrace_registry.schemas import BIGINT_MAX
+
+VersionPath = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="a version number")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
 TagFilter = Annotated[list[str] | None, Query(description="key or key=value; repeatable")]
