@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,17 @@ NUMERIC = {
     "UINT32": np.uint32,
     "UINT64": np.uint64,
 }
+_INTEGERS: tuple[type[np.integer[Any]], ...] = (
+    np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+)  # fmt: skip
+_RANGE: dict[Any, tuple[int, int]] = {
+    t: (int(np.iinfo(t).min), int(np.iinfo(t).max)) for t in _INTEGERS
+}
+"""Each integer datatype's bounds, as Python ints (compared exactly with any JSON number)."""
+_LARGEST: dict[Any, float] = {
+    t: float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)
+}
+"""Each float datatype's largest finite magnitude: beyond it, a value would become inf."""
 _V2_TYPES = {
     "float32": "FP32",
     "float64": "FP64",
@@ -357,13 +368,20 @@ def _decoded(plane: DataPlane, choice: Choice, body: dict[str, Any], chunks: byt
 
 
 def decode_tensors(inputs: list[Any], chunks: bytes) -> dict[str, tuple[int, np.ndarray]]:
-    """Each input as ``{name: (position, array shaped as declared)}``."""
+    """Each input as ``{name: (position, array shaped as declared)}``; every value a number
+    its datatype holds (no nulls, no non-finite or out-of-range values), every name once."""
     tensors: dict[str, tuple[int, np.ndarray]] = {}
     offset = 0
     for i, tensor in enumerate(inputs):
         where = f"inputs[{i}]"
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
             raise InvalidInput("each input needs a name, shape, datatype and data", field=where)
+        name = tensor["name"]
+        if name in tensors:
+            raise InvalidInput(
+                f"input '{name}' is sent twice (also as inputs[{tensors[name][0]}])",
+                field=f"{where}.name",
+            )
         shape = _shape(tensor.get("shape"), where)
         dtype = NUMERIC.get(str(tensor.get("datatype")))
         if dtype is None:
@@ -377,12 +395,12 @@ def decode_tensors(inputs: list[Any], chunks: bytes) -> dict[str, tuple[int, np.
             raise InvalidInput(
                 f"{array.size} values do not fill shape {shape}", field=f"{where}.shape"
             )
-        tensors[tensor["name"]] = (i, array.reshape(shape))
+        tensors[name] = (i, array.reshape(shape))
     return tensors
 
 
 def _shape(shape: Any, where: str) -> list[int]:
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise InvalidInput("shape must be a list of non-negative integers", field=f"{where}.shape")
     return shape
 
@@ -393,24 +411,130 @@ def _values(
     parameters = tensor.get("parameters") or {}
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if size is not None:
-        if not isinstance(size, int) or size > len(chunks):
+        if type(size) is not int or not 0 <= size <= len(chunks):
             raise InvalidInput(
-                "binary_data_size is larger than the bytes sent",
+                f"binary_data_size must be a number of bytes, at most the {len(chunks)} sent",
                 field=f"{where}.parameters.binary_data_size",
             )
         try:
-            return np.frombuffer(chunks[:size], dtype=dtype), size
+            sent = np.frombuffer(chunks[:size], dtype=dtype)
         except ValueError as exc:
             raise InvalidInput(str(exc), field=f"{where}.parameters") from None
+        return _held(sent, _items(sent), tensor, dtype, where), size
     data = tensor.get("data")
     if data is None:
         raise InvalidInput("required: data (or binary_data_size)", field=f"{where}.data")
     try:
-        return np.asarray(data, dtype=dtype).reshape(-1), 0
-    except (ValueError, TypeError) as exc:
+        found = np.asarray(data)
+    except (ValueError, TypeError) as exc:  # ragged nesting
         raise InvalidInput(
-            f"data is not {tensor['datatype']}: {exc}", field=f"{where}.data"
+            f"input '{tensor['name']}': data is not {tensor['datatype']}: {exc}",
+            field=f"{where}.data",
         ) from None
+    return _held(found.reshape(-1), _flat(data), tensor, dtype, where), 0
+
+
+def _held(
+    values: np.ndarray, sent: Iterable[Any], tensor: dict[str, Any], dtype: Any, where: str
+) -> np.ndarray:
+    """``values`` as ``dtype``; InvalidInput naming the first of ``sent`` (the same values
+    as the client wrote them) that the datatype cannot hold."""
+    held = _as_datatype(values, dtype)
+    if held is not None:
+        return held
+    held_each: list[Any] = []
+    for index, value in enumerate(sent):
+        problem = _problem(value, dtype, tensor["datatype"])
+        if problem is not None:
+            raise InvalidInput(
+                f"input '{tensor['name']}': data[{index}] {problem}", field=f"{where}.data"
+            )
+        held_each.append(value)
+    # each fits, but not numpy's guess at a common type (2**64 - 1 beside 0 is float64)
+    return np.array(held_each, dtype=dtype)
+
+
+def _as_datatype(values: np.ndarray, dtype: Any) -> np.ndarray | None:
+    """``values`` as ``dtype`` when each is a number it holds: an integer within its range,
+    a finite float within its range (1e39 is no FP32: it would become inf); else None.
+    Vectorised, with no cast that could overflow: this is the hot path, and ``_problem``
+    says what is wrong, value by value, once something is."""
+    kind = values.dtype.kind
+    if kind not in "iuf":  # null, string, bool, an integer beyond 64 bits
+        return None
+    if values.size == 0 or values.dtype == dtype and kind in "iu":
+        return values.astype(dtype, copy=False)
+    bounds = _RANGE.get(dtype)
+    if bounds is not None:
+        return values.astype(dtype, copy=False) if _integers_within(values, bounds) else None
+    if kind == "f" and values.dtype.itemsize <= np.dtype(dtype).itemsize:
+        held = bool(np.isfinite(values).all())  # as wide or wider: only NaN and inf fail
+    else:
+        held = _within(values, _LARGEST[dtype])
+    return values.astype(dtype, copy=False) if held else None
+
+
+def _within(values: np.ndarray, largest: float) -> bool:
+    """Every value finite and at most ``largest`` in magnitude (NaN compares false)."""
+    return bool(np.abs(values.astype(np.float64, copy=False)).max() <= largest)
+
+
+def _integers_within(values: np.ndarray, bounds: tuple[int, int]) -> bool:
+    low, high = bounds
+    if values.dtype.kind in "iu":
+        return low <= int(values.min()) and int(values.max()) <= high
+    whole = bool(np.isfinite(values).all() and (values == np.trunc(values)).all())
+    # float(high) + 1 is exact (2**63 for INT64), where float(high) rounds up to it
+    return whole and low <= float(values.min()) and float(values.max()) < float(high) + 1
+
+
+def _problem(value: Any, dtype: Any, datatype: str) -> str | None:
+    """What keeps ``datatype`` from holding ``value`` (as the JSON had it), or None."""
+    if value is None:
+        return "is null"
+    if type(value) is bool or not isinstance(value, int | float):
+        return f"= {_shown(value)} is not a number"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"= {value} is not a finite number"
+    bounds = _RANGE.get(dtype)
+    if bounds is not None:
+        if isinstance(value, float) and not value.is_integer():
+            return f"= {value} is not an integer, as {datatype} values are"
+        low, high = bounds
+        if not low <= value < high + 1:
+            return f"= {_shown(value)} is out of range for {datatype} ({low} to {high})"
+        return None
+    try:
+        held = abs(float(value)) <= _LARGEST[dtype]
+    except OverflowError:  # an integer beyond even float64
+        held = False
+    return None if held else f"= {_shown(value)} is out of range for {datatype}"
+
+
+def _shown(value: Any) -> str:
+    try:
+        shown = repr(value)
+    except ValueError:  # an integer of more digits than Python prints
+        return "a very large integer"
+    return shown if len(shown) <= 40 else f"{shown[:37]}..."
+
+
+def _items(array: np.ndarray) -> Iterator[Any]:
+    """The array's values as Python numbers, converted only when asked for."""
+    yield from array.tolist()
+
+
+def _flat(data: Any) -> Iterator[Any]:
+    """The values of nested lists, row-major; iterative, as the nesting is the client's."""
+    stack = [iter([data])]
+    while stack:
+        for value in stack[-1]:
+            if isinstance(value, list):
+                stack.append(iter(value))
+                break
+            yield value
+        else:
+            stack.pop()
 
 
 def feature_matrix(model: LoadedModel, tensors: dict[str, tuple[int, np.ndarray]]) -> np.ndarray:
@@ -418,14 +542,33 @@ def feature_matrix(model: LoadedModel, tensors: dict[str, tuple[int, np.ndarray]
     whole = model.schema.inputs[0].name
     if whole in tensors:
         position, array = tensors[whole]
+        others = sorted(set(tensors) - {whole})
+        if others:
+            raise InvalidInput(
+                f"unknown input '{others[0]}': input '{whole}' already carries every feature",
+                field=f"inputs.{others[0]}",
+            )
         if array.ndim != 2 or array.shape[1] != len(features):
             raise InvalidInput(
                 f"input '{whole}' must be shaped [N, {len(features)}] "
                 f"(features {', '.join(features)}), got {list(array.shape)}",
                 field=f"inputs[{position}].shape",
             )
-        return np.ascontiguousarray(array, dtype=np.float32)
+        return _model_input(whole, position, array)
     return _columns(features, tensors)
+
+
+def _model_input(name: str, position: int, array: np.ndarray) -> np.ndarray:
+    """``array`` as the FP32 the model takes. Only FP64 can hold what FP32 cannot: a value
+    beyond it (1e300) is refused, not scored as inf."""
+    if array.dtype == np.float64 and array.size and not _within(array, _LARGEST[np.float32]):
+        index = int(np.flatnonzero(~(np.abs(array) <= _LARGEST[np.float32]))[0])
+        raise InvalidInput(
+            f"input '{name}': data[{index}] = {array.reshape(-1)[index]} is out of range for "
+            "FP32, the datatype the model takes",
+            field=f"inputs[{position}].data",
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def _columns(features: list[str], tensors: dict[str, tuple[int, np.ndarray]]) -> np.ndarray:
@@ -444,10 +587,10 @@ def _columns(features: list[str], tensors: dict[str, tuple[int, np.ndarray]]) ->
             raise InvalidInput(
                 f"feature '{name}' must be shaped [N] or [N, 1]", field=f"inputs[{position}].shape"
             )
-        columns.append(array.reshape(-1))
+        columns.append(_model_input(name, position, array.reshape(-1)))
     if len({len(c) for c in columns}) != 1:
         raise InvalidInput("every feature input must have the same number of rows", field="inputs")
-    return np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float32)
+    return np.stack(columns, axis=1)
 
 
 # -- response encoding -------------------------------------------------------------------

@@ -8,6 +8,7 @@ in flight finish on the session they started with.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,17 +125,23 @@ _PLAIN_NUMBERS = frozenset({int, float})
 
 
 def matrix_from_instances(schema: ModelSchema, instances: Sequence[dict[str, Any]]) -> np.ndarray:
-    """Rows in the model's feature order; a missing or non-numeric feature is named."""
+    """Rows in the model's feature order; a feature that is missing, null, not a number,
+    not finite or beyond float32 (1e39 would be scored as inf) is named."""
     if not instances:
         raise InvalidInput("at least one instance is required", field="instances")
     rows = _plain_rows(schema.features, instances)
     if rows is None:
         _check_instances(schema.features, instances)
-        return _matrix_slowly(schema.features, instances)
-    try:
-        return np.array(rows, dtype=np.float32)
-    except OverflowError:  # an integer beyond even float64
-        return _matrix_slowly(schema.features, instances)
+        matrix = _matrix_slowly(schema.features, instances)
+    else:
+        try:
+            with np.errstate(over="ignore"):
+                matrix = np.array(rows, dtype=np.float32)
+        except OverflowError:  # an integer beyond even float64
+            matrix = _matrix_slowly(schema.features, instances)
+    if not np.isfinite(matrix).all():
+        raise _not_finite(schema.features, instances, matrix)
+    return matrix
 
 
 def _plain_rows(features: list[str], instances: Sequence[dict[str, Any]]) -> list[list[Any]] | None:
@@ -152,13 +159,14 @@ def _check_instances(features: list[str], instances: Sequence[dict[str, Any]]) -
         if not isinstance(instance, dict):
             raise InvalidInput("each instance must be an object", field=f"instances[{i}]")
         for name in features:
-            value = instance.get(name)
+            where = f"instances[{i}].{name}"
+            if name not in instance:
+                raise InvalidInput(f"missing feature '{name}'", field=where)
+            value = instance[name]
             if value is None:
-                raise InvalidInput(f"missing feature '{name}'", field=f"instances[{i}].{name}")
+                raise InvalidInput(f"feature '{name}' is null", field=where)
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidInput(
-                    f"feature '{name}' must be a number", field=f"instances[{i}].{name}"
-                )
+                raise InvalidInput(f"feature '{name}' must be a number", field=where)
 
 
 def _matrix_slowly(features: list[str], instances: Sequence[dict[str, Any]]) -> np.ndarray:
@@ -167,12 +175,26 @@ def _matrix_slowly(features: list[str], instances: Sequence[dict[str, Any]]) -> 
     for i, instance in enumerate(instances):
         for j, name in enumerate(features):
             try:
-                matrix[i, j] = instance[name]
+                with np.errstate(over="ignore"):
+                    matrix[i, j] = instance[name]
             except OverflowError:
                 raise InvalidInput(
                     f"feature '{name}' is out of range", field=f"instances[{i}].{name}"
                 ) from None
     return matrix
+
+
+def _not_finite(
+    features: list[str], instances: Sequence[dict[str, Any]], matrix: np.ndarray
+) -> InvalidInput:
+    """Names the first value that is NaN or infinite as sent, or became inf in float32."""
+    i, j = (int(k) for k in np.argwhere(~np.isfinite(matrix))[0])
+    name = features[j]
+    value = instances[i][name]
+    problem = "is not a finite number" if not math.isfinite(value) else "is out of range"
+    return InvalidInput(
+        f"feature '{name}' {problem} (the model takes float32)", field=f"instances[{i}].{name}"
+    )
 
 
 def format_outputs(task: str, outputs: list[Any]) -> list[dict[str, Any]]:
