@@ -207,8 +207,8 @@ class TestDriftRetraining:
         # unlabelled: fills the feature windows, not counted, not in the reference
         warm = [{k: v for k, v in r.items() if k != "failure_within_1h"} for r in take(fleet, 50)]
         send = self._sender(broker)
-        assert httpx.get(drift_url).status_code == 409  # no snapshot yet
-        assert httpx.get(f"{url}/v1/models/nope/drift").status_code == 404
+        assert httpx.get(drift_url, timeout=60).status_code == 409  # no snapshot yet
+        assert httpx.get(f"{url}/v1/models/nope/drift", timeout=60).status_code == 404
 
         send(warm + take(fleet, 1500))
         wait_until(
@@ -284,7 +284,7 @@ def _cli(*args: str) -> Any:
 
 
 def _drift(url: str) -> dict[str, Any]:
-    answer = httpx.get(url, timeout=10)
+    answer = httpx.get(url, timeout=60)
     assert answer.status_code == 200, answer.text
     return answer.json()  # type: ignore[no-any-return]
 
@@ -296,7 +296,7 @@ def _timer_measured(url: str, measured: dict[str, Any]) -> None:
     line = f'millrace_features_drift_psi{{feature="{feature}",model="machine-failure"}} '
 
     def gauge() -> float | None:
-        for row in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        for row in httpx.get(f"{url}/metrics", timeout=60).text.splitlines():
             if row.startswith(line):
                 return float(row.removeprefix(line))
         return None

@@ -4,6 +4,7 @@ The app and process around them are ``millrace_common.service``."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 from collections.abc import Awaitable, Callable, Coroutine
@@ -107,12 +108,16 @@ def freeze_startup_heap() -> None:
 
 
 class BodyLimit:
-    """ASGI middleware: a body over ``max_bytes`` is a 413 in the one error body before it
-    is read (by its Content-Length; one sent chunked, as soon as it passes the limit)."""
+    """ASGI middleware, on every service (the scaffold adds it): a body over ``max_bytes``
+    is a 413 in the one error body before it is read (by its Content-Length; one sent
+    chunked, as soon as it passes the limit), and a body that has not all arrived within
+    ``timeout`` seconds of the first read is a 408: a client that sends less than its
+    Content-Length, or drips it, holds a connection that long, not for ever."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,24 +132,36 @@ class BodyLimit:
             await answer(scope, receive, send)
             return
         # a declared length is all the server reads; only a chunked body is counted
-        await self.app(scope, receive if length.isdigit() else self._counted(receive), send)
+        await self.app(scope, self._guarded(receive, counted=not length.isdigit()), send)
 
-    def _counted(self, receive: Receive) -> Receive:
+    def _guarded(self, receive: Receive, *, counted: bool) -> Receive:
         seen = 0
+        deadline: float | None = None
+        done = False
 
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
+        async def guarded() -> Message:
+            nonlocal seen, deadline, done
+            if done:  # the body is in: what follows is a wait for the disconnect
+                return await receive()
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.timeout
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+            except TimeoutError:
                 # raised while the route reads its body: FastAPI passes HTTPExceptions on
                 # to the app's handler, which answers the one error body
+                raise StarletteHTTPException(
+                    408, f"the body did not arrive within {self.timeout:g} s"
+                ) from None
+            done = message["type"] != "http.request" or not message.get("more_body", False)
+            seen += len(message.get("body", b""))
+            if counted and seen > self.max_bytes:
                 raise StarletteHTTPException(
                     413, f"the body exceeds the limit of {self.max_bytes} bytes"
                 )
             return message
 
-        return counted
+        return guarded
 
 
 def health_router(ready: ReadyCheck) -> APIRouter:
@@ -215,6 +232,7 @@ _DESCRIBED = {
     401: "No or unknown credentials",
     403: "Credentials without the role the route needs",
     404: "Not found",
+    408: "The body did not arrive in time",
     409: "Conflicts with the current state",
     413: "Body too large",
     422: "Invalid input; the field is named",
@@ -227,6 +245,7 @@ _CODES = {
     405: "method_not_allowed",
     401: "unauthorized",
     403: "forbidden",
+    408: "timeout",
     413: "too_large",
 }
 

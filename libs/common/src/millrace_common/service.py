@@ -27,6 +27,7 @@ from fastapi import FastAPI
 
 from millrace_common.errors import MillraceError
 from millrace_common.http import (
+    BodyLimit,
     ErrorBody,
     V2ErrorBody,
     health_router,
@@ -34,6 +35,9 @@ from millrace_common.http import (
     telemetry,
 )
 from millrace_common.logs import configure_logging
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+"""A service's largest request body unless its settings have ``max_body_bytes``."""
 
 
 class Runtime(Protocol):
@@ -50,7 +54,8 @@ def service_app(
     runtime: Runtime, *, title: str, description: str | None = None, health: bool = True
 ) -> FastAPI:
     """A FastAPI app that starts and stops ``runtime`` with itself, keeps it in
-    ``app.state.runtime``, answers every error in the one error shape and serves
+    ``app.state.runtime``, bounds every request body in size and time (``BodyLimit``,
+    from the runtime's settings), answers every error in the one error shape and serves
     /healthz, /readyz and /metrics (``health=False`` for an app whose hot routes must
     be matched first: add ``health_routes(app, runtime)`` after them)."""
 
@@ -70,6 +75,12 @@ def service_app(
         telemetry=telemetry(),
     )
     app.state.runtime = runtime
+    settings = getattr(runtime, "settings", None)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+        timeout=getattr(settings, "request_body_timeout", 30.0),
+    )
     install_error_handlers(app)
     document_errors(app)
     if health:

@@ -46,6 +46,13 @@ class CommonSettings(BaseSettings):
         validation_alias="MILLRACE_HOST",
         description="The address the HTTP server listens on (`0.0.0.0` in a container).",
     )
+    request_body_timeout: float = Field(
+        30.0,
+        gt=0,
+        validation_alias="MILLRACE_REQUEST_BODY_TIMEOUT",
+        description="Seconds a client has to send a request's whole body, from its first "
+        "read; a slower body (or one shorter than its Content-Length) is a 408.",
+    )
 
 
 def service_config(service: str) -> SettingsConfigDict:

@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from millrace_common.dataplane import DataPlane
 from millrace_common.errors import InvalidInput, MillraceError
-from millrace_common.http import BodyLimit, include_flat
+from millrace_common.http import include_flat
 from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.predict_api import predict_router
 from millrace_common.project import Project, load_project
@@ -306,7 +306,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     health_routes(app, runtime)
     app.include_router(router)
-    app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     return app
 
 

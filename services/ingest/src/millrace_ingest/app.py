@@ -4,7 +4,6 @@ logs of edge agents. The composition root (``bootstrap``), the app and ``main``.
 from __future__ import annotations
 
 from fastapi import FastAPI
-from millrace_common.http import BodyLimit
 from millrace_common.messaging import Producer
 from millrace_common.project import load_project
 from millrace_common.service import run, service_app
@@ -31,7 +30,6 @@ def bootstrap(settings: Settings, *, producer: Producer | None = None) -> Runtim
 
 def create_app(runtime: Runtime) -> FastAPI:
     app = service_app(runtime, title="Millrace ingest", description=__doc__)
-    app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     app.include_router(router)
     return app
 
