@@ -1,7 +1,10 @@
 """What an operator may do to the models this process serves (the admin routes call it):
 load a pinned version or an extra alias, unload one, or re-read a model's aliases from the
 registry. A version the registry has as ``rejected`` or ``pending`` is never loaded
-(Conflict naming its status)."""
+(Conflict naming its status). Names and aliases are checked against the registry's rules
+before the registry is asked (InvalidInput naming the field); what the registry refuses is
+InvalidInput, what it does not have NotFound, and only a registry that does not answer
+(or answers an error of its own) is Unavailable."""
 
 from __future__ import annotations
 
@@ -13,8 +16,11 @@ import httpx
 from millrace_common.errors import Conflict, IntegrityError, InvalidInput, NotFound, Unavailable
 
 from millrace_serving.alias_follower import AliasFollower
+from millrace_serving.names import check_alias, check_name
 from millrace_serving.pinning import pinned_alias
 from millrace_serving.swap import Outcome
+
+NOTHING_TO_RELOAD = frozenset({str(Outcome.IGNORED), str(Outcome.ABSENT)})
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,9 @@ class Which:
     def slot(self) -> str:
         if (self.version is None) == (self.alias is None):
             raise InvalidInput("send exactly one of 'version' or 'alias'", field="version")
-        return pinned_alias(self.version) if self.version is not None else str(self.alias)
+        if self.version is not None:
+            return pinned_alias(self.version)
+        return check_alias(str(self.alias))
 
     @property
     def field(self) -> str:
@@ -51,6 +59,7 @@ class ModelAdmin:
         self.swapper = follower.swapper
 
     async def load(self, *, name: str, version: int | None, alias: str | None) -> SlotChange:
+        check_name(name)
         which = Which(version=version, alias=alias)
         slot = which.slot()
         async with _registry_call():
@@ -71,6 +80,7 @@ class ModelAdmin:
         return SlotChange(model=name, slot=slot, version=model.version, outcome=str(outcome))
 
     async def unload(self, *, name: str, version: int | None, alias: str | None) -> SlotChange:
+        check_name(name)
         which = Which(version=version, alias=alias)
         slot = which.slot()
         removed = await self.swapper.unload(name=name, alias=slot)
@@ -79,14 +89,26 @@ class ModelAdmin:
         return SlotChange(model=name, slot=slot, version=removed.version, outcome="unloaded")
 
     async def reload(self, *, name: str) -> dict[str, str]:
-        """Each alias of ``name`` this process serves, re-read: its outcome."""
+        """Each alias of ``name`` this process serves, re-read: its outcome. NotFound when
+        there was nothing to re-read: no slot of the model is loaded, and the registry has
+        none of the aliases served (or this process does not serve the model)."""
+        check_name(name)
         async with _registry_call():
-            return await self.follower.reload(name=name)
+            outcomes = await self.follower.reload(name=name)
+        if not self.swapper.slots.aliases_of(name) and set(outcomes.values()) <= NOTHING_TO_RELOAD:
+            aliases = ", ".join(sorted(outcomes)) or "none"
+            if str(Outcome.ABSENT) in outcomes.values():
+                raise NotFound(f"the registry has no alias ({aliases}) of model '{name}'")
+            raise NotFound(f"model '{name}' is not served by this process", field="name")
+        return outcomes
 
 
 @asynccontextmanager
 async def _registry_call() -> AsyncIterator[None]:
     try:
         yield
+    except httpx.HTTPStatusError as exc:
+        status = exc.response.status_code
+        raise Unavailable(f"the registry answered {status} to {exc.request.url.path}") from None
     except httpx.HTTPError as exc:
         raise Unavailable(f"the registry did not answer ({type(exc).__name__})") from None

@@ -54,7 +54,8 @@ class TrafficPolicyOut(BaseModel):
 )
 async def load(name: str, body: SlotRequest, admin: AdminDep) -> SlotChanged:
     """Load a pinned version or an extra alias from the registry: 404 when it has none,
-    409 when its status forbids serving it, 422 when it fails its checks."""
+    409 when its status forbids serving it, 422 when the name, alias or version is one the
+    registry refuses or the model fails its checks."""
     change = await admin.load(name=name, version=body.version, alias=body.alias)
     return SlotChanged.of(change)
 
@@ -66,9 +67,11 @@ async def unload(name: str, body: SlotRequest, admin: AdminDep) -> SlotChanged:
     return SlotChanged.of(change)
 
 
-@router.post("/models/{name}/reload", response_model=Reloaded, responses=errors(503))
+@router.post("/models/{name}/reload", response_model=Reloaded, responses=errors(404, 422, 503))
 async def reload(name: str, admin: AdminDep) -> Reloaded:
-    """Re-read every alias of the model this process serves from the registry."""
+    """Re-read every alias of the model this process serves from the registry: 404 when
+    none of it is loaded and the registry has none of its aliases served, 422 for a name
+    the registry would refuse."""
     return Reloaded(model=name, aliases=await admin.reload(name=name))
 
 

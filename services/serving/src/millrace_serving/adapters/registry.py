@@ -4,9 +4,11 @@ a registered version is (its artifact and its status)."""
 from __future__ import annotations
 
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 from millrace_common.contracts import AliasTarget
+from millrace_common.errors import InvalidInput
 
 from millrace_serving.pinning import RegisteredVersion, pinned_alias
 
@@ -24,7 +26,9 @@ class Registry(Protocol):
 
 
 class HttpRegistry:
-    """The registry's REST API; connection errors and 5xx raise ``httpx.HTTPError``."""
+    """The registry's REST API. What it does not have (404) is None; what it refuses as
+    invalid (400, 422) is InvalidInput with its reason, naming the field serving sent;
+    connection errors and any other status raise ``httpx.HTTPError``."""
 
     def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
         self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
@@ -37,18 +41,19 @@ class HttpRegistry:
         return [str(model["name"]) for model in models]
 
     async def alias_target(self, name: str, alias: str) -> AliasTarget | None:
-        response = await self._client.get(f"/v1/models/{name}/aliases/{alias}")
+        path = f"/v1/models/{_segment(name)}/aliases/{_segment(alias)}"
+        response = await self._client.get(path)
         if response.status_code == 404:
             return None
-        response.raise_for_status()
+        _refused(response, f"alias {alias!r} of model {name!r}", field="alias")
         return AliasTarget.model_validate(response.json())
 
     async def registered_version(self, name: str, version: int) -> RegisteredVersion | None:
         """A registered version as a load target (its alias is the pinned slot's)."""
-        response = await self._client.get(f"/v1/models/{name}/versions/{version}")
+        response = await self._client.get(f"/v1/models/{_segment(name)}/versions/{version}")
         if response.status_code == 404:
             return None
-        response.raise_for_status()
+        _refused(response, f"version {version} of model {name!r}", field="version")
         doc = response.json()
         return RegisteredVersion(
             target=version_as_target(doc, name=name, version=version),
@@ -59,15 +64,35 @@ class HttpRegistry:
     async def traffic_policy(self, name: str) -> dict[str, Any] | None:
         """The model's traffic policy document; None when the registry does not know the
         model (or predates traffic policies), which serving reads as no policy."""
-        response = await self._client.get(f"/v1/models/{name}/traffic")
+        response = await self._client.get(f"/v1/models/{_segment(name)}/traffic")
         if response.status_code == 404:
             return None
-        response.raise_for_status()
+        _refused(response, f"the traffic policy of model {name!r}", field="name")
         body: Any = response.json()
         return body if isinstance(body, dict) else None
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _segment(value: str) -> str:
+    """``value`` as one path segment: a slash, '?' or control character stays inside it."""
+    return quote(value, safe="")
+
+
+def _refused(response: httpx.Response, asked: str, *, field: str) -> None:
+    """InvalidInput when the registry refused what was ``asked`` as invalid; raise for
+    any other error status."""
+    if response.status_code in (400, 422):
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        reason = body.get("message") if isinstance(body, dict) else None
+        raise InvalidInput(
+            f"the registry refused {asked}: {str(reason or response.text)[:300]}", field=field
+        )
+    response.raise_for_status()
 
 
 def version_as_target(doc: dict[str, Any], *, name: str, version: int) -> AliasTarget:
