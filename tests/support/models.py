@@ -191,3 +191,41 @@ def deploy_to_site(
 def instance(value: float = 0.5) -> dict[str, float]:
     """One valid request instance (every factory feature set to ``value``)."""
     return dict.fromkeys(FACTORY_FEATURES, value)
+
+
+def file_reading_model(location: str, *, size: int) -> bytes:
+    """A hostile model under the factory's tensor names: its one initializer keeps its
+    ``size`` bytes in the file at ``location`` (ONNX external data), and each row's
+    ``probabilities`` are those bytes, one per column. Opened naively, its predictions
+    return the file."""
+    from onnx import TensorProto, helper
+
+    secret = TensorProto(name="secret", data_type=TensorProto.UINT8, dims=[size])
+    secret.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(size))):
+        secret.external_data.add(key=key, value=value)
+    constants = [
+        helper.make_tensor("axes0", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("axes1", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["secret"], ["bytes"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["bytes", "axes0"], ["row"]),
+        helper.make_node("ReduceSum", ["input", "axes1"], ["sums"], keepdims=1),
+        helper.make_node("Mul", ["sums", "zero"], ["zeros"]),
+        helper.make_node("Add", ["zeros", "row"], ["probabilities"]),
+        helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "reads-a-file",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, len(FACTORY_FEATURES)])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, size]),
+        ],
+        [secret, *constants],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return model.SerializeToString()

@@ -1,12 +1,14 @@
-"""Trust and safe swap: a corrupt model, one whose tensors read files outside its folder,
-and one that fails its warm-up are each refused and reported, while the running model
-keeps answering every local request."""
+"""Trust and safe swap: a corrupt model, one whose tensors read files on the site's host
+(external data: relative to the working directory, absolute, or ``../``), and one that
+fails its warm-up are each refused and reported, while the running model keeps answering
+every local request and the file's bytes never show up in an answer."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import onnx
+import pytest
 from fastapi.testclient import TestClient
 from millrace_cli.processes import wait_until
 from millrace_common.objectstore import MemoryStore
@@ -16,7 +18,7 @@ from millrace_edge_agent.config import Settings
 from millrace_edge_agent.status import describe
 from onnx import TensorProto, helper
 
-from tests.support.models import build_model, deploy_to_site
+from tests.support.models import build_model, deploy_to_site, file_reading_model, instance
 from tests.support.predicting import predict_loop
 
 SITE = "plant-1"
@@ -78,7 +80,7 @@ def test_bad_models_are_refused_while_the_old_one_answers_every_request(tmp_path
                     3,
                     with_external_data(build_model(seed=3).data, "/etc/hostname"),
                     None,
-                    "external data outside its folder",
+                    "reads tensor data from files ('/etc/hostname')",
                 ),
                 (4, failing_warm_up(), None, "warm-up failed"),
             ]
@@ -99,3 +101,38 @@ def test_bad_models_are_refused_while_the_old_one_answers_every_request(tmp_path
     assert (
         'millrace_edge_swap_failures_total{model="machine-failure",reason="integrity"}' in metrics
     )
+
+
+def test_a_model_reading_a_file_on_the_host_is_refused_wherever_the_agent_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = b"site token=0123456789abcdef"
+    run = tmp_path / "run"
+    (run / "logs").mkdir(parents=True)
+    (run / "logs" / "ingest.log").write_bytes(secret)
+    monkeypatch.chdir(run)  # onnxruntime resolves a model's external data against it
+    hostile = {
+        2: "logs/ingest.log",
+        3: str(run / "logs" / "ingest.log"),
+        4: "../run/logs/ingest.log",
+    }
+    store = MemoryStore()
+    publish(store, 1, build_model(seed=1).data)
+    settings = Settings(site=SITE, cache_dir=str(tmp_path / "site"), poll_interval=3600)
+    runtime = bootstrap(settings, store=store)
+    with TestClient(create_app(runtime)) as client:
+        runtime.syncer.sync_once()
+        for version, location in hostile.items():
+            publish(store, version, file_reading_model(location, size=len(secret)))
+            runtime.syncer.sync_once()
+            error = client.get("/v1/status").json()["last_error"]
+            assert error == (
+                f"{MODEL} v{version}: the model reads tensor data from files ({location!r}): "
+                "a Millrace artifact must be one self-contained file"
+            )
+            assert runtime.slots.get(MODEL).version == 1
+            assert not (tmp_path / "site" / "models" / MODEL / str(version)).exists()
+            answer = client.post(f"/v1/models/{MODEL}/predict", json={"instances": [instance()]})
+            assert answer.status_code == 200 and answer.json()["version"] == 1
+            assert len(answer.json()["predictions"][0]["probabilities"]) == 2
+            assert secret not in answer.content

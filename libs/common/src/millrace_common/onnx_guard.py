@@ -1,27 +1,31 @@
-"""Refuse ONNX files whose tensors point at external data outside the model's folder.
+"""Refuse ONNX files whose tensors keep their bytes in other files (external data).
 
-An initializer may say "my bytes are in the file ``../../etc/shadow``"; onnxruntime
-would read it. This walks the protobuf wire format (no ``onnx`` package needed, so the
-edge agent stays small) and lists every external-data location in the graph, its
-sub-graphs and its functions.
+An initializer may say "my bytes are in the file ``logs/ingest.log``" (or ``/etc/shadow``,
+or ``../secret``); onnxruntime, given the model as bytes, resolves that against the
+process's working directory and would read it into the model, whose predictions then
+return the file. A Millrace artifact is one self-contained file, so any external data at
+all is refused. This walks the protobuf wire format (no ``onnx`` package needed, so the
+edge agent stays small) through the graph, its sub-graphs, its functions and its training
+graphs, and finds every tensor that names a location or is marked ``EXTERNAL``.
 """
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterator
 
 from millrace_common.errors import IntegrityError
 
 # field numbers from onnx.proto3
-_MODEL_GRAPH, _MODEL_FUNCTIONS = 7, 25
+_MODEL_GRAPH, _MODEL_TRAINING, _MODEL_FUNCTIONS = 7, 20, 25
+_TRAINING_GRAPHS = (1, 2)  # initialization, algorithm
 _FUNCTION_NODES = 7
 _GRAPH_NODES, _GRAPH_INITIALIZERS, _GRAPH_SPARSE = 1, 5, 15
 _NODE_ATTRIBUTES = 5
 _ATTR_TENSOR, _ATTR_GRAPH, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 10, 11
 _ATTR_SPARSE, _ATTR_SPARSES = 22, 23
 _SPARSE_VALUES, _SPARSE_INDICES = 1, 2
-_TENSOR_EXTERNAL_DATA = 13
+_TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 13, 14
+_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 _ENTRY_KEY, _ENTRY_VALUE = 1, 2
 
 
@@ -38,15 +42,16 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(data: bytes) -> Iterator[tuple[int, bytes | None]]:
-    """(field number, bytes of a length-delimited field or None for scalars)."""
+def _fields(data: bytes) -> Iterator[tuple[int, bytes | int | None]]:
+    """(field number, the bytes of a length-delimited field, a varint's value, or None
+    for fixed-width scalars)."""
     pos = 0
     while pos < len(data):
         tag, pos = _varint(data, pos)
         number, wire = tag >> 3, tag & 7
         if wire == 0:
-            _, pos = _varint(data, pos)
-            yield number, None
+            value, pos = _varint(data, pos)
+            yield number, value
         elif wire == 2:
             size, pos = _varint(data, pos)
             yield number, data[pos : pos + size]
@@ -60,15 +65,22 @@ def _fields(data: bytes) -> Iterator[tuple[int, bytes | None]]:
 
 def _children(data: bytes, numbers: tuple[int, ...]) -> Iterator[tuple[int, bytes]]:
     for number, value in _fields(data):
-        if number in numbers and value is not None:
+        if number in numbers and isinstance(value, bytes):
             yield number, value
 
 
 def _tensor_locations(tensor: bytes) -> Iterator[str]:
-    for _n, entry in _children(tensor, (_TENSOR_EXTERNAL_DATA,)):
-        pairs = dict(_children(entry, (_ENTRY_KEY, _ENTRY_VALUE)))
-        if pairs.get(_ENTRY_KEY) == b"location":
-            yield pairs.get(_ENTRY_VALUE, b"").decode(errors="replace")
+    """The tensor's external-data location: named, or "" for one marked EXTERNAL without."""
+    locations, external = [], False
+    for number, value in _fields(tensor):
+        if number == _TENSOR_EXTERNAL_DATA and isinstance(value, bytes):
+            pairs = dict(_children(value, (_ENTRY_KEY, _ENTRY_VALUE)))
+            if pairs.get(_ENTRY_KEY) == b"location":
+                locations.append(pairs.get(_ENTRY_VALUE, b"").decode(errors="replace"))
+            external = True
+        elif number == _TENSOR_DATA_LOCATION and value == _EXTERNAL:
+            external = True
+    yield from locations or ([""] if external else [])
 
 
 def _sparse_locations(sparse: bytes) -> Iterator[str]:
@@ -101,32 +113,37 @@ def _graph_locations(graph: bytes) -> Iterator[str]:
 
 
 def external_data_locations(model: bytes) -> list[str]:
-    """Every external-data ``location`` the model's tensors name."""
+    """Every external-data ``location`` the model's tensors name ("" for a tensor marked
+    external that names none)."""
     found: list[str] = []
-    for number, value in _children(model, (_MODEL_GRAPH, _MODEL_FUNCTIONS)):
+    for number, value in _children(model, (_MODEL_GRAPH, _MODEL_TRAINING, _MODEL_FUNCTIONS)):
         if number == _MODEL_GRAPH:
             found.extend(_graph_locations(value))
+        elif number == _MODEL_TRAINING:
+            for _n, graph in _children(value, _TRAINING_GRAPHS):
+                found.extend(_graph_locations(graph))
         else:
             for _n, node in _children(value, (_FUNCTION_NODES,)):
                 found.extend(_node_locations(node))
     return found
 
 
-def outside_folder(location: str) -> bool:
-    normal = posixpath.normpath(location.replace("\\", "/"))
-    return (
-        not location
-        or normal.startswith(("/", "../"))
-        or normal == ".."
-        or ":" in normal.split("/")[0]
-    )
+class ExternalData(IntegrityError):
+    """The model's tensors name external data: it is refused, whatever the location."""
 
 
-def refuse_external_data_outside_folder(model: bytes) -> None:
-    """Raise IntegrityError if a tensor's data lives outside the model's own folder."""
-    escaping = [loc for loc in external_data_locations(model) if outside_folder(loc)]
-    if escaping:
-        raise IntegrityError(
-            f"the model references external data outside its folder: {sorted(set(escaping))}",
+def refuse_external_data(model: bytes) -> None:
+    """Raise ExternalData, with a one-line reason, if any tensor's data is meant to be read
+    from a file rather than from the model itself; IntegrityError if ``model`` is not a
+    protobuf at all."""
+    locations = external_data_locations(model)
+    if locations:
+        named = sorted(set(locations))
+        clipped = (loc if len(loc) <= 200 else f"{loc[:197]}..." for loc in named[:3])
+        shown = ", ".join(repr(loc) for loc in clipped)  # repr: one line, whatever it holds
+        more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+        raise ExternalData(
+            f"the model reads tensor data from files ({shown}{more}): a Millrace artifact "
+            "must be one self-contained file",
             field="artifact",
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,11 @@ import onnxruntime as ort
 from millrace_common.contracts import ModelSchema, TensorSpec
 from millrace_common.errors import IntegrityError, InvalidInput, NotFound
 from millrace_common.objectstore import sha256_hex
+from millrace_common.onnx_guard import ExternalData, refuse_external_data
 
+_EXTERNAL_DATA_FOLDER = "session.model_external_initializers_file_folder_path"
+"""Where onnxruntime looks for external data of a model loaded from bytes
+(``kOrtSessionOptionsModelExternalInitializersFileFolderPath``)."""
 _ORT_TYPES = {
     "tensor(float)": "float32",
     "tensor(double)": "float64",
@@ -65,7 +70,8 @@ def describe_session(session: ort.InferenceSession) -> tuple[list[TensorSpec], l
 
 class LoadFailed(IntegrityError):
     """A model that cannot be served; ``reason`` names the check that failed
-    (``sha256_mismatch``, ``session_open``, ``schema_mismatch``, ``warmup``)."""
+    (``sha256_mismatch``, ``external_data``, ``session_open``, ``schema_mismatch``,
+    ``warmup``)."""
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
@@ -73,13 +79,30 @@ class LoadFailed(IntegrityError):
 
 
 def open_session(data: bytes) -> ort.InferenceSession:
+    """An onnxruntime session of the self-contained model in ``data``. A model whose
+    tensors name external data is refused (LoadFailed ``external_data``): onnxruntime,
+    given bytes, would resolve a location such as ``logs/ingest.log`` against the working
+    directory and serve the file's bytes as weights. Should a location ever get past that
+    check, onnxruntime looks for it in an empty folder of this call's own, whatever the
+    working directory."""
+    try:
+        refuse_external_data(data)
+    except ExternalData as exc:
+        raise LoadFailed(exc.message, reason="external_data") from None
+    except (IntegrityError, RecursionError) as exc:  # not a protobuf, or nested past reason
+        raise LoadFailed(f"cannot open ONNX model: {exc}", reason="session_open") from None
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
-        raise LoadFailed(f"cannot open ONNX model: {exc}", reason="session_open") from None
+    with tempfile.TemporaryDirectory(prefix="millrace-onnx-") as empty:
+        options.add_session_config_entry(_EXTERNAL_DATA_FOLDER, empty)
+        try:
+            return ort.InferenceSession(
+                data, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
+            message = f"cannot open ONNX model: {exc}".splitlines()[0]
+            raise LoadFailed(message, reason="session_open") from None
 
 
 def load_model(

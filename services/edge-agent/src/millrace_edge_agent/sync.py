@@ -16,7 +16,6 @@ import structlog
 from millrace_common.contracts import AliasTarget, SiteManifest
 from millrace_common.errors import IntegrityError, InvalidInput, NotFound
 from millrace_common.objectstore import ObjectStore, key_of, sha256_hex
-from millrace_common.onnx_guard import refuse_external_data_outside_folder
 from millrace_common.scoring import LoadedModel, ModelSlots, load_model
 from millrace_common.signing import SignatureInvalid, Verifier
 from pydantic import ValidationError
@@ -286,8 +285,7 @@ def parse_manifest(data: bytes, *, site: str) -> SiteManifest:
 def _load(target: AliasTarget, data: bytes) -> LoadedModel:
     if sha256_hex(data) != target.sha256:  # checked first: nothing unverified is parsed
         raise IntegrityError(f"sha256 mismatch: expected {target.sha256}, got {sha256_hex(data)}")
-    refuse_external_data_outside_folder(data)
-    return load_model(
+    return load_model(  # refuses a model with external data (scoring.open_session)
         name=target.name,
         version=target.version,
         data=data,

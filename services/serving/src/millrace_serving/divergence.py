@@ -6,8 +6,8 @@ read it.
 A slot diverges when the registry's target could not be loaded (the old model, if any,
 keeps answering): its artifact is missing (``missing_artifact``), the object store did
 not answer (``store_unreachable``), its bytes are not the target's (``sha256_mismatch``,
-``corrupt_download``), or it failed a check (``schema_mismatch``, ``session_open``,
-``warmup`` …). A slot served while the registry cannot be asked is
+``corrupt_download``), or it failed a check (``external_data``, ``schema_mismatch``,
+``session_open``, ``warmup`` …). A slot served while the registry cannot be asked is
 ``registry_unreachable``: nobody can say it is in step.
 """
 

@@ -60,7 +60,15 @@ class Served:
 
 # failures that loading the same bytes again cannot fix: not fetched again
 PERMANENT = frozenset(
-    {"integrity", "invalid_target", "sha256_mismatch", "session_open", "schema_mismatch", "warmup"}
+    {
+        "integrity",
+        "invalid_target",
+        "sha256_mismatch",
+        "external_data",
+        "session_open",
+        "schema_mismatch",
+        "warmup",
+    }
 )
 
 
