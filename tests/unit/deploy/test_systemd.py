@@ -20,6 +20,8 @@ def test_the_edge_agent_systemd_unit_runs_the_daemon_and_restarts_it() -> None:
     assert unit["Service"]["Restart"] == "always"
     cache = unit["Service"]["Environment"].split("=", 1)[1]
     assert cache in unit["Service"]["ReadWritePaths"]
+    assert unit["Service"]["WorkingDirectory"] == cache  # its state directory, not /
+    assert cache == f"/var/lib/{unit['Service']['StateDirectory']}"
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
