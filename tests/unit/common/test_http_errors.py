@@ -32,6 +32,21 @@ def test_an_unexpected_error_is_one_line_of_json() -> None:
     assert "Traceback" not in answer.text and "secret" not in answer.text
 
 
+def test_a_body_that_is_not_even_text_is_invalid_like_malformed_json() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/things")
+    async def things(thing: dict[str, int]) -> dict[str, int]:
+        return thing
+
+    client = TestClient(app)
+    for body in (b"\xff\xfe\x00 not utf-8", b"{not json"):
+        answer = client.post("/things", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == "invalid_input" and answer.json()["field"] == "body"
+
+
 class Broken(LoadedModel):
     def run(self, matrix: np.ndarray) -> list[np.ndarray]:
         raise RuntimeError("onnxruntime fell over")

@@ -271,6 +271,9 @@ def error_response(
     return JSONResponse(body, status_code=status)
 
 
+_UNPARSEABLE = "There was an error parsing the body"  # FastAPI's 400 for an undecodable body
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """One error shape for every failure a client can cause: platform errors, invalid or
     unparseable bodies, unknown routes and wrong methods; a bug is one line of JSON."""
@@ -293,6 +296,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code < 400:  # pragma: no cover - redirects raised as exceptions
             return Response(status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 400 and exc.detail == _UNPARSEABLE:
+            # a body FastAPI cannot even decode (not UTF-8): invalid like malformed JSON
+            return error_response(
+                request,
+                status=422,
+                code="invalid_input",
+                message="body: not valid JSON (UTF-8 text)",
+                field="body",
+                problems=[FieldProblem("body", "not valid JSON (UTF-8 text)")],
+            )
         code = _CODES.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
@@ -306,7 +319,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
-            FieldProblem(".".join(str(p) for p in err["loc"] if p != "body") or "body", err["msg"])
+            # malformed JSON's loc is the character it broke at: the field is the body
+            FieldProblem("body", err["msg"])
+            if err.get("type") == "json_invalid"
+            else FieldProblem(
+                ".".join(str(p) for p in err["loc"] if p != "body") or "body", err["msg"]
+            )
             for err in exc.errors()
         ]
         message = "; ".join(f"{p.field}: {p.message}" for p in problems)

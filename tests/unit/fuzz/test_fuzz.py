@@ -1,0 +1,81 @@
+"""Hostile input, generated from each service's own /openapi.json (schemathesis): no
+answer is a 5xx, and every answer is one its document describes (status, content type,
+body schema). The examples are derandomized, so a run repeats the last one, and bounded
+per operation, so the suite's time stays fixed."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import schemathesis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from millrace_registry.app import create_app as registry_app
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.support.registry import registration, registry_runtime
+from tests.support.serving import app_of, promote, serving_runtime
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+BUDGET = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def seeded_registry(workdir: Path) -> FastAPI:
+    """A registry with a model, two versions and a site, so that generated names and
+    versions sometimes find something."""
+    app = registry_app(registry_runtime(f"sqlite:///{workdir}/registry.db"))
+    client = TestClient(app)
+    for request_id, f1 in (("r1", 0.8), ("r2", 0.9)):
+        assert client.post("/v1/models/m/versions", json=registration(request_id, f1)).is_success
+    assert client.put("/v1/sites/s/deployments/m", json={"alias": "production"}).is_success
+    return app
+
+
+def serving_with_a_model(workdir: Path) -> FastAPI:
+    runtime = serving_runtime(workdir)
+    asyncio.run(promote(runtime, 1))
+    return app_of(runtime)
+
+
+# built at import: schemathesis parametrizes from a schema it holds when pytest collects
+WORKDIR = Path(tempfile.mkdtemp(prefix="millrace-fuzz-"))
+# readiness takes no input, and its 503 (no broker here) is the documented answer
+HEALTH = r"^(/readyz|/v2/health/ready)$"
+REGISTRY = schemathesis.openapi.from_asgi("/openapi.json", seeded_registry(WORKDIR)).exclude(
+    path_regex=HEALTH
+)
+SERVING = schemathesis.openapi.from_asgi("/openapi.json", serving_with_a_model(WORKDIR)).exclude(
+    path_regex=HEALTH
+)
+
+
+@REGISTRY.parametrize()
+@BUDGET
+def test_the_registry_answers_hostile_input_as_documented(case: Any) -> None:
+    case.call_and_validate(checks=CHECKS)
+
+
+@SERVING.parametrize()
+@BUDGET
+def test_serving_answers_hostile_input_as_documented(case: Any) -> None:
+    case.call_and_validate(checks=CHECKS)
