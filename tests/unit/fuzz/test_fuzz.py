@@ -14,6 +14,9 @@ import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from millrace_ingest.app import bootstrap as ingest_bootstrap
+from millrace_ingest.app import create_app as ingest_app
+from millrace_ingest.config import Settings as IngestSettings
 from millrace_registry.app import create_app as registry_app
 from schemathesis.checks import (
     content_type_conformance,
@@ -21,7 +24,10 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tests.support.fakes import FakeProducer
+from tests.support.paths import FACTORY
 from tests.support.registry import registration, registry_runtime
 from tests.support.serving import app_of, promote, serving_runtime
 
@@ -51,6 +57,29 @@ def seeded_registry(workdir: Path) -> FastAPI:
     return app
 
 
+def ingest_of_the_factory() -> ASGIApp:
+    """Ingest of the factory project; what it accepts goes to a producer in memory."""
+    producer: Any = FakeProducer()  # a producer in memory: no broker
+    runtime = ingest_bootstrap(IngestSettings(project=str(FACTORY)), producer=producer)
+    runtime.started = True
+    return without_lifespan(ingest_app(runtime))
+
+
+def without_lifespan(app: ASGIApp) -> ASGIApp:
+    """``app`` whose runtime is not started (it would wait for a broker): its lifespan
+    messages are acknowledged and go no further."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+
+    return asgi
+
+
 def serving_with_a_model(workdir: Path) -> FastAPI:
     runtime = serving_runtime(workdir)
     asyncio.run(promote(runtime, 1))
@@ -62,6 +91,9 @@ WORKDIR = Path(tempfile.mkdtemp(prefix="millrace-fuzz-"))
 # readiness takes no input, and its 503 (no broker here) is the documented answer
 HEALTH = r"^(/readyz|/v2/health/ready)$"
 REGISTRY = schemathesis.openapi.from_asgi("/openapi.json", seeded_registry(WORKDIR)).exclude(
+    path_regex=HEALTH
+)
+INGEST = schemathesis.openapi.from_asgi("/openapi.json", ingest_of_the_factory()).exclude(
     path_regex=HEALTH
 )
 SERVING = schemathesis.openapi.from_asgi("/openapi.json", serving_with_a_model(WORKDIR)).exclude(
@@ -78,4 +110,10 @@ def test_the_registry_answers_hostile_input_as_documented(case: Any) -> None:
 @SERVING.parametrize()
 @BUDGET
 def test_serving_answers_hostile_input_as_documented(case: Any) -> None:
+    case.call_and_validate(checks=CHECKS)
+
+
+@INGEST.parametrize()
+@BUDGET
+def test_ingest_answers_hostile_input_as_documented(case: Any) -> None:
     case.call_and_validate(checks=CHECKS)
