@@ -1,7 +1,9 @@
 """Done-when 1: Triton's own HTTP client (``tritonclient[http]``, unmodified, written for
 the Open Inference Protocol) talks to Millrace serving over real HTTP: health, model
 metadata and readiness, inference with JSON tensors and with its default binary tensors,
-by alias and by pinned version, and the protocol's error body."""
+by alias and by pinned version, and the protocol's error body; and the extensions the
+server advertises answer the client's calls for them: the repository index, each model's
+configuration (read from its session) and its inference statistics."""
 
 from __future__ import annotations
 
@@ -141,3 +143,77 @@ def test_a_refused_key_is_a_clean_error_in_the_client(tmp_path: Path) -> None:
             assert raised.value.message().startswith("an API key is required")
         finally:
             client.close()
+
+
+def test_the_server_advertises_only_what_it_serves(client: triton.InferenceServerClient) -> None:
+    extensions = client.get_server_metadata()["extensions"]
+    assert sorted(extensions) == ["binary_tensor_data", "model_configuration", "statistics"]
+
+
+def test_the_repository_index_lists_the_loaded_versions(
+    client: triton.InferenceServerClient,
+) -> None:
+    assert client.get_model_repository_index() == [
+        {"name": MODEL, "version": "1", "state": "READY", "reason": ""},
+        {"name": MODEL, "version": "3", "state": "READY", "reason": ""},
+    ]
+
+
+def test_a_models_config_is_read_from_its_session(client: triton.InferenceServerClient) -> None:
+    config = client.get_model_config(MODEL)
+    assert (config["name"], config["platform"], config["max_batch_size"]) == (
+        MODEL,
+        "onnxruntime_onnx",
+        0,
+    )
+    assert config["input"] == [
+        {"name": "input", "data_type": "TYPE_FP32", "dims": [-1, len(FACTORY_FEATURES)]}
+    ]
+    assert config["output"] == [
+        {"name": "label", "data_type": "TYPE_INT64", "dims": [-1]},
+        {"name": "probabilities", "data_type": "TYPE_FP32", "dims": [-1, 2]},
+    ]
+    assert config["version_policy"] == {"specific": {"versions": [1, 3]}}
+    assert config["parameters"]["alias"] == {"string_value": "production"}
+    pinned = client.get_model_config(MODEL, model_version="3")
+    assert pinned["parameters"]["alias"] == {"string_value": "v3"}
+    with pytest.raises(InferenceServerException) as raised:
+        client.get_model_config(MODEL, model_version="2")
+    assert raised.value.status() == "404"
+
+
+def test_statistics_count_what_each_version_answered(
+    client: triton.InferenceServerClient,
+) -> None:
+    for binary in (False, True):
+        infer(client, rows(4), binary=binary)
+    wrong = triton.InferInput("input", [2, 3], "FP32")
+    wrong.set_data_from_numpy(np.zeros((2, 3), dtype=np.float32), binary_data=False)
+    with pytest.raises(InferenceServerException):
+        client.infer(MODEL, [wrong])
+    infer(client, rows(1), binary=False, version="3")
+
+    [production] = client.get_inference_statistics(MODEL, model_version="1")["model_stats"]
+    assert (production["name"], production["version"]) == (MODEL, "1")
+    assert production["inference_count"] == 8 and production["execution_count"] == 2
+    stats = production["inference_stats"]
+    assert stats["success"]["count"] == 2 and stats["success"]["ns"] > 0
+    assert stats["fail"]["count"] == 1
+    assert stats["compute_infer"]["count"] == 2
+    assert 0 < stats["compute_infer"]["ns"] <= stats["success"]["ns"]
+    assert production["last_inference"] > 0
+    assert [(b["batch_size"], b["compute_infer"]["count"]) for b in production["batch_stats"]] == [
+        (4, 2)
+    ]
+    every = client.get_inference_statistics()["model_stats"]
+    assert [(s["version"], s["inference_count"]) for s in every] == [("1", 8), ("3", 1)]
+    assert [s["version"] for s in client.get_inference_statistics(MODEL)["model_stats"]] == [
+        "1",
+        "3",
+    ]
+    with pytest.raises(InferenceServerException) as raised:
+        client.get_inference_statistics("nope")
+    assert (raised.value.status(), raised.value.message()) == (
+        "404",
+        "model 'nope' has no loaded version",
+    )

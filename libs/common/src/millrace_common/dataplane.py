@@ -139,6 +139,11 @@ def _requests(model: str, version: int, status: str) -> Counter:
     return REQUESTS.labels(model, str(version), status)
 
 
+def _since(started: float) -> int:
+    """Nanoseconds since ``started`` (a ``perf_counter`` reading)."""
+    return int((time.perf_counter() - started) * 1e9)
+
+
 @functools.cache
 def _latency(model: str) -> Histogram:
     return LATENCY.labels(model)
@@ -191,12 +196,13 @@ class DataPlane:
             self.check_rows(len(matrix), field="instances")
             outputs = await self._run_bounded(choice.model, matrix)
         except MillraceError as exc:
-            _requests(choice.model.name, choice.model.version, exc.code).inc()
+            self.failed(choice, exc, started=started)
             raise
         except Exception as exc:
             retry = self.recover(choice, exc) if self.recover is not None else None
             if retry is None:
                 _requests(choice.model.name, choice.model.version, "internal_error").inc()
+                choice.model.stats.failed(ns=_since(started))
                 raise
             _requests(choice.model.name, choice.model.version, "recovered").inc()
             choice = retry
@@ -205,6 +211,7 @@ class DataPlane:
         elapsed = time.perf_counter() - started
         _requests(model.name, model.version, "ok").inc()
         _latency(model.name).observe(elapsed)
+        model.stats.answered(rows=len(matrix), ns=int(elapsed * 1e9))
         if self.sink is not None and self._sampled():
             self.sink(prediction_log(model, choice.alias, matrix, outputs, elapsed))
         if choice.shadow is not None:
@@ -214,9 +221,11 @@ class DataPlane:
     def _sampled(self) -> bool:
         return self.log_sample_rate >= 1.0 or random.random() < self.log_sample_rate
 
-    def failed(self, choice: Choice, exc: MillraceError) -> None:
-        """Count a request that failed in its transport (bad tensors, bad features)."""
+    def failed(self, choice: Choice, exc: MillraceError, *, started: float | None = None) -> None:
+        """Count a request that failed (in its transport: bad tensors, bad features; or
+        scoring: too many rows, a timeout), ``started`` at that ``perf_counter``."""
         _requests(choice.model.name, choice.model.version, exc.code).inc()
+        choice.model.stats.failed(ns=0 if started is None else _since(started))
 
     async def _run_bounded(self, model: LoadedModel, matrix: np.ndarray) -> Outputs:
         result = self.run(model, matrix)

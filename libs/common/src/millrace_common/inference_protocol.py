@@ -7,6 +7,8 @@ datatypes are accepted (converted to FP32), with ``data`` flat or nested, or as 
 bytes through the binary tensor extension (``Inference-Header-Content-Length``), which
 is what Triton's client sends by default. Classifiers answer ``label`` (INT64) and
 ``probabilities`` (FP32); regressors their output as FP32. Errors are ``{"error": "…"}``.
+Triton's repository index, model configuration and statistics are served too (built in
+``inference_extensions``).
 """
 
 from __future__ import annotations
@@ -25,10 +27,23 @@ from pydantic import BaseModel, Field
 from millrace_common.dataplane import Choice, DataPlane, Route
 from millrace_common.errors import InvalidInput, MillraceError, NotFound
 from millrace_common.http import DirectRoute, ReadyCheck, v2_errors
+from millrace_common.inference_extensions import (
+    ModelConfig,
+    RepositoryIndexRequest,
+    RepositoryModel,
+    StatisticsResponse,
+    model_config,
+    repository_index,
+    statistics,
+)
 from millrace_common.predict_api import ROUTING_KEY_HEADER, VERSION_HEADER, routing_key_parameter
 from millrace_common.scoring import LoadedModel
 
 HEADER_LENGTH = "inference-header-content-length"
+EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics")
+"""What ``GET /v2`` advertises: the binary tensors, and Triton's model configuration and
+statistics extensions; the repository index is served, but not the rest of the
+``model_repository`` extension (load, unload), so it is not claimed."""
 NUMERIC = {
     "FP16": np.float16,
     "FP32": np.float32,
@@ -197,7 +212,7 @@ def v2_router(
         body, chunks = _parse(await request.body(), request.headers.get(HEADER_LENGTH))
         key = request.headers.get(ROUTING_KEY_HEADER) or _parameter(body, "routing_key")
         choice = plane.choose(_route(name, version, key=key))
-        matrix = _decoded(plane, choice, body, chunks)
+        matrix = _decoded(plane, choice, body, chunks, started=started)
         outputs = await plane.infer(choice, matrix, started=started)
         return encode_response(choice, body, outputs)
 
@@ -236,13 +251,11 @@ def v2_router(
             },
         )
 
+    _add_extensions(router, plane, guarded)
+
     @router.get("/v2", response_model=ServerMetadata)
     async def server_metadata() -> ServerMetadata:
-        return ServerMetadata(
-            name=server,
-            version=server_version,
-            extensions=["binary_tensor_data", "model_repository"],
-        )
+        return ServerMetadata(name=server, version=server_version, extensions=list(EXTENSIONS))
 
     @router.get("/v2/health/live", response_model=ServerLive)
     async def live() -> ServerLive:
@@ -286,6 +299,61 @@ def v2_router(
     return router
 
 
+def _add_extensions(
+    router: APIRouter, plane: DataPlane, guarded: dict[int | str, dict[str, Any]]
+) -> None:
+    """Triton's repository index, model configuration and statistics
+    (``inference_extensions``); before the model metadata routes, which would take
+    ``/v2/models/stats`` for a model named ``stats``."""
+
+    @router.post(
+        "/v2/repository/index",
+        response_model=list[RepositoryModel],
+        responses=v2_errors(422) | guarded,
+    )
+    async def repository(body: RepositoryIndexRequest | None = None) -> list[RepositoryModel]:
+        """The models this process has loaded, each version READY. Which versions it
+        loads follows the registry (and serving's /v1/admin routes): the repository
+        extension's load and unload are not offered."""
+        return repository_index(plane.slots)
+
+    @router.get("/v2/models/stats", response_model=StatisticsResponse, responses=guarded)
+    async def every_statistics() -> StatisticsResponse:
+        """What every loaded version did since it was loaded."""
+        return statistics(plane.slots)
+
+    @router.get(
+        "/v2/models/{name}/stats",
+        response_model=StatisticsResponse,
+        responses=v2_errors(404) | guarded,
+    )
+    async def model_statistics(name: str) -> StatisticsResponse:
+        return statistics(plane.slots, name=name)
+
+    @router.get(
+        "/v2/models/{name}/versions/{version}/stats",
+        response_model=StatisticsResponse,
+        responses=v2_errors(404) | guarded,
+    )
+    async def version_statistics(name: str, version: str) -> StatisticsResponse:
+        return statistics(plane.slots, name=name, version=_route(name, version).version)
+
+    @router.get(
+        "/v2/models/{name}/config", response_model=ModelConfig, responses=v2_errors(404) | guarded
+    )
+    async def config(name: str) -> ModelConfig:
+        """The configuration of the version that answers by default."""
+        return configuration(plane, plane.choose(_route(name, None)))
+
+    @router.get(
+        "/v2/models/{name}/versions/{version}/config",
+        response_model=ModelConfig,
+        responses=v2_errors(404) | guarded,
+    )
+    async def version_config(name: str, version: str) -> ModelConfig:
+        return configuration(plane, plane.choose(_route(name, version)))
+
+
 def _route(name: str, version: str | None, *, key: str | None = None) -> Route:
     if version is None:
         return Route(name=name, key=key)
@@ -309,9 +377,18 @@ def readiness(name: str, choice: Choice) -> ModelReady:
     return ModelReady(name=name, version=str(choice.model.version), ready=True)
 
 
+def _loaded_versions(plane: DataPlane, name: str) -> list[int]:
+    return sorted({m.version for m in plane.slots.aliases_of(name).values()})
+
+
+def configuration(plane: DataPlane, choice: Choice) -> ModelConfig:
+    model = choice.model
+    return model_config(model, alias=choice.alias, versions=_loaded_versions(plane, model.name))
+
+
 def metadata(plane: DataPlane, choice: Choice) -> ModelMetadata:
     model = choice.model
-    versions = sorted({m.version for m in plane.slots.aliases_of(model.name).values()})
+    versions = _loaded_versions(plane, model.name)
     return ModelMetadata(
         name=model.name,
         versions=[str(v) for v in versions],
@@ -356,14 +433,16 @@ def _parse(raw: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes
     return body, raw[size:]
 
 
-def _decoded(plane: DataPlane, choice: Choice, body: dict[str, Any], chunks: bytes) -> np.ndarray:
+def _decoded(
+    plane: DataPlane, choice: Choice, body: dict[str, Any], chunks: bytes, *, started: float
+) -> np.ndarray:
     try:
         tensors = decode_tensors(body["inputs"], chunks)
         matrix = feature_matrix(choice.model, tensors)
         plane.check_rows(len(matrix), field="inputs")
         return matrix
     except MillraceError as exc:
-        plane.failed(choice, exc)
+        plane.failed(choice, exc, started=started)
         raise
 
 

@@ -137,7 +137,7 @@ def predict_router(
             plane.check_rows(len(instances), field="instances")
             matrix = matrix_from_instances(model.schema, instances)
         except MillraceError as exc:
-            plane.failed(choice, exc)
+            plane.failed(choice, exc, started=started)
             raise
         choice, outputs = await plane.answer(choice, matrix, started=started)
         return _answer(name, choice, format_outputs(choice.model.schema.task, outputs))

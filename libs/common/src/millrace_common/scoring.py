@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,74 @@ _ORT_TYPES = {
 }
 
 
+@dataclass
+class Duration:
+    """How many, and their cumulative nanoseconds."""
+
+    count: int = 0
+    ns: int = 0
+
+    def add(self, ns: int) -> None:
+        self.count += 1
+        self.ns += ns
+
+    def absorb(self, other: Duration) -> None:
+        self.count += other.count
+        self.ns += other.ns
+
+
+class InferenceStatistics:
+    """What a loaded model has done since it was loaded (what the Open Inference
+    Protocol's statistics extension reports): requests answered (``success``, their rows
+    in ``inference_count``) and failed (``fail``, bad tensors included), onnxruntime
+    executions (``compute_infer``; with adaptive batching, one for several requests) and
+    their rows (``batches``). Updated from the event loop and from scoring threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.success = Duration()
+        self.fail = Duration()
+        self.compute_infer = Duration()
+        self.inference_count = 0
+        self.last_inference_ms = 0
+        self.batches: dict[int, Duration] = {}
+        """Executions by their number of rows."""
+
+    @property
+    def execution_count(self) -> int:
+        return self.compute_infer.count
+
+    def answered(self, *, rows: int, ns: int) -> None:
+        with self._lock:
+            self.success.add(ns)
+            self.inference_count += rows
+            self.last_inference_ms = time.time_ns() // 1_000_000
+
+    def failed(self, *, ns: int) -> None:
+        with self._lock:
+            self.fail.add(ns)
+
+    def executed(self, *, rows: int, ns: int) -> None:
+        with self._lock:
+            self.compute_infer.add(ns)
+            self.batches.setdefault(rows, Duration()).add(ns)
+
+    @classmethod
+    def total(cls, parts: Iterable[InferenceStatistics]) -> InferenceStatistics:
+        """The sum of ``parts`` (each read under its lock), e.g. one version loaded twice."""
+        total = cls()
+        for part in parts:
+            with part._lock:
+                total.success.absorb(part.success)
+                total.fail.absorb(part.fail)
+                total.compute_infer.absorb(part.compute_infer)
+                total.inference_count += part.inference_count
+                total.last_inference_ms = max(total.last_inference_ms, part.last_inference_ms)
+                for rows, done in part.batches.items():
+                    total.batches.setdefault(rows, Duration()).absorb(done)
+        return total
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     name: str
@@ -47,6 +116,11 @@ class LoadedModel:
     scores a cheap model on the event loop and sends a costly one to a thread."""
     input_name: str = field(init=False, repr=False)
     """Read from the session once: asking it per request costs more than a small model."""
+    stats: InferenceStatistics = field(
+        default_factory=InferenceStatistics, init=False, repr=False, compare=False
+    )
+    """Since this model was loaded (a copy, as ``dataclasses.replace`` makes after the
+    warm-up, starts at zero)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_name", self.session.get_inputs()[0].name)
@@ -56,7 +130,9 @@ class LoadedModel:
 
     def run(self, matrix: np.ndarray) -> list[np.ndarray]:
         """The session's raw output tensors, one row per input row."""
+        started = time.perf_counter_ns()
         outputs = self.session.run(None, {self.input_name: matrix})
+        self.stats.executed(rows=len(matrix), ns=time.perf_counter_ns() - started)
         return [np.asarray(o) for o in outputs]
 
 

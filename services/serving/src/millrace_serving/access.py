@@ -22,7 +22,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 SCOPES = frozenset({"predict", "admin"})
 ACCESS_ERRORS = (401, 403, 413)
 """What the guard may answer on a protected route (401 and 403 only with API keys)."""
-_PROTECTED = (("/v1/admin/", "admin"), ("/v1/models", "predict"), ("/v2/models", "predict"))
+_PROTECTED = (
+    ("/v1/admin/", "admin"),
+    ("/v1/models", "predict"),
+    ("/v2/models", "predict"),
+    ("/v2/repository", "predict"),
+)
 _READ = frozenset({b"authorization", b"x-api-key", b"content-length"})
 """The only headers the guard looks at (ASGI servers lower-case header names)."""
 
