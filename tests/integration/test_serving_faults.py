@@ -70,13 +70,13 @@ class Platform:
             timeout=120,
         )
 
-    def register(self, version: int, *, data: bytes | None = None, upload: bool = True) -> None:
-        """Register the seed-``version`` model; ``data`` replaces the bytes uploaded (a
-        corrupt artifact), ``upload=False`` uploads nothing (a missing one)."""
+    def register(self, version: int, *, damaged: bytes | None = None, lost: bool = False) -> None:
+        """Register the seed-``version`` model (the registry checks its artifact), then
+        replace its bytes with ``damaged`` (a corrupt artifact) or, if ``lost``, delete
+        it (a missing one): what a store can do to an object after it was checked."""
         artifact = build_model(seed=version)
         key = artifact.key(MODEL, version)
-        if upload:
-            self.store.put(key, data if data is not None else artifact.data)
+        self.store.put(key, artifact.data)
         body = {
             "request_id": f"r{version}",
             "artifact_uri": self.store.uri(key),
@@ -88,6 +88,10 @@ class Platform:
         }
         response = httpx.post(f"{self.registry}/v1/models/{MODEL}/versions", json=body)
         assert response.status_code == 201, response.text
+        if damaged is not None:
+            self.store.put(key, damaged)
+        if lost:
+            self.store.delete(key)
 
     def promote(self, version: int) -> None:
         response = httpx.post(
@@ -209,7 +213,7 @@ def test_production_moved_to_a_corrupt_or_missing_artifact_keeps_the_old_and_say
     platform.register(1)
     platform.start_serving()
     good = build_model(seed=2).data
-    platform.register(2, data=good[:-16] + bytes(16))  # same size, other bytes
+    platform.register(2, damaged=good[:-16] + bytes(16))  # same size, other bytes
     platform.promote(2)
 
     def mismatch(reason: str) -> float | None:
@@ -226,7 +230,7 @@ def test_production_moved_to_a_corrupt_or_missing_artifact_keeps_the_old_and_say
         "the registry's target is v2 (sha256_mismatch)"
     ) in detail
 
-    platform.register(3, upload=False)
+    platform.register(3, lost=True)
     platform.promote(3)
     wait_until(lambda: mismatch("missing_artifact") == 1, timeout=60, what="the missing file")
     assert mismatch("sha256_mismatch") is None

@@ -123,3 +123,9 @@ def test_a_store_that_cannot_be_reached_is_a_503_to_retry(tmp_path: Path) -> Non
     assert answer.status_code == 503, answer.text
     assert answer.json()["message"] == "the object store is unreachable; retry shortly"
     assert answer.headers["Retry-After"] == "2"
+
+
+def test_a_name_with_a_trailing_newline_is_no_name(client: TestClient) -> None:
+    # `$` matches before a final newline: the rule is a full match
+    answer = client.post("/v1/models/m%0A/versions", json=registration("r1", 0.8))
+    assert answer.status_code == 422 and answer.json()["field"] == "name", answer.text

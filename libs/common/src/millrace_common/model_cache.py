@@ -49,7 +49,7 @@ class ModelCache:
         return self.root / "current.json"
 
     def model_dir(self, name: str, version: int) -> Path:
-        if not _SAFE_NAME.match(name):
+        if not _SAFE_NAME.fullmatch(name):
             raise InvalidInput(f"model name not usable as a path: {name!r}", field="name")
         return self.root / "models" / name / str(version)
 

@@ -53,6 +53,10 @@ class ObjectStore(Protocol):
         """Every object whose key starts with ``prefix``, in key order (as S3 lists them)."""
         ...
 
+    def delete(self, key: str) -> None:
+        """Remove the object; a key that is not there is no error (as on S3)."""
+        ...
+
     def uri(self, key: str) -> str: ...
 
 
@@ -139,6 +143,9 @@ class LocalStore:
         for key in sorted(keys, key=lambda k: k.encode()):
             yield self.stat(key)
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def uri(self, key: str) -> str:
         return f"file://{self.root}/::/{key}"
 
@@ -177,6 +184,9 @@ class MemoryStore:
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         for key in sorted((k for k in self.objects if k.startswith(prefix)), key=str.encode):
             yield self.stat(key)
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
 
     def uri(self, key: str) -> str:
         return f"mem:///{key}"
@@ -268,6 +278,9 @@ class S3Store:
             if exc.code == "NoSuchBucket":
                 raise NotFound(f"no bucket {self.bucket}") from None
             raise
+
+    def delete(self, key: str) -> None:
+        self._client.remove_object(self.bucket, key)
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"

@@ -24,7 +24,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def window_seconds(text: str) -> int:
     """``30s``, ``10m``, ``2h``, ``1d`` in seconds; ValueError for anything else."""
-    match = _WINDOW.match(text)
+    match = _WINDOW.fullmatch(text)
     if match is None:
         raise ValueError("window must look like 30s, 10m, 2h or 1d")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
@@ -57,7 +57,7 @@ class FeatureSpec(BaseModel):
     @field_validator("window")
     @classmethod
     def _window_format(cls, value: str) -> str:
-        if not _WINDOW.match(value):
+        if not _WINDOW.fullmatch(value):
             raise ValueError("window must look like 30s, 10m, 2h or 1d")
         return value
 
@@ -96,7 +96,7 @@ class DriftPolicy(BaseModel):
     @field_validator("window")
     @classmethod
     def _window_format(cls, value: str) -> str:
-        if not _WINDOW.match(value) or window_seconds(value) == 0:
+        if not _WINDOW.fullmatch(value) or window_seconds(value) == 0:
             raise ValueError("window must look like 30s, 10m, 2h or 1d")
         return value
 
@@ -120,7 +120,7 @@ class RetrainPolicy(BaseModel):
     @field_validator("every")
     @classmethod
     def _every_format(cls, value: str | None) -> str | None:
-        if value is not None and not _WINDOW.match(value):
+        if value is not None and not _WINDOW.fullmatch(value):
             raise ValueError("every must look like 30s, 10m, 2h or 1d")
         return value
 

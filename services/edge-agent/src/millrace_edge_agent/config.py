@@ -129,7 +129,7 @@ class Settings(CommonSettings):
     @field_validator("instance_id")
     @classmethod
     def _instance_id(cls, value: str) -> str:
-        if value and not _INSTANCE_ID.match(value):
+        if value and not _INSTANCE_ID.fullmatch(value):
             raise ValueError("letters, digits, '.', '_' and '-' only")
         return value
 

@@ -37,12 +37,12 @@ def run_outcome(version_status: str) -> RunStatus | None:
 
 
 def check_alias(alias: str, *, field: str = "alias") -> str:
-    if not ALIAS_PATTERN.match(alias):
+    if not ALIAS_PATTERN.fullmatch(alias):
         raise InvalidInput(f"{field} '{alias}' must match {ALIAS_PATTERN.pattern}", field=field)
     return alias
 
 
 def check_name(value: str, *, field: str) -> str:
-    if not NAME_PATTERN.match(value):
+    if not NAME_PATTERN.fullmatch(value):
         raise InvalidInput(f"{field} '{value}' must match {NAME_PATTERN.pattern}", field=field)
     return value

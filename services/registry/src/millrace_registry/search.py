@@ -63,7 +63,7 @@ def parse_tags(values: Sequence[str]) -> dict[str, str | None]:
 
 
 def check_tag_key(key: str, *, field: str) -> str:
-    if not TAG_KEY.match(key):
+    if not TAG_KEY.fullmatch(key):
         raise InvalidInput(f"tag key '{key}' must match {TAG_KEY.pattern}", field=field)
     return key
 
