@@ -11,6 +11,8 @@ from millrace_common.dataplane import DataPlane, Route
 from millrace_common.http import install_error_handlers
 from millrace_common.scoring import LoadedModel, ModelSlots, load_model
 from prometheus_client import REGISTRY
+from sqlalchemy.exc import OperationalError
+from urllib3.exceptions import MaxRetryError
 
 from tests.support.models import build_model
 
@@ -30,6 +32,29 @@ def test_an_unexpected_error_is_one_line_of_json() -> None:
         "message": "internal error; the service log has the details",
     }
     assert "Traceback" not in answer.text and "secret" not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("error", "away"),
+    [
+        (OperationalError("SELECT 1", None, ConnectionRefusedError()), "the database"),
+        (MaxRetryError(None, "/models/m.onnx", "refused"), "the object store"),  # type: ignore[arg-type]
+    ],
+)
+def test_a_dependency_that_cannot_be_reached_is_a_503_to_retry(error: Exception, away: str) -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/thing")
+    async def thing() -> None:
+        raise error
+
+    answer = TestClient(app, raise_server_exceptions=False).get("/thing")
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "2"
+    assert answer.json() == {
+        "error": "unavailable",
+        "message": f"{away} is unreachable; retry shortly",
+    }
 
 
 def test_a_body_that_is_not_even_text_is_invalid_like_malformed_json() -> None:

@@ -342,13 +342,7 @@ def install_error_handlers(app: FastAPI) -> None:
         """A bug, not bad input: the trace goes to the log, the caller gets one line.
         A database or object store that cannot be reached is no bug: a 503 the caller
         may retry."""
-        away = (
-            "the database"
-            if _database_away(exc)
-            else "the object store"
-            if _store_away(exc)
-            else None
-        )
+        away = _AWAY.get((type(exc).__module__, type(exc).__name__))
         if away is not None:
             log.warning(
                 "dependency_unreachable", what=away, path=request.url.path, error=repr(exc)[:300]
@@ -376,25 +370,22 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def _store_away(exc: BaseException) -> bool:
-    """The S3 client's (urllib3's) errors for an endpoint refused, reset or timed out."""
-    kind = type(exc)
-    return kind.__module__ == "urllib3.exceptions" and kind.__name__ in {
-        "MaxRetryError",
-        "NewConnectionError",
-        "ProtocolError",
-        "ReadTimeoutError",
-        "ConnectTimeoutError",
-    }
-
-
-def _database_away(exc: BaseException) -> bool:
-    """SQLAlchemy's errors for a connection refused, reset or timed out (this module
-    must import without SQLAlchemy: the edge agent has none)."""
-    kind = type(exc)
-    return kind.__module__ == "sqlalchemy.exc" and kind.__name__ in {
-        "OperationalError",
-        "InterfaceError",
-        "DisconnectionError",
-        "TimeoutError",
-    }
+_AWAY = {
+    **{
+        ("sqlalchemy.exc", name): "the database"
+        for name in ("OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError")
+    },
+    **{
+        ("urllib3.exceptions", name): "the object store"
+        for name in (
+            "MaxRetryError",
+            "NewConnectionError",
+            "ProtocolError",
+            "ReadTimeoutError",
+            "ConnectTimeoutError",
+        )
+    },
+}
+"""The errors of a dependency that cannot be reached (refused, reset, timed out), by
+module and name: SQLAlchemy's and the S3 client's (urllib3's). Named, not imported: this
+module must import without SQLAlchemy (the edge agent has none)."""
