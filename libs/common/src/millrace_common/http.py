@@ -143,10 +143,10 @@ class BodyLimit:
             nonlocal seen, deadline, done
             if done:  # the body is in: what follows is a wait for the disconnect
                 return await receive()
-            loop = asyncio.get_running_loop()
-            deadline = deadline or loop.time() + self.timeout
+            deadline = deadline or asyncio.get_running_loop().time() + self.timeout
             try:
-                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+                async with asyncio.timeout_at(deadline):  # a timer, not a task per read
+                    message = await receive()
             except TimeoutError:
                 # raised while the route reads its body: FastAPI passes HTTPExceptions on
                 # to the app's handler, which answers the one error body
