@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from millrace_common.errors import Forbidden, InvalidInput, MillraceError, TooLarge, Unauthorized
+from millrace_common.errors import Forbidden, InvalidInput, MillraceError, Unauthorized
 from millrace_common.http import error_response, status_of
 from starlette.requests import Request
 
@@ -28,7 +28,7 @@ _PROTECTED = (
     ("/v2/models", "predict"),
     ("/v2/repository", "predict"),
 )
-_READ = frozenset({b"authorization", b"x-api-key", b"content-length"})
+_READ = frozenset({b"authorization", b"x-api-key"})
 """The only headers the guard looks at (ASGI servers lower-case header names)."""
 
 
@@ -56,12 +56,12 @@ def needed_scope(path: str) -> str | None:
 
 
 class AccessGuard:
-    def __init__(
-        self, app: ASGIApp, *, keys: dict[str, frozenset[str]], max_body_bytes: int
-    ) -> None:
+    """API keys and their scopes; the body's size and time are the scaffold's
+    ``BodyLimit``, inside this guard."""
+
+    def __init__(self, app: ASGIApp, *, keys: dict[str, frozenset[str]]) -> None:
         self.app = app
         self.keys = keys
-        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,14 +72,10 @@ class AccessGuard:
         }
         try:
             self._authorize(scope["path"], headers)
-            self._check_length(headers)
         except MillraceError as exc:
             await _reject(scope, receive, send, exc)
             return
-        # a declared length is what the server reads (more bytes are the next request);
-        # only a body without one (chunked) is counted as it arrives
-        bounded = headers.get("content-length", "").isdigit()
-        await self.app(scope, receive if bounded else self._bounded(receive), send)
+        await self.app(scope, receive, send)
 
     def _authorize(self, path: str, headers: dict[str, str]) -> None:
         scope = needed_scope(path) if self.keys else None
@@ -90,25 +86,6 @@ class AccessGuard:
             raise Unauthorized("an API key is required (Authorization: Bearer <key> or X-API-Key)")
         if scope not in self.keys[key]:
             raise Forbidden(f"this API key lacks the '{scope}' scope")
-
-    def _check_length(self, headers: dict[str, str]) -> None:
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body_bytes:
-            raise TooLarge(f"the body is {length} bytes; the limit is {self.max_body_bytes}")
-
-    def _bounded(self, receive: Receive) -> Receive:
-        """Counts a body sent without Content-Length (chunked) against the limit."""
-        seen = 0
-
-        async def bounded() -> MutableMapping[str, Any]:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_body_bytes:
-                raise TooLarge(f"the body exceeds the limit of {self.max_body_bytes} bytes")
-            return message
-
-        return bounded
 
 
 def _bearer(value: str) -> str | None:

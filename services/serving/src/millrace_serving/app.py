@@ -128,9 +128,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     health_routes(app, runtime)
     app.include_router(router)
-    app.add_middleware(
-        AccessGuard, keys=runtime.api_keys, max_body_bytes=runtime.settings.max_body_bytes
-    )
+    app.add_middleware(AccessGuard, keys=runtime.api_keys)
     return app
 
 
