@@ -3,6 +3,7 @@ and the S3 protocol through moto's server."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,11 @@ from millrace_cli.processes import Supervisor, free_port, tansu_spec
 
 from tests.support.databases import create_database, drop_database
 from tests.support.paths import FACTORY
+
+# A service's behaviour is tested with authentication off (set before any app is built,
+# and inherited by every process a test starts); the access tests (tests/*/test_access*,
+# test_dev) turn it on and check who may call what.
+os.environ.setdefault("MILLRACE_AUTH", "off")
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import tritonclient.http as triton
 from millrace_serving.runtime import Runtime
 from tritonclient.utils import InferenceServerException
 
+from tests.support.identity import key_file
 from tests.support.models import FACTORY_FEATURES, build_model
 from tests.support.serving import MODEL, app_of, promote, served, serving_runtime
 
@@ -133,14 +134,14 @@ def test_an_unknown_model_is_a_clean_error_in_the_client(
 
 
 def test_a_refused_key_is_a_clean_error_in_the_client(tmp_path: Path) -> None:
-    runtime = serving_runtime(tmp_path, api_keys="reader-key:predict")
+    runtime = serving_runtime(tmp_path, **key_file(tmp_path).settings())
     with served(app_of(runtime)) as url:
         client = triton.InferenceServerClient(url=url)
         try:
             with pytest.raises(InferenceServerException) as raised:
                 client.get_model_metadata(MODEL, headers={"x-api-key": "guess"})
             assert raised.value.status() == "401"
-            assert raised.value.message().startswith("an API key is required")
+            assert raised.value.message().startswith("these credentials are not known")
         finally:
             client.close()
 

@@ -32,7 +32,8 @@ def serving_runtime(tmp_path: Path, *, publisher: Any = None, **settings: Any) -
     for version in (1, 2, 3):
         artifact = build_model(seed=version)
         registry.versions[(MODEL, version)] = artifact.upload(store, name=MODEL, version=version)
-    options = {"models": MODEL, "publish_predictions": False, **settings}
+    # its engine is given: no database URL (keys come from a keys file, if any)
+    options = {"models": MODEL, "publish_predictions": False, "database_url": "", **settings}
     return bootstrap(
         Settings(**options),
         store=store,

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from millrace_common.settings import bearer_from_env
 
 from millrace_cli.errors import CliError
 from millrace_cli.render import one_line
@@ -54,9 +55,22 @@ class Service:
         self, method: str, url: str, *, params: Params | None = None, body: Any = None
     ) -> Any:
         try:
-            response = httpx.request(method, url, params=params, json=body, timeout=self.timeout)
+            response = httpx.request(
+                method,
+                url,
+                params=params,
+                json=body,
+                timeout=self.timeout,
+                headers=bearer_from_env(),
+            )
         except httpx.HTTPError as exc:
             raise Unreachable(f"cannot reach {url}: {one_line(str(exc) or repr(exc))}") from None
+        if response.status_code in (401, 403):
+            raise ServiceError(
+                f"{error_line(response)} (the credential is MILLRACE_TOKEN: a key from "
+                "`millrace keys create`)",
+                status=response.status_code,
+            )
         if response.status_code >= 400:
             raise ServiceError(error_line(response), status=response.status_code)
         try:

@@ -9,6 +9,7 @@ from millrace_cli.dev import dev
 from millrace_cli.drift import drift
 from millrace_cli.errors import ErrorBoundary
 from millrace_cli.ingest import ingest_app
+from millrace_cli.keys import keys_app
 from millrace_cli.models import models_app
 from millrace_cli.runs import runs_app
 from millrace_cli.sites import sites_app
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.command("dev")(dev)
 app.command("train")(train)
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.add_typer(sites_app, name="sites")

@@ -1,5 +1,5 @@
-"""Pinned versions and aliases, the admin routes, API-key scopes and request limits, as a
-client sees them (v1 JSON and Open Inference Protocol routes alike)."""
+"""Pinned versions and aliases, the admin routes, roles and request limits, as a client
+sees them (v1 JSON and Open Inference Protocol routes alike)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from millrace_common.errors import InvalidInput
 
+from tests.support.identity import Keys, key_file
 from tests.support.models import FACTORY_FEATURES, instance
 from tests.support.serving import MODEL, app_of, promote, serving_runtime, v2_body
 
 PREDICT = f"/v1/models/{MODEL}/predict"
-KEYS = "reader-key:predict,ops-key:predict+admin"
 
 
 async def started(tmp_path: Path, **settings: object) -> TestClient:
@@ -30,8 +29,13 @@ async def client(tmp_path: Path) -> TestClient:
 
 
 @pytest.fixture
-async def secured(tmp_path: Path) -> TestClient:
-    return await started(tmp_path, api_keys=KEYS)
+def keys(tmp_path: Path) -> Keys:
+    return key_file(tmp_path)
+
+
+@pytest.fixture
+async def secured(tmp_path: Path, keys: Keys) -> TestClient:
+    return await started(tmp_path, **keys.settings())
 
 
 def test_a_request_names_an_alias_or_a_pinned_version(client: TestClient) -> None:
@@ -119,28 +123,33 @@ def test_v2_one_tensor_per_feature_and_a_missing_one(client: TestClient) -> None
     }
 
 
-def test_api_keys_and_scopes(secured: TestClient) -> None:
+def test_roles_decide_who_predicts_and_who_loads_models(secured: TestClient, keys: Keys) -> None:
     body = {"instances": [instance()]}
     assert secured.post(PREDICT, json=body).status_code == 401
     assert secured.post(PREDICT, json=body, headers={"x-api-key": "guess"}).status_code == 401
-    reader = {"authorization": "Bearer reader-key"}
-    assert secured.post(PREDICT, json=body, headers=reader).status_code == 200
+    producer = keys.headers("producer")
+    assert secured.post(PREDICT, json=body, headers=producer).status_code == 200
     assert secured.post(f"/v2/models/{MODEL}/infer", json=v2_body()).status_code == 401
-    assert (
-        secured.post(f"/v2/models/{MODEL}/infer", json=v2_body(), headers=reader).status_code == 200
-    )
-    admin = f"/v1/admin/models/{MODEL}/reload"
-    forbidden = secured.post(admin, headers=reader)
-    assert forbidden.status_code == 403 and "admin" in forbidden.json()["message"]
-    assert secured.post(admin, headers={"x-api-key": "ops-key"}).status_code == 200
+    v2 = secured.post(f"/v2/models/{MODEL}/infer", json=v2_body(), headers=producer)
+    assert v2.status_code == 200
+    reload = f"/v1/admin/models/{MODEL}/reload"
+    forbidden = secured.post(reload, headers=producer)
+    assert forbidden.status_code == 403 and "deployer" in forbidden.json()["message"]
+    assert secured.post(reload, headers={"x-api-key": keys.tokens["deployer"]}).status_code == 200
+    site = secured.post(PREDICT, json=body, headers=keys.headers("site:s1"))
+    assert site.status_code == 403
     assert secured.get("/healthz").status_code == 200
     assert secured.get("/v2/health/live").status_code == 200
 
 
-def test_a_malformed_api_keys_setting_fails_without_echoing_the_key(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match="entry 1") as raised:
-        app_of(serving_runtime(tmp_path, api_keys="s3cret-without-scope"))
-    assert "s3cret" not in str(raised.value)
+def test_a_revoked_key_is_refused_once_the_check_is_forgotten(tmp_path: Path) -> None:
+    keys = key_file(tmp_path)
+    runtime = serving_runtime(tmp_path, auth_cache_seconds=0, **keys.settings())
+    client = TestClient(app_of(runtime))
+    assert client.get("/v1/models", headers=keys.headers("scientist")).status_code == 200
+    kept = [line for line in keys.file.read_text().splitlines() if " scientist " not in line]
+    keys.file.write_text("\n".join(kept) + "\n")
+    assert client.get("/v1/models", headers=keys.headers("scientist")).status_code == 401
 
 
 async def test_a_slow_scoring_call_times_out(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.identity import Keys, key_file
 from tests.support.models import instance
 from tests.support.serving import MODEL, app_of, promote, serving_runtime, v2_body
 
@@ -25,8 +26,13 @@ async def client(tmp_path: Path) -> TestClient:
 
 
 @pytest.fixture
-async def secured(tmp_path: Path) -> TestClient:
-    runtime = serving_runtime(tmp_path, api_keys="reader-key:predict,ops-only:admin")
+def keys(tmp_path: Path) -> Keys:
+    return key_file(tmp_path)
+
+
+@pytest.fixture
+async def secured(tmp_path: Path, keys: Keys) -> TestClient:
+    runtime = serving_runtime(tmp_path, **keys.settings())
     await promote(runtime, 1)
     return TestClient(app_of(runtime))
 
@@ -76,17 +82,18 @@ def test_every_v1_error_has_the_one_shape(
     assert answer.json()["error"] == code and answer.json()["message"]
 
 
-def test_the_guard_answers_in_the_body_of_the_path(secured: TestClient) -> None:
+def test_the_guard_answers_in_the_body_of_the_path(secured: TestClient, keys: Keys) -> None:
     v1 = secured.post(PREDICT, json={"instances": [instance()]})
     assert v1.status_code == 401 and v1.json()["error"] == "unauthorized"
-    assert "API key" in v1.json()["message"]
-    assert "API key" in v2_error(secured.post(INFER, json=v2_body()), 401)
-    admin_only = {"x-api-key": "ops-only"}
-    assert "'predict' scope" in v2_error(
-        secured.post(INFER, json=v2_body(), headers=admin_only), 403
+    assert "credentials are required" in v1.json()["message"]
+    assert "WWW-Authenticate" in v1.headers
+    assert "credentials are required" in v2_error(secured.post(INFER, json=v2_body()), 401)
+    a_site = keys.headers("site:s1")
+    assert "needs one of the roles" in v2_error(
+        secured.post(INFER, json=v2_body(), headers=a_site), 403
     )
-    assert "'predict' scope" in v2_error(
-        secured.get(f"/v2/models/{MODEL}", headers=admin_only), 403
+    assert "needs one of the roles" in v2_error(
+        secured.get(f"/v2/models/{MODEL}", headers=a_site), 403
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
+from tests.support.identity import key_file
 from tests.support.models import instance
 from tests.support.serving import MODEL, app_of, promote, serving_runtime, v2_body
 
@@ -58,8 +59,9 @@ async def test_a_refused_request_is_a_failure_of_its_version(tmp_path: Path) -> 
     assert (stats["inference_count"], stats["execution_count"]) == (1, 1)
 
 
-async def test_the_extension_routes_need_a_predict_key(tmp_path: Path) -> None:
-    runtime = serving_runtime(tmp_path, api_keys="reader:predict,ops:admin")
+async def test_the_extension_routes_need_a_role_that_predicts(tmp_path: Path) -> None:
+    keys = key_file(tmp_path)
+    runtime = serving_runtime(tmp_path, **keys.settings())
     await promote(runtime, 1)
     client = TestClient(app_of(runtime))
     routes = [
@@ -70,13 +72,13 @@ async def test_the_extension_routes_need_a_predict_key(tmp_path: Path) -> None:
     ]
     for method, path in routes:
         assert client.request(method, path).status_code == 401, path
-        assert client.request(method, path, headers={"x-api-key": "ops"}).status_code == 403
-        assert client.request(method, path, headers={"x-api-key": "reader"}).status_code == 200
+        assert client.request(method, path, headers=keys.headers("site:s1")).status_code == 403
+        assert client.request(method, path, headers=keys.headers("producer")).status_code == 200
     index = client.post(
-        "/v2/repository/index", json={"ready": True}, headers={"x-api-key": "reader"}
+        "/v2/repository/index", json={"ready": True}, headers=keys.headers("producer")
     )
     assert index.json() == [{"name": MODEL, "version": "1", "state": "READY", "reason": ""}]
     refused = client.post(
-        "/v2/repository/index", json={"ready": "maybe"}, headers={"x-api-key": "reader"}
+        "/v2/repository/index", json={"ready": "maybe"}, headers=keys.headers("producer")
     )
     assert refused.status_code == 422 and list(refused.json()) == ["error"]

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-SCHEMAS = ("features", "registry", "trainer", "ingest", "serving")
+SCHEMAS = ("features", "registry", "trainer", "ingest", "serving", "auth")
 
 
 def normalise_url(url: str) -> str:

@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any, Protocol
 
+import structlog
 import uvicorn
 from fastapi import FastAPI
 
@@ -34,7 +35,11 @@ from millrace_common.http import (
     install_error_handlers,
     telemetry,
 )
+from millrace_common.identity import Authenticator, Guard, KeyFile, KeyLookup, OidcVerifier, Rules
 from millrace_common.logs import configure_logging
+from millrace_common.settings import CommonSettings
+
+log = structlog.get_logger("millrace.service")
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """A service's largest request body unless its settings have ``max_body_bytes``."""
@@ -120,6 +125,59 @@ def document_errors(app: FastAPI) -> None:
 
 
 _REF = "#/components/schemas/{model}"
+
+
+def secure(app: FastAPI, settings: CommonSettings, rules: Rules, *, database: bool = True) -> None:
+    """Every route of ``app`` behind ``rules`` (identity's ``Guard``), unless
+    ``MILLRACE_AUTH=off``. Call it last, when every route is in: an operation of the API
+    document that no rule covers is a start-up error, so no route is ever open by
+    omission. ``database``: keys are looked up in the database's ``auth.api_keys`` too
+    (the edge agent has none: its keys file and OIDC only)."""
+    missing = rules.unruled(operations(app))
+    if missing:
+        raise RuntimeError(f"{app.title}: no access rule for {', '.join(missing)}")
+    if settings.auth == "off":
+        log.warning("auth_off", service=app.title, note="MILLRACE_AUTH=off: nobody is asked")
+        return
+    app.add_middleware(Guard, rules=rules, authenticator=authenticator(settings, database))
+
+
+def operations(app: FastAPI) -> list[tuple[str, str]]:
+    """``(method, path template)`` of every operation ``app`` documents."""
+    return [
+        (method.upper(), path)
+        for path, item in app.openapi().get("paths", {}).items()
+        for method in item
+        if method in {"get", "put", "post", "delete", "patch"}
+    ]
+
+
+def authenticator(settings: CommonSettings, database: bool = True) -> Authenticator:
+    """Where ``settings`` say credentials are checked: the database's keys, a keys file,
+    an OIDC issuer. None of them is a configuration error (nothing could ever pass)."""
+    keys: list[KeyLookup] = []
+    if settings.auth_keys_file:
+        keys.append(KeyFile(settings.auth_keys_file))
+    if database and settings.database_url:
+        from millrace_common.db import make_engine
+        from millrace_common.keys import KeyTable
+
+        keys.append(KeyTable(make_engine(settings.database_url, pool_size=2)))
+    oidc = None
+    if settings.auth_oidc_issuer:
+        oidc = OidcVerifier(
+            issuer=settings.auth_oidc_issuer,
+            audience=settings.auth_oidc_audience,
+            jwks_url=settings.auth_oidc_jwks_url,
+            roles_claim=settings.auth_oidc_roles_claim,
+        )
+    if not keys and oidc is None:
+        raise MillraceError(
+            "MILLRACE_AUTH is required but no credential can be checked: set "
+            "MILLRACE_AUTH_KEYS_FILE or MILLRACE_AUTH_OIDC_ISSUER (or MILLRACE_AUTH=off)",
+            field="auth",
+        )
+    return Authenticator(keys=keys, oidc=oidc, ttl=settings.auth_cache_seconds)
 
 
 def health_routes(app: FastAPI, runtime: Runtime) -> None:

@@ -6,8 +6,16 @@ subclass's prefix; a service's own variables are ``MILLRACE_<SERVICE>_*``.
 
 from __future__ import annotations
 
-from pydantic import Field
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_FILES = {"database_url": "MILLRACE_DATABASE_URL_FILE", "token": "MILLRACE_TOKEN_FILE"}
+"""Settings that may also come from a file (Docker and Kubernetes secrets): the variable
+names the file, whose content (less a trailing newline) is the value."""
 
 
 class CommonSettings(BaseSettings):
@@ -53,6 +61,81 @@ class CommonSettings(BaseSettings):
         description="Seconds a client has to send a request's whole body, from its first "
         "read; a slower body (or one shorter than its Content-Length) is a 408.",
     )
+    auth: Literal["required", "off"] = Field(
+        "required",
+        validation_alias="MILLRACE_AUTH",
+        description="`required`: every route but health, metrics and the API documents needs "
+        "credentials with a role that the route allows (docs/security.md); `off`: nobody "
+        "is asked (a machine of your own).",
+    )
+    auth_keys_file: str = Field(
+        "",
+        validation_alias="MILLRACE_AUTH_KEYS_FILE",
+        description="A file of hashed keys (`millrace keys create --file`), checked besides "
+        "the database's: where there is no database, as at a site.",
+    )
+    auth_oidc_issuer: str = Field(
+        "",
+        validation_alias="MILLRACE_AUTH_OIDC_ISSUER",
+        description="An OIDC issuer whose JWTs are accepted (its `iss`); empty: keys only.",
+    )
+    auth_oidc_audience: str = Field(
+        "millrace",
+        validation_alias="MILLRACE_AUTH_OIDC_AUDIENCE",
+        description="The `aud` the issuer's tokens must carry.",
+    )
+    auth_oidc_jwks_url: str = Field(
+        "",
+        validation_alias="MILLRACE_AUTH_OIDC_JWKS_URL",
+        description="The issuer's JWKS; empty: from its `/.well-known/openid-configuration`.",
+    )
+    auth_oidc_roles_claim: str = Field(
+        "roles",
+        validation_alias="MILLRACE_AUTH_OIDC_ROLES_CLAIM",
+        description="The claim holding a token's Millrace roles (a list, or a string of "
+        "roles separated by spaces).",
+    )
+    auth_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        validation_alias="MILLRACE_AUTH_CACHE_SECONDS",
+        description="Seconds a credential's check is remembered: a revoked key stops working "
+        "within this time.",
+    )
+    token: SecretStr = Field(
+        SecretStr(""),
+        validation_alias="MILLRACE_TOKEN",
+        description="The credential this service presents to the others (a key from "
+        "`millrace keys create`, or a JWT); also from the file `MILLRACE_TOKEN_FILE` names.",
+    )
+
+    def model_post_init(self, _context: Any) -> None:
+        for name, variable in SECRET_FILES.items():
+            path = os.environ.get(variable)
+            if path and name in type(self).model_fields:
+                try:
+                    text = Path(path).read_text().rstrip("\n")
+                except OSError as exc:
+                    raise SystemExit(f"{variable}: cannot read {path}: {exc.strerror}") from None
+                setattr(self, name, SecretStr(text) if name == "token" else text)
+
+    def bearer(self) -> dict[str, str]:
+        """The headers that carry this service's credential, if it has one."""
+        token = self.token.get_secret_value()
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def bearer_from_env() -> dict[str, str]:
+    """The headers for a client outside the services (the CLI, the connectors): the
+    credential in ``MILLRACE_TOKEN`` or the file ``MILLRACE_TOKEN_FILE`` names."""
+    token = os.environ.get("MILLRACE_TOKEN", "")
+    path = os.environ.get(SECRET_FILES["token"])
+    if path:
+        try:
+            token = Path(path).read_text().rstrip("\n")
+        except OSError as exc:
+            raise SystemExit(f"MILLRACE_TOKEN_FILE: cannot read {path}: {exc.strerror}") from None
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def service_config(service: str) -> SettingsConfigDict:

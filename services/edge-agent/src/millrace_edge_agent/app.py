@@ -18,9 +18,10 @@ from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.predict_api import predict_router
 from millrace_common.project import Project, load_project
 from millrace_common.scoring import ModelSlots
-from millrace_common.service import health_routes, run, service_app
+from millrace_common.service import health_routes, run, secure, service_app
 from millrace_common.signing import Verifier
 
+from millrace_edge_agent.access import RULES
 from millrace_edge_agent.adapters.cache import ModelCache, instance_id
 from millrace_edge_agent.adapters.centre import (
     HeartbeatSink,
@@ -73,11 +74,11 @@ def bootstrap(
     store = store or open_store(settings.object_store, create_bucket=False)
     closers: list[IngestSink | RegistryHeartbeats] = []
     if sink is None and settings.forward_url:
-        sink = IngestSink(settings.forward_url)
+        sink = IngestSink(settings.forward_url, headers=settings.bearer())
         closers.append(sink)
         prediction_sink = prediction_sink or sink
     if heartbeat_sink is None and settings.registry_url:
-        heartbeat_sink = RegistryHeartbeats(settings.registry_url)
+        heartbeat_sink = RegistryHeartbeats(settings.registry_url, headers=settings.bearer())
         closers.append(heartbeat_sink)
     slots = ModelSlots()
     syncer, probation = make_syncer(settings, store=store, slots=slots)
@@ -306,6 +307,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     health_routes(app, runtime)
     app.include_router(router)
+    secure(app, runtime.settings, RULES, database=False)
     return app
 
 

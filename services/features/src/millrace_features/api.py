@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from millrace_common.contracts import TrainRequest
 from millrace_common.http import errors
+from millrace_common.identity import actor_of
 from pydantic import BaseModel, Field
 
 from millrace_features.deps import RuntimeDep
@@ -25,11 +26,14 @@ router = APIRouter(prefix="/v1/models/{model}", tags=["features"])
     responses=errors(404, 409, 422),
 )
 async def post_train_request(
-    model: str, rt: RuntimeDep, ask: Annotated[TrainAsk | None, Body()] = None
+    model: str, rt: RuntimeDep, request: Request, ask: Annotated[TrainAsk | None, Body()] = None
 ) -> TrainRequest:
     """A fresh snapshot of the model's feature set now, and its train request queued
-    (202); no body means the defaults. 404: no such model; 409: no labelled rows yet."""
-    queued = await rt.offload.train_on_demand(model, ask or TrainAsk())
+    (202); no body means the defaults. 404: no such model; 409: no labelled rows yet.
+    ``requested_by`` is the authenticated principal (the client's claim when auth is off)."""
+    ask = ask or TrainAsk()
+    ask = ask.model_copy(update={"requested_by": actor_of(request, ask.requested_by)})
+    queued = await rt.offload.train_on_demand(model, ask)
     SNAPSHOTS.labels(model).inc()
     rt.relay.wake()
     return queued

@@ -16,8 +16,9 @@ from millrace_common.messaging import Producer
 from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.outbox import OutboxRelay
 from millrace_common.project import load_project
-from millrace_common.service import service_app
+from millrace_common.service import secure, service_app
 
+from millrace_features.access import RULES
 from millrace_features.adapters.tables import outbox
 from millrace_features.api import router
 from millrace_features.config import Settings
@@ -46,6 +47,7 @@ def bootstrap(settings: Settings, *, store: ObjectStore | None = None) -> Runtim
 def create_app(runtime: Runtime) -> FastAPI:
     app = service_app(runtime, title="Millrace features", description=__doc__)
     app.include_router(router)
+    secure(app, runtime.settings, RULES)
     return app
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from millrace_common.messaging import Producer
 from millrace_common.project import load_project
-from millrace_common.service import run, service_app
+from millrace_common.service import run, secure, service_app
 
+from millrace_ingest.access import RULES
 from millrace_ingest.api import router
 from millrace_ingest.config import Settings
 from millrace_ingest.runtime import Runtime
@@ -31,6 +32,7 @@ def bootstrap(settings: Settings, *, producer: Producer | None = None) -> Runtim
 def create_app(runtime: Runtime) -> FastAPI:
     app = service_app(runtime, title="Millrace ingest", description=__doc__)
     app.include_router(router)
+    secure(app, runtime.settings, RULES)
     return app
 
 

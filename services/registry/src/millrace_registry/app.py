@@ -10,10 +10,11 @@ from millrace_common.contracts import MODEL_PUBLISHED
 from millrace_common.db import make_engine, session_factory
 from millrace_common.messaging import Producer, start_producer
 from millrace_common.objectstore import ObjectStore, open_store
-from millrace_common.service import run, service_app
+from millrace_common.service import run, secure, service_app
 from millrace_common.signing import Signer
 from sqlalchemy import Engine
 
+from millrace_registry.access import RULES
 from millrace_registry.adapters.manifests import ManifestWriter
 from millrace_registry.api import router
 from millrace_registry.artifacts import Artifacts
@@ -70,6 +71,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(router)
     app.include_router(ui_router)
     app.include_router(home_router)
+    secure(app, runtime.settings, RULES)
     return app
 
 

@@ -14,10 +14,10 @@ from millrace_common.model_cache import ModelCache
 from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.predict_api import predict_router
 from millrace_common.scoring import ModelSlots
-from millrace_common.service import health_routes, run, service_app
+from millrace_common.service import health_routes, run, secure, service_app
 from sqlalchemy import Engine
 
-from millrace_serving.access import ACCESS_ERRORS, AccessGuard, parse_api_keys
+from millrace_serving.access import ACCESS_ERRORS, RULES
 from millrace_serving.adapters.online_store import OnlineFeatures
 from millrace_serving.adapters.prediction_log import PredictionPublisher
 from millrace_serving.adapters.registry import HttpRegistry, Registry
@@ -53,7 +53,7 @@ def bootstrap(
         served=served,
         cache=cache or ModelCache(settings.cache_path),
     )
-    registry = registry or HttpRegistry(settings.registry_url)
+    registry = registry or HttpRegistry(settings.registry_url, headers=settings.bearer())
     engine = engine or make_engine(settings.database_url)
     producer = producer or Producer(settings.broker, source=SOURCE)
     if settings.publish_predictions:
@@ -75,7 +75,6 @@ def bootstrap(
         engine=engine,
         producer=producer,
         publisher=publisher,
-        api_keys=parse_api_keys(settings.api_keys.get_secret_value()),
     )
 
 
@@ -128,7 +127,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     health_routes(app, runtime)
     app.include_router(router)
-    app.add_middleware(AccessGuard, keys=runtime.api_keys)
+    secure(app, runtime.settings, RULES)
     return app
 
 

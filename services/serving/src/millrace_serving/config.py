@@ -6,7 +6,7 @@ from pathlib import Path
 
 from millrace_common.errors import InvalidInput
 from millrace_common.settings import CommonSettings, service_config
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 
 class Settings(CommonSettings):
@@ -31,8 +31,6 @@ class Settings(CommonSettings):
     )
     versions: str = ""
     """Pinned versions to serve beside the aliases, e.g. ``machine-failure:3,spindle:1``."""
-    api_keys: SecretStr = SecretStr("")
-    """``key:scope+scope`` pairs, e.g. ``k1:predict,k2:predict+admin``; empty = no auth."""
     max_body_bytes: int = Field(1_048_576, description="Largest request body (more is a 413).")
     max_batch: int = 1024
     """Most rows one request may carry (more is a 422)."""

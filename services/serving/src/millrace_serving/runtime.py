@@ -75,7 +75,6 @@ class Runtime:
     engine: Engine
     producer: Producer
     publisher: PredictionPublisher | None
-    api_keys: dict[str, frozenset[str]]
     group_id: str = field(default_factory=consumer_group)
     stage: str = "starting"
     consumer: ConsumerLoop | None = None

@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from millrace_common.contracts import DLQ, TRAIN_REQUESTS
 from millrace_common.messaging import Producer, start_producer
 from millrace_common.objectstore import ObjectStore, open_store
-from millrace_common.service import run, service_app
+from millrace_common.service import run, secure, service_app
 
+from millrace_trainer.access import RULES
 from millrace_trainer.adapters.registry_client import HttpRegistry, RegistryPort
 from millrace_trainer.config import Settings
 from millrace_trainer.handler import TrainService
@@ -39,6 +40,7 @@ def bootstrap(
             settings.registry_url,
             timeout=settings.registry_timeout,
             retry_seconds=settings.registry_retry_seconds,
+            headers=settings.bearer(),
         ),
         lock_file=settings.lock_file,
         trainer=settings.instance or socket.gethostname(),
@@ -51,7 +53,9 @@ def bootstrap(
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    return service_app(runtime, title="Millrace trainer", description=__doc__)
+    app = service_app(runtime, title="Millrace trainer", description=__doc__)
+    secure(app, runtime.settings, RULES)
+    return app
 
 
 def main() -> None:

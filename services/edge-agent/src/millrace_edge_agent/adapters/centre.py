@@ -55,9 +55,11 @@ class IngestSink:
     """``POST {base}/v1/datasets/{dataset}/records``, ingest keeping each record's
     event_id; and ``POST {base}/v1/predictions`` for prediction logs."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 10.0, headers: dict[str, str] | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.client = httpx.AsyncClient(timeout=timeout)
+        self.client = httpx.AsyncClient(timeout=timeout, headers=headers)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -150,9 +152,11 @@ class HeartbeatSink(Protocol):
 class RegistryHeartbeats:
     """``POST {registry}/v1/sites/{site}/heartbeats``."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 5.0, headers: dict[str, str] | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.client = httpx.AsyncClient(timeout=timeout)
+        self.client = httpx.AsyncClient(timeout=timeout, headers=headers)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from millrace_common.errors import InvalidInput, MillraceError
 from millrace_common.project import Dataset
+from millrace_common.settings import bearer_from_env
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class IngestClient:
         self, url: str, *, timeout: float = 60.0, http: httpx.Client | None = None
     ) -> None:
         self.url = url
-        self._http = http or httpx.Client(base_url=url, timeout=timeout)
+        self._http = http or httpx.Client(base_url=url, timeout=timeout, headers=bearer_from_env())
 
     def __enter__(self) -> IngestClient:
         return self

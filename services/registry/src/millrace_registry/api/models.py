@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from millrace_common.contracts import AliasTarget
+from millrace_common.errors import Forbidden
 from millrace_common.http import errors
+from millrace_common.identity import ADMIN, TRAINER, actor_of, principal_of
 
 from millrace_registry.api.params import (
     PAGED,
@@ -20,9 +22,10 @@ from millrace_registry.api.params import (
     VersionPath,
     also,
     paged,
+    signed,
 )
 from millrace_registry.deps import CatalogDep, LifecycleDep
-from millrace_registry.names import VersionStatus
+from millrace_registry.names import READY, VersionStatus
 from millrace_registry.schemas import (
     AliasDeleted,
     AliasMove,
@@ -72,10 +75,10 @@ async def get_model(name: str, catalog: CatalogDep) -> RegisteredModel:
 
 @router.patch("/{name}", response_model=RegisteredModel, responses=errors(404, 422))
 async def update_model(
-    name: str, update: Annotated[ModelUpdate, Body()], catalog: CatalogDep
+    name: str, update: Annotated[ModelUpdate, Body()], catalog: CatalogDep, request: Request
 ) -> RegisteredModel:
     """Its description and/or tags (``tags`` replaces the whole map); audited."""
-    return await asyncio.to_thread(catalog.update_model, name=name, update=update)
+    return await asyncio.to_thread(catalog.update_model, name=name, update=signed(request, update))
 
 
 @router.post(
@@ -89,11 +92,21 @@ async def register_version(
     registration: Annotated[Registration, Body()],
     lifecycle: LifecycleDep,
     response: Response,
+    request: Request,
 ) -> ModelVersion:
     """A new version, judged by the promotion rule at once unless it is pending; a re-send
-    of the same ``request_id`` answers the version it registered (200)."""
+    of the same ``request_id`` answers the version it registered (200). Only the
+    trainer's identity registers a version ``ready`` (its checks ran); anyone else's is
+    ``pending`` or ``rejected``."""
+    caller = principal_of(request)
+    if caller is not None and registration.status == READY and not caller.roles & {TRAINER, ADMIN}:
+        raise Forbidden(
+            "only the trainer registers a version ready: register it pending, and its "
+            "checks make it ready",
+            field="status",
+        )
     version, created = await asyncio.to_thread(
-        lifecycle.register, name=name, registration=registration
+        lifecycle.register, name=name, registration=signed(request, registration)
     )
     if not created:
         response.status_code = 200
@@ -141,12 +154,16 @@ async def get_version(name: str, version: VersionPath, catalog: CatalogDep) -> M
     "/{name}/versions/{version}", response_model=ModelVersion, responses=errors(404, 409, 422)
 )
 async def update_version(
-    name: str, version: VersionPath, update: Annotated[VersionUpdate, Body()], catalog: CatalogDep
+    name: str,
+    version: VersionPath,
+    update: Annotated[VersionUpdate, Body()],
+    catalog: CatalogDep,
+    request: Request,
 ) -> ModelVersion:
     """Its description, tags and/or status (ready ↔ archived; 409 while it holds an
     alias); audited."""
     return await asyncio.to_thread(
-        catalog.update_version, name=name, version=version, update=update
+        catalog.update_version, name=name, version=version, update=signed(request, update)
     )
 
 
@@ -160,11 +177,12 @@ async def record_checks(
     version: VersionPath,
     report: Annotated[ChecksReport, Body()],
     lifecycle: LifecycleDep,
+    request: Request,
 ) -> ModelVersion:
     """A pending version's checks: it becomes ready (then the promotion rule applies) or
     rejected with the reason; 409 unless it is pending."""
     return await asyncio.to_thread(
-        lifecycle.record_checks, name=name, version=version, report=report
+        lifecycle.record_checks, name=name, version=version, report=signed(request, report)
     )
 
 
@@ -183,7 +201,11 @@ async def get_alias(name: str, alias: str, catalog: CatalogDep) -> AliasTarget:
 
 @router.post("/{name}/aliases/{alias}", response_model=AliasMoved, responses=errors(404, 409, 422))
 async def move_alias(
-    name: str, alias: str, move: Annotated[AliasMove, Body()], lifecycle: LifecycleDep
+    name: str,
+    alias: str,
+    move: Annotated[AliasMove, Body()],
+    lifecycle: LifecycleDep,
+    request: Request,
 ) -> AliasMoved:
     """Point the alias at a ready version (audited, published); moving production moves
     champion with it."""
@@ -193,7 +215,7 @@ async def move_alias(
         alias=alias,
         version=move.version,
         reason=move.reason,
-        actor=move.actor,
+        actor=actor_of(request, move.actor),
     )
 
 
@@ -201,7 +223,7 @@ async def move_alias(
     "/{name}/aliases/{alias}", response_model=AliasDeleted, responses=errors(404, 409, 422)
 )
 async def delete_alias(
-    name: str, alias: str, lifecycle: LifecycleDep, reason: Reason, actor: Actor = "api"
+    name: str, alias: str, lifecycle: LifecycleDep, reason: Reason, actor: Actor
 ) -> AliasDeleted:
     """Remove the alias (audited); production and champion can only be moved (409)."""
     return await asyncio.to_thread(
@@ -211,11 +233,15 @@ async def delete_alias(
 
 @router.post("/{name}/rollback", response_model=AliasMoved, responses=errors(404, 409, 422))
 async def rollback(
-    name: str, body: Annotated[Rollback, Body()], lifecycle: LifecycleDep
+    name: str, body: Annotated[Rollback, Body()], lifecycle: LifecycleDep, request: Request
 ) -> AliasMoved:
     """Production back to an earlier ready version (the previous one when not named)."""
     return await asyncio.to_thread(
-        lifecycle.rollback, name=name, version=body.version, reason=body.reason, actor=body.actor
+        lifecycle.rollback,
+        name=name,
+        version=body.version,
+        reason=body.reason,
+        actor=actor_of(request, body.actor),
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Path, Query, Response
+from fastapi import Depends, Path, Query, Request, Response
+from millrace_common.identity import actor_of
 from pydantic import BaseModel
 
 from millrace_registry.schemas import BIGINT_MAX
@@ -14,7 +15,32 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
 TagFilter = Annotated[list[str] | None, Query(description="key or key=value; repeatable")]
 Reason = Annotated[str, Query(min_length=1, max_length=2000, description="why (audited)")]
-Actor = Annotated[str, Query(min_length=1, max_length=200)]
+
+
+async def _actor(
+    request: Request,
+    actor: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="who (audited); ignored unless authentication is off: the "
+            "authenticated principal is recorded",
+        ),
+    ] = "api",
+) -> str:
+    return actor_of(request, actor)
+
+
+Actor = Annotated[str, Depends(_actor)]
+"""Who the audit log names: the caller's principal (the client's claim when auth is off)."""
+
+Audited = TypeVar("Audited", bound=BaseModel)
+
+
+def signed(request: Request, body: Audited) -> Audited:
+    """``body`` with its ``actor`` the authenticated principal, whatever the client sent."""
+    return body.model_copy(update={"actor": actor_of(request, body.actor)})  # type: ignore[attr-defined]
 
 
 def paged(response: Response, total: int) -> None:

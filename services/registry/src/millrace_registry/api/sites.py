@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from millrace_common.http import errors
+from millrace_common.identity import actor_of
 
 from millrace_registry.api.params import PAGED, Actor, Reason, also, paged
 from millrace_registry.deps import SitesDep
@@ -46,7 +47,11 @@ async def get_site(site_id: str, sites: SitesDep) -> Site:
 
 @router.put("/sites/{site_id}/deployments/{model}", response_model=Site, responses=errors(404, 422))
 async def assign_site(
-    site_id: str, model: str, assignment: Annotated[SiteAssignment, Body()], sites: SitesDep
+    site_id: str,
+    model: str,
+    assignment: Annotated[SiteAssignment, Body()],
+    sites: SitesDep,
+    request: Request,
 ) -> Site:
     """The site follows ``model``'s alias (over its groups'); its manifest is written now."""
     return await asyncio.to_thread(
@@ -55,7 +60,7 @@ async def assign_site(
         model=model,
         alias=assignment.alias,
         reason=assignment.reason,
-        actor=assignment.actor,
+        actor=actor_of(request, assignment.actor),
     )
 
 
@@ -65,7 +70,7 @@ async def assign_site(
     responses=errors(404, 409, 422),
 )
 async def unassign_site(
-    site_id: str, model: str, sites: SitesDep, reason: Reason, actor: Actor = "api"
+    site_id: str, model: str, sites: SitesDep, reason: Reason, actor: Actor
 ) -> SiteUnassigned:
     """Remove the site's own deployment (a group's shows through, if any); 409 when it
     follows the model through a group; the edge agent keeps its last-known-good model."""
@@ -105,7 +110,11 @@ async def get_group(group: str, sites: SitesDep) -> SiteGroup:
     responses=errors(404, 422),
 )
 async def assign_group(
-    group: str, model: str, assignment: Annotated[SiteAssignment, Body()], sites: SitesDep
+    group: str,
+    model: str,
+    assignment: Annotated[SiteAssignment, Body()],
+    sites: SitesDep,
+    request: Request,
 ) -> GroupAssigned:
     """Every site of the group follows ``model``'s alias; each manifest is written now."""
     return await asyncio.to_thread(
@@ -114,7 +123,7 @@ async def assign_group(
         model=model,
         alias=assignment.alias,
         reason=assignment.reason,
-        actor=assignment.actor,
+        actor=actor_of(request, assignment.actor),
     )
 
 
@@ -124,7 +133,7 @@ async def assign_group(
     responses=errors(404, 422),
 )
 async def unassign_group(
-    group: str, model: str, sites: SitesDep, reason: Reason, actor: Actor = "api"
+    group: str, model: str, sites: SitesDep, reason: Reason, actor: Actor
 ) -> GroupUnassigned:
     """The group stops deploying ``model``; every member's manifest is rewritten now."""
     return await asyncio.to_thread(

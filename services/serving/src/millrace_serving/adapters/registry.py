@@ -30,8 +30,12 @@ class HttpRegistry:
     invalid (400, 422) is InvalidInput with its reason, naming the field serving sent;
     connection errors and any other status raise ``httpx.HTTPError``."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+    def __init__(
+        self, base_url: str, *, timeout: float = 5.0, headers: dict[str, str] | None = None
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), timeout=timeout, headers=headers
+        )
 
     async def model_names(self) -> list[str]:
         response = await self._client.get("/v1/models")

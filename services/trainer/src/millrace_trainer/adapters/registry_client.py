@@ -41,11 +41,18 @@ class HttpRegistry:
     """Retries transport errors and 5xx answers with backoff for ``retry_seconds``."""
 
     def __init__(
-        self, base_url: str, *, timeout: float = 30.0, retry_seconds: float = 120.0
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        retry_seconds: float = 120.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._retry_seconds = retry_seconds
+        self._headers = headers or {}
+        """The trainer's credential (role ``trainer``), on every call."""
 
     async def find_version(self, *, name: str, request_id: str) -> dict[str, Any] | None:
         found = await self._call(
@@ -97,7 +104,9 @@ class HttpRegistry:
 
     async def _once(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            async with httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout) as client:
+            async with httpx.AsyncClient(
+                base_url=self._base_url, timeout=self._timeout, headers=self._headers
+            ) as client:
                 response = await client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise RegistryUnavailable(f"{method} {path}: {exc!r}") from None

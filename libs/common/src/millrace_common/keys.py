@@ -1,0 +1,115 @@
+"""Keys in the database: the ``auth.api_keys`` table that ``millrace keys`` writes and
+every central service reads (through ``identity.Authenticator``, which keeps answers a
+few seconds). Only a secret's SHA-256 is stored."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from millrace_common.errors import NotFound, Unavailable
+from millrace_common.identity import KeyRecord
+
+SCHEMA = "auth"
+metadata = sa.MetaData()
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(12), primary_key=True),
+    sa.Column("name", sa.String(120), nullable=False, index=True),
+    sa.Column("roles", sa.String(2000), nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    schema=SCHEMA,
+)
+
+
+class KeyTable:
+    """The keys of one database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._ready = False
+
+    def ensure(self) -> None:
+        """The schema and table, made if missing (idempotent, safe to race)."""
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+            metadata.create_all(connection, checkfirst=True)
+        self._ready = True
+
+    def add(self, record: KeyRecord) -> None:
+        self.ensure()
+        with self.engine.begin() as connection:
+            connection.execute(
+                api_keys.insert().values(
+                    key_id=record.key_id,
+                    name=record.name,
+                    roles=",".join(sorted(record.roles)),
+                    secret_sha256=record.secret_sha256,
+                    created_at=datetime.fromtimestamp(record.created_at, UTC),
+                )
+            )
+
+    def all(self) -> list[KeyRecord]:
+        self.ensure()
+        with self.engine.connect() as connection:
+            rows = connection.execute(api_keys.select().order_by(api_keys.c.created_at)).all()
+        return [_record(row) for row in rows]
+
+    def revoke(self, which: str) -> list[KeyRecord]:
+        """Revoke the key with id ``which``, or every live key named ``which``."""
+        self.ensure()
+        now = datetime.fromtimestamp(time.time(), UTC)
+        live = api_keys.c.revoked_at.is_(None)
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                api_keys.select().where(
+                    live, (api_keys.c.key_id == which) | (api_keys.c.name == which)
+                )
+            ).all()
+            if not rows:
+                raise NotFound(f"no live key has the id or name {which!r}", field="key")
+            connection.execute(
+                api_keys.update()
+                .where(api_keys.c.key_id.in_([r.key_id for r in rows]))
+                .values(revoked_at=now)
+            )
+        return [_record(row) for row in rows]
+
+    def find(self, key_id: str) -> KeyRecord | None:
+        try:
+            if not self._ready:
+                self.ensure()
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    api_keys.select().where(api_keys.c.key_id == key_id)
+                ).first()
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise Unavailable(
+                f"keys cannot be checked: the database is unreachable ({type(exc).__name__})",
+                retry_after=2,
+            ) from exc
+        return _record(row) if row is not None else None
+
+
+def _record(row: sa.Row) -> KeyRecord:  # type: ignore[type-arg]
+    revoked = row.revoked_at
+    return KeyRecord(
+        key_id=row.key_id,
+        name=row.name,
+        roles=frozenset(row.roles.split(",")),
+        secret_sha256=row.secret_sha256,
+        created_at=_aware(row.created_at).timestamp(),
+        revoked_at=_aware(revoked).timestamp() if revoked is not None else None,
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
