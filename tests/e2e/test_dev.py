@@ -103,10 +103,16 @@ def test_millrace_dev_puts_a_model_in_production_and_stops_cleanly(dev: Dev) -> 
     assert "Ctrl-C stops everything." in console
     version = int(re.search(r"machine-failure v(\d+) is in production", console).group(1))  # type: ignore[union-attr]
     # the command the console printed, as printed
-    suggested = re.search(r"curl -s -X POST (\S+/predict) .* -d '(\{.*\})'", console)
+    suggested = re.search(
+        r"curl -s -X POST (\S+/predict) -H 'Authorization: (Bearer \S+)' .* -d '(\{.*\})'",
+        console,
+    )
     assert suggested is not None, console
     assert suggested.group(1) == f"{dev.url('serving')}/v1/models/machine-failure/predict"
-    answer = httpx.post(suggested.group(1), content=suggested.group(2), timeout=10)
+    # authentication is on (no MILLRACE_AUTH here): the line carries the key dev made
+    key = {"Authorization": suggested.group(2)}
+    assert httpx.post(suggested.group(1), content=suggested.group(3)).status_code == 401
+    answer = httpx.post(suggested.group(1), content=suggested.group(3), headers=key, timeout=10)
     assert answer.status_code == 200, answer.text
     assert answer.json()["model"] == "machine-failure"
     assert answer.json()["version"] >= version
@@ -117,7 +123,8 @@ def test_millrace_dev_puts_a_model_in_production_and_stops_cleanly(dev: Dev) -> 
 
     def edge_answers() -> bool:
         try:
-            return httpx.post(edge, json={"instances": [ROW]}, timeout=5).status_code == 200
+            answer = httpx.post(edge, json={"instances": [ROW]}, headers=key, timeout=5)
+            return answer.status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -32,9 +32,13 @@ class Service:
     """One service's ``/v1`` API at a base URL. Path parts are quoted one by one, so a
     name with a slash or a space names one resource."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 30.0, headers: dict[str, str] | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.headers = bearer_from_env() if headers is None else headers
+        """The credential: MILLRACE_TOKEN's unless given."""
 
     def url(self, *parts: str | int) -> str:
         return "/".join([self.base_url, "v1", *(quote(str(p), safe="") for p in parts)])
@@ -61,7 +65,7 @@ class Service:
                 params=params,
                 json=body,
                 timeout=self.timeout,
-                headers=bearer_from_env(),
+                headers=self.headers,
             )
         except httpx.HTTPError as exc:
             raise Unreachable(f"cannot reach {url}: {one_line(str(exc) or repr(exc))}") from None

@@ -15,7 +15,13 @@ from rich.console import Console
 
 from millrace_cli.client import Service, error_line
 from millrace_cli.errors import CliError
-from millrace_cli.platform import DEFAULT_PORTS, PlatformConfig, edge_agent_spec, start_platform
+from millrace_cli.platform import (
+    DEFAULT_PORTS,
+    PlatformConfig,
+    edge_agent_spec,
+    provision_keys,
+    start_platform,
+)
 from millrace_cli.processes import Supervisor, ephemeral_ports, port_open
 from millrace_cli.render import console as stdout
 from millrace_cli.simulator import factory_records, take
@@ -92,6 +98,7 @@ def run_dev(
     supervisor = Supervisor(workdir / "logs")
     try:
         with console.status("starting Tansu and the services…"):
+            provision_keys(config, site=SITE)
             start_platform(supervisor, config)
         console.print(f"[green]platform up[/] — logs in {supervisor.log_dir}")
         _simulate(config, batch=batch, interval=interval, console=console, supervisor=supervisor)
@@ -125,7 +132,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def _start_edge_site(config: PlatformConfig, supervisor: Supervisor) -> None:
     """Once the model exists: the demo site follows its production alias."""
-    registry = Service(config.url("registry"), timeout=10)
+    registry = Service(config.url("registry"), timeout=10, headers=config.headers())
     try:
         registry.put("sites", SITE, "deployments", MODEL, body={"alias": "production"})
     except CliError as exc:
@@ -139,7 +146,9 @@ def _simulate(
     stream = factory_records()
     announced: int | None = None
     sent = 0
-    with httpx.Client(base_url=config.url("ingest"), timeout=30) as ingest:
+    with httpx.Client(
+        base_url=config.url("ingest"), timeout=30, headers=config.headers("simulator")
+    ) as ingest:
         while True:
             response = ingest.post(
                 "/v1/datasets/machines/records", json={"records": take(stream, batch)}
@@ -165,7 +174,9 @@ def _simulate(
 def _production_version(config: PlatformConfig) -> int | None:
     try:
         response = httpx.get(
-            f"{config.url('registry')}/v1/models/{MODEL}/aliases/production", timeout=5
+            f"{config.url('registry')}/v1/models/{MODEL}/aliases/production",
+            timeout=5,
+            headers=config.headers(),
         )
     except httpx.HTTPError:
         return None
@@ -173,24 +184,37 @@ def _production_version(config: PlatformConfig) -> int | None:
 
 
 def _announce(console: Console, config: PlatformConfig, version: int, sent: int) -> None:
+    token = config.tokens.get("user")
+    key = f"-H 'Authorization: Bearer {token}' " if token else ""
     console.print(
         f"\n[bold green]{MODEL} v{version} is in production[/] "
         f"({sent} records ingested). Ask for a prediction:\n"
     )
     console.print(
-        f"  curl -s -X POST {config.url('serving')}/v1/models/{MODEL}/predict "
+        f"  curl -s -X POST {config.url('serving')}/v1/models/{MODEL}/predict {key}"
         "-H 'content-type: application/json' -d '{\"entity_ids\": [\"m-003\"]}'",
         soft_wrap=True,
         markup=False,
     )
     console.print(
-        f"  curl -s {config.url('registry')}/v1/models/{MODEL}/aliases/production", soft_wrap=True
+        f"  curl -s {key}{config.url('registry')}/v1/models/{MODEL}/aliases/production",
+        soft_wrap=True,
+        markup=False,
     )
     console.print(
         f"  edge agent ({SITE}): curl -s -X POST "
-        f"{config.url('edge-agent')}/v1/models/{MODEL}/predict "
+        f"{config.url('edge-agent')}/v1/models/{MODEL}/predict {key}"
         "-H 'content-type: application/json' -d '{\"instances\": [...]}'\n",
         soft_wrap=True,
         markup=False,
     )
+    if token:
+        console.print(
+            f"Your key (admin, this run only): export MILLRACE_TOKEN={token}\n"
+            f"Web UI: {config.url('registry')}/ui (any user name, the key as the password)"
+            "   Ctrl-C stops everything.",
+            soft_wrap=True,
+            markup=False,
+        )
+        return
     console.print(f"Web UI: {config.url('registry')}/ui   Ctrl-C stops everything.")
