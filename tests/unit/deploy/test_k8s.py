@@ -83,7 +83,12 @@ def _pod_env(deployment: Doc) -> dict[str, str]:
             env.update(maps[source["configMapRef"]["name"]]["data"])
         else:
             env.update(secrets[source["secretRef"]["name"]]["stringData"])
-    env.update({item["name"]: item["value"] for item in container.get("env", [])})
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:  # valueFrom: a key of a Secret
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = secrets[ref["name"]]["stringData"][ref["key"]]
     return env
 
 

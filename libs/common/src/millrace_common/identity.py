@@ -31,12 +31,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
+from prometheus_client import Counter
 from starlette.requests import Request
 
 from millrace_common.errors import Forbidden, InvalidInput, MillraceError, Unauthorized, Unavailable
 from millrace_common.http import error_response, status_of
 
 log = structlog.get_logger("millrace.identity")
+REFUSED = Counter(
+    "millrace_auth_refused_total",
+    "Requests refused for their credentials: 401 none or unknown, 403 not allowed, 503 "
+    "keys cannot be checked",
+    ["status"],
+)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -450,9 +457,9 @@ def _roles(allowed: frozenset[str]) -> str:
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, exc: MillraceError) -> None:
-    answer = error_response(
-        Request(scope), status=status_of(exc), code=exc.code, message=exc.message
-    )
+    status = status_of(exc)
+    REFUSED.labels(str(status)).inc()
+    answer = error_response(Request(scope), status=status, code=exc.code, message=exc.message)
     if isinstance(exc, Unauthorized):
         # a browser asks for the key itself (any user name, the key as the password)
         answer.headers["WWW-Authenticate"] = 'Bearer, Basic realm="millrace"'

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from millrace_common.errors import NotFound, Unavailable
-from millrace_common.identity import KeyRecord
+from millrace_common.errors import MillraceError, NotFound, Unavailable
+from millrace_common.identity import ADMIN, KeyRecord, mint_key
 
 SCHEMA = "auth"
 metadata = sa.MetaData()
@@ -113,3 +114,71 @@ def _record(row: sa.Row) -> KeyRecord:  # type: ignore[type-arg]
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def provision(
+    table: KeyTable,
+    folder: Path,
+    identities: dict[str, str],
+    *,
+    site_keys: Path | None = None,
+) -> list[str]:
+    """A key per ``name → role`` whose token file in ``folder`` does not exist yet, its
+    token written there (mode 600) for the service that presents it (``MILLRACE_TOKEN_FILE``);
+    an admin key's hashed line also goes to ``site_keys``, an edge agent's keys file.
+    Idempotent: what an earlier start made is kept. The names it made."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for name, role in identities.items():
+        token_file = folder / name
+        if token_file.exists():
+            continue
+        token, record = mint_key(name, [role])
+        table.add(record)
+        token_file.touch(mode=0o600)
+        token_file.write_text(token + "\n")
+        if site_keys is not None and role == ADMIN:
+            with site_keys.open("a") as out:
+                out.write(record.line() + "\n")
+            site_keys.chmod(0o600)
+        made.append(name)
+    return made
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m millrace_common.keys provision DIR NAME=ROLE…``: the keys a deployment
+    starts with (compose's ``keys-init``), in the database ``MILLRACE_DATABASE_URL`` names."""
+    import argparse
+    import os
+
+    from millrace_common.db import make_engine
+
+    parser = argparse.ArgumentParser(prog="python -m millrace_common.keys")
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("provision", help="make the keys a deployment starts with")
+    command.add_argument("folder", type=Path, help="where each token is written, one file a name")
+    command.add_argument("identities", nargs="+", help="NAME=ROLE, e.g. trainer=trainer")
+    command.add_argument("--site-keys", type=Path, help="an edge agent's keys file (admin keys)")
+    args = parser.parse_args(argv)
+    wanted = {}
+    for item in args.identities:
+        name, _, role = item.partition("=")
+        if not name or not role:
+            raise SystemExit(f"provision: {item!r} is not NAME=ROLE")
+        wanted[name] = role
+    url = os.environ.get("MILLRACE_DATABASE_URL", "")
+    if not url:
+        raise SystemExit("provision: MILLRACE_DATABASE_URL is not set")
+    try:
+        made = provision(
+            KeyTable(make_engine(url, pool_size=1)), args.folder, wanted, site_keys=args.site_keys
+        )
+    except MillraceError as exc:
+        raise SystemExit(f"provision: {exc.message}") from None
+    except SQLAlchemyError as exc:
+        raise SystemExit(f"provision: the database is unreachable: {type(exc).__name__}") from None
+    print(f"keys made: {', '.join(made) or 'none (all were there)'} in {args.folder}")
+
+
+if __name__ == "__main__":
+    main()
