@@ -35,7 +35,15 @@ from millrace_common.http import (
     install_error_handlers,
     telemetry,
 )
-from millrace_common.identity import Authenticator, Guard, KeyFile, KeyLookup, OidcVerifier, Rules
+from millrace_common.identity import (
+    PUBLIC,
+    Authenticator,
+    Guard,
+    KeyFile,
+    KeyLookup,
+    OidcVerifier,
+    Rules,
+)
 from millrace_common.logs import configure_logging
 from millrace_common.settings import CommonSettings
 
@@ -136,10 +144,39 @@ def secure(app: FastAPI, settings: CommonSettings, rules: Rules, *, database: bo
     missing = rules.unruled(operations(app))
     if missing:
         raise RuntimeError(f"{app.title}: no access rule for {', '.join(missing)}")
+    document_access(app, rules)
     if settings.auth == "off":
         log.warning("auth_off", service=app.title, note="MILLRACE_AUTH=off: nobody is asked")
         return
     app.add_middleware(Guard, rules=rules, authenticator=authenticator(settings, database))
+
+
+def document_access(app: FastAPI, rules: Rules) -> None:
+    """/openapi.json with the guard's answers: 401 and 403 on every operation that needs
+    credentials, in the error body of its path."""
+    spec = app.openapi()  # cached: what is added here stays
+    for path, item in spec.get("paths", {}).items():
+        body = V2ErrorBody if path.startswith("/v2") else ErrorBody
+        for method, operation in item.items():
+            rule, _ = rules.match(method.upper(), path)
+            if rule is not None and rule.allowed is PUBLIC:
+                continue
+            answers = operation.setdefault("responses", {})
+            for status, what in (
+                ("401", "No known credential"),
+                ("403", "Not a role this route allows"),
+            ):
+                answers.setdefault(
+                    status,
+                    {
+                        "description": what,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": _REF.format(model=body.__name__)}
+                            }
+                        },
+                    },
+                )
 
 
 def operations(app: FastAPI) -> list[tuple[str, str]]:
