@@ -48,6 +48,7 @@ class Dev:
     def __init__(self, workdir: Path) -> None:
         self.offset = free_offset()
         self.output = workdir / "console.txt"
+        self.logs = workdir / "dev" / "logs"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MILLRACE_")}
         with self.output.open("wb") as console:
             self.process = subprocess.Popen(
@@ -134,4 +135,9 @@ def test_millrace_dev_puts_a_model_in_production_and_stops_cleanly(dev: Dev) -> 
     assert dev.process.wait(timeout=90) == 0, dev.console()[-2000:]
     wait_until(lambda: not dev.group_alive(), timeout=60, what="every dev process to exit")
     assert dev.console().rstrip().endswith("stopped"), dev.console()[-2000:]
+    # every service authenticated with its own key and the user's; none was ever logged
+    logs = {path.name: path.read_text(errors="replace") for path in dev.logs.glob("*.log")}
+    assert {"registry.log", "serving.log", "trainer.log", "edge-agent.log"} <= set(logs)
+    leaked = [name for name, text in logs.items() if re.search(r"mr_[0-9a-f]{12}_", text)]
+    assert leaked == [], f"keys in the logs of {leaked}"
     assert not any(port_open(port + dev.offset) for port in DEFAULT_PORTS.values())

@@ -135,3 +135,45 @@ async def test_a_broker_outage_is_a_fast_503_and_retries_make_one_record_each(
     # broker sent and lost), and its retry then writes the same event ids again, which
     # the features service keeps once
     assert set(per_event) == set(posted)
+
+
+def test_ingest_starts_before_the_broker_and_connects_when_it_comes(
+    supervisor: Supervisor, project_dir: Path
+) -> None:
+    """No broker at start: ingest still starts (it used to exit after 60 s), red and
+    refusing posts with a 503 naming the broker, then connects by itself."""
+    broker_port, port = free_port(), free_port()
+    name = f"ingest-early-{port}"
+    supervisor.start(
+        ProcessSpec(
+            name=name,
+            argv=[script("millrace-ingest")],
+            env={
+                "MILLRACE_BROKER": f"127.0.0.1:{broker_port}",
+                "MILLRACE_PROJECT": str(project_dir),
+                "MILLRACE_INGEST_PORT": str(port),
+            },
+            ready_url=f"http://127.0.0.1:{port}/healthz",
+        )
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        ready = httpx.get(f"{url}/readyz", timeout=10)
+        assert ready.status_code == 503 and str(broker_port) in ready.text
+        refused = httpx.post(f"{url}{URL}", json={"records": batch(0, size=1)}, timeout=10)
+        assert refused.status_code == 503 and "Retry-After" in refused.headers
+        time.sleep(65)  # past the minute after which it used to give up and exit
+        assert name not in supervisor.failed(), "ingest exited while the broker was away"
+        spec = tansu_spec(broker_port)
+        spec.name = f"tansu-late-{broker_port}"
+        supervisor.start(spec)
+        wait_until(
+            lambda: httpx.get(f"{url}/readyz", timeout=5).status_code == 200,
+            timeout=120,
+            what="ingest to connect to the broker that came late",
+        )
+        accepted = httpx.post(f"{url}{URL}", json={"records": batch(1, size=1)}, timeout=30)
+        assert accepted.status_code == 202, accepted.text
+    finally:
+        supervisor.stop(name)
+        supervisor.stop(f"tansu-late-{broker_port}")

@@ -31,6 +31,7 @@ def client(producer: FakeProducer) -> IngestClient:
         project=load_project(settings.project),
         producer=producer,  # type: ignore[arg-type]
     )
+    runtime.started = True  # the producer in memory is connected: no lifespan runs here
     return IngestClient("http://ingest", http=TestClient(create_app(runtime)))
 
 

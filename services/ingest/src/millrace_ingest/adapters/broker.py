@@ -26,8 +26,12 @@ class Broker:
         self.timeout = timeout
         self.retry_after = retry_after
         self.away = False
+        self.connected = False
+        """False until the producer has started (the broker answered once)."""
 
     async def send_many(self, topic: str, items: Iterable[Item]) -> None:
+        if not self.connected:
+            raise self._unavailable("has not answered since ingest started")
         if self.away and not await self.producer.reachable(timeout=1.0):
             raise self._unavailable("does not answer")
         try:
