@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from millrace_common.contracts import DLQ, DeadLetter
 from millrace_common.db import make_engine, session_factory
-from millrace_common.errors import IntegrityError, NotFound
+from millrace_common.errors import IntegrityError, NotFound, Unavailable
 from millrace_common.messaging import ConsumerLoop, Envelope, Poison, Producer, ensure_topics
 from millrace_common.objectstore import get_verified, open_store, sha256_hex
 from millrace_common.outbox import OutboxRelay, add_event, outbox_table
 from prometheus_client import REGISTRY
 
+from tests.support.kafka import read_topic
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -63,6 +65,54 @@ async def test_consumer_loop_dead_letters_poison_and_keeps_flowing(broker: str) 
         task.cancel()
         await producer.stop()
     assert seen == [b"a", b"b"]
+
+
+async def test_consumer_loop_waits_out_a_dependency_and_dead_letters_nothing(broker: str) -> None:
+    """A handler whose dependency is away (``Unavailable``) far more times than the dlq
+    limit allows other failures: the record waits and is handled once the dependency is
+    back. Then a poison record: the only dead letter of this loop is that one."""
+    await ensure_topics(broker, ["loop-away", DLQ])
+    producer = Producer(broker, source="test")
+    await producer.start()
+    away_for = 12  # > max_retries_before_dlq (3 here)
+    calls: list[bytes] = []
+
+    async def handle(record: Any) -> None:
+        if record.value == b"poison":
+            raise Poison("never")
+        calls.append(record.value)
+        if len(calls) <= away_for:
+            raise Unavailable("the registry is unreachable")
+
+    loop = ConsumerLoop(
+        bootstrap=broker,
+        topics=["loop-away"],
+        group_id="loop-away-test",
+        handler=handle,
+        producer=producer,
+        name="loop-away-test",
+        max_retries_before_dlq=3,
+        retry_base=0.01,
+    )
+    task = asyncio.create_task(loop.run())
+    for value in (b"good", b"poison"):
+        await producer.send(
+            "loop-away", value, key="k", envelope=Envelope.new(type="t", source="s")
+        )
+    try:
+        letters = await read_topic(
+            broker,
+            DLQ,
+            keep=lambda r: DeadLetter.model_validate_json(r.value).consumer == "loop-away-test",
+            until=lambda found: len(found) >= 1,
+            what="the poison record's dead letter",
+            timeout=120,
+        )
+    finally:
+        task.cancel()
+        await producer.stop()
+    assert calls == [b"good"] * (away_for + 1)
+    assert [DeadLetter.model_validate_json(r.value).error for r in letters] == ["never"]
 
 
 async def test_outbox_relay_publishes_committed_rows(broker: str, database_url: str) -> None:

@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel
 
 from millrace_common.contracts import ALL_TOPICS, DLQ, EVENT_TYPES, DeadLetter
+from millrace_common.errors import Unavailable
 from millrace_common.tracing import child_of
 
 log = structlog.get_logger(__name__)
@@ -232,7 +233,12 @@ class ConsumerLoop:
     """Consume, apply the effect, then commit: at-least-once with a dlq.
 
     The handler raises ``Poison`` for a message that can never succeed; any other
-    exception is retried with backoff (the partition waits, nothing is skipped).
+    exception is retried with backoff (the partition waits, nothing is skipped), at most
+    ``max_retries_before_dlq`` times. ``Unavailable`` (a dependency the handler needs is
+    away: the registry, the database) is retried for as long as the outage lasts and never
+    dead-lettered: the message is good, its time has not come. A wait past
+    ``max_poll_interval_ms`` costs the assignment; the loop's owner starts it again and
+    the message is redelivered (handlers are idempotent).
     """
 
     bootstrap: str
@@ -243,6 +249,9 @@ class ConsumerLoop:
     name: str
     auto_offset_reset: str = "earliest"
     max_retries_before_dlq: int = 5
+    max_poll_interval_ms: int = 300_000
+    retry_base: float = 0.5
+    """Seconds before the first retry; each next waits twice as long, up to 30 s."""
     _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
     _assigned: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
@@ -259,6 +268,7 @@ class ConsumerLoop:
             auto_offset_reset=self.auto_offset_reset,
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
+            max_poll_interval_ms=self.max_poll_interval_ms,
         )
         await self._consumer.start()
         try:
@@ -274,15 +284,30 @@ class ConsumerLoop:
             await self._consumer.stop()
 
     async def _handle(self, record: ConsumerRecord) -> None:
-        for attempt in range(self.max_retries_before_dlq + 1):
+        attempt = 0  # failures other than a dependency away
+        waits = 0
+        while True:
             try:
                 await self.handler(record)
                 return
             except Poison as exc:
                 await send_to_dlq(self.producer, record, reason=str(exc), consumer=self.name)
                 return
+            except Unavailable as exc:
+                waits += 1
+                log.warning(
+                    "dependency_away_waiting",
+                    consumer=self.name,
+                    error=exc.message,
+                    waited=waits,
+                    topic=record.topic,
+                    offset=record.offset,
+                )
+                await asyncio.sleep(min(30.0, self.retry_base * 2 ** min(waits - 1, 10)))
+                continue
             except Exception as exc:  # noqa: BLE001 - a transient failure is retried
-                if attempt == self.max_retries_before_dlq:
+                attempt += 1
+                if attempt > self.max_retries_before_dlq:
                     await send_to_dlq(
                         self.producer, record, reason=f"gave up: {exc!r}", consumer=self.name
                     )
@@ -291,11 +316,11 @@ class ConsumerLoop:
                     "handler_failed_retrying",
                     consumer=self.name,
                     error=repr(exc),
-                    attempt=attempt + 1,
+                    attempt=attempt,
                     topic=record.topic,
                     offset=record.offset,
                 )
-                await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+                await asyncio.sleep(min(30.0, self.retry_base * 2 ** (attempt - 1)))
 
 
 async def send_to_dlq(

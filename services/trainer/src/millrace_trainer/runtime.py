@@ -69,6 +69,8 @@ class Runtime:
                 producer=producer,
                 name="trainer",
                 handler=lambda record: handle_record(self.service, record),
+                # a training, or a wait for the registry, may outlast the default 5 minutes
+                max_poll_interval_ms=3_600_000,
             )
             try:
                 await self.loop.run()

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import httpx
 import structlog
 from millrace_common.contracts import AliasTarget
-from millrace_common.errors import MillraceError
+from millrace_common.errors import MillraceError, Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -19,8 +19,9 @@ class RegistryRefused(MillraceError):
     code = "registry_refused"
 
 
-class RegistryUnavailable(Exception):
-    """The registry did not answer (in time); the train request is retried."""
+class RegistryUnavailable(Unavailable):
+    """The registry did not answer (in time); the train request waits for it, however long
+    the outage (never dead-lettered)."""
 
 
 class RegistryPort(Protocol):
