@@ -67,6 +67,7 @@ async def test_consumer_loop_dead_letters_poison_and_keeps_flowing(broker: str) 
     assert seen == [b"a", b"b"]
 
 
+@pytest.mark.faults
 async def test_consumer_loop_waits_out_a_dependency_and_dead_letters_nothing(broker: str) -> None:
     """A handler whose dependency is away (``Unavailable``) far more times than the dlq
     limit allows other failures: the record waits and is handled once the dependency is

@@ -19,7 +19,7 @@ from millrace_cli.processes import Supervisor, wait_until
 from tests.support.edge import agent_status, first_seen_per_entity, forwarding_agent, read_raw
 from tests.support.ingest import start_ingest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 SITE = "plant-refusals"
 CENTRE_MAX_RECORD = 4_000
 CENTRE_MAX_BODY = 40_000

@@ -20,7 +20,7 @@ from millrace_common.messaging import ensure_topics
 
 from tests.support.edge import agent_status, forwarding_agent
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 SITE = "plant-stop"
 STOP_TIMEOUT = 6.0
 

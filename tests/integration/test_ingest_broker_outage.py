@@ -20,7 +20,7 @@ from millrace_common.messaging import ensure_topics
 from tests.support.kafka import read_topic, value_of
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 log = structlog.get_logger(__name__)
 URL = "/v1/datasets/machines/records"
 

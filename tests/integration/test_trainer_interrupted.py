@@ -24,7 +24,7 @@ from tests.support.paths import FACTORY
 from tests.support.training import MODEL, train_request, versions_when
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 TRAIN_PY = '''
 import time
 from pathlib import Path
