@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from millrace_cli.db import db_app
 from millrace_cli.dev import dev
 from millrace_cli.drift import drift
 from millrace_cli.errors import ErrorBoundary
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.command("dev")(dev)
 app.command("train")(train)
+app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")

@@ -83,7 +83,13 @@ def migrate(engine: Engine, *, schema: str, versions: Path) -> None:
 
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            # made only when missing: a service's own role may own its schema (made by
+            # `millrace db roles`) without the right to create schemas in the database
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}
+            ).first()
+            if exists is None:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     config = Config()
     # split locations on os.pathsep, so a checkout path with spaces stays one location
     config.set_main_option("path_separator", "os")

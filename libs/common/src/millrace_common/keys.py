@@ -38,12 +38,19 @@ class KeyTable:
         self._ready = False
 
     def ensure(self) -> None:
-        """The schema and table, made if missing (idempotent, safe to race)."""
+        """The schema and table, made if missing (idempotent, safe to race): for the
+        writers (``millrace keys``, ``millrace db roles``), never the services, whose role
+        may only read them."""
         with self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
             metadata.create_all(connection, checkfirst=True)
         self._ready = True
+
+    def exists(self) -> bool:
+        if not self._ready:
+            self._ready = sa.inspect(self.engine).has_table(api_keys.name, schema=SCHEMA)
+        return self._ready
 
     def add(self, record: KeyRecord) -> None:
         self.ensure()
@@ -86,8 +93,8 @@ class KeyTable:
 
     def find(self, key_id: str) -> KeyRecord | None:
         try:
-            if not self._ready:
-                self.ensure()
+            if not self.exists():
+                return None  # no key was ever made here
             with self.engine.connect() as connection:
                 row = connection.execute(
                     api_keys.select().where(api_keys.c.key_id == key_id)
