@@ -64,6 +64,16 @@ when a setting is added without a description or this page is not regenerated.
 
 OTHERS = (
     (
+        "`MILLRACE_KAFKA_SECURITY_PROTOCOL` (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, "
+        "`SASL_SSL`), `MILLRACE_KAFKA_SASL_MECHANISM` (`PLAIN`, `SCRAM-SHA-256`, "
+        "`SCRAM-SHA-512`), `MILLRACE_KAFKA_SASL_USERNAME`, `MILLRACE_KAFKA_SASL_PASSWORD` "
+        "(or `…_PASSWORD_FILE`), `MILLRACE_KAFKA_SSL_CAFILE`, `…_SSL_CERTFILE`, "
+        "`…_SSL_KEYFILE`",
+        "every Kafka client of every service (`millrace_common.kafka_security`)",
+        "how the clients reach the brokers: plaintext by default, else TLS and/or SASL; "
+        "SASL without a user and password is a start-up error",
+    ),
+    (
         "`MILLRACE_TEST_PG`",
         "the tests (`tests/conftest.py`)",
         "the Postgres server the tests create a database per test in "

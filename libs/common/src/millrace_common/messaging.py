@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from millrace_common.contracts import ALL_TOPICS, DLQ, EVENT_TYPES, DeadLetter
 from millrace_common.errors import Unavailable
+from millrace_common.kafka_security import client_options
 from millrace_common.tracing import child_of
 
 log = structlog.get_logger(__name__)
@@ -113,6 +114,7 @@ class Producer:
         """Connect; aiokafka needs the running loop, so the client is built here."""
         self._client = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
+            **client_options(),
             acks="all",
             enable_idempotence=False,
             linger_ms=5,
@@ -207,7 +209,7 @@ async def ensure_topics(
     bootstrap: str, topics: Iterable[str] = ALL_TOPICS, *, partitions: int = DEFAULT_PARTITIONS
 ) -> None:
     """Create the platform's topics if they are missing (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -263,6 +265,7 @@ class ConsumerLoop:
         self._consumer = AIOKafkaConsumer(
             *self.topics,
             bootstrap_servers=self.bootstrap,
+            **client_options(),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset=self.auto_offset_reset,
@@ -382,7 +385,9 @@ async def wait_for_broker(bootstrap: str, *, timeout: float = 60.0) -> None:
     """Wait until the broker answers metadata requests, or raise TimeoutError."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=3000, **client_options()
+        )
         try:
             await admin.start()
             await admin.list_topics()

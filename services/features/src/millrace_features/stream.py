@@ -34,6 +34,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from fastapi import FastAPI
 from millrace_common.contracts import DLQ, EVENT_TYPES, FEATURES, RAW, DeadLetter
 from millrace_common.feature_engine import Event, FeatureEngine, Row
+from millrace_common.kafka_security import client_options, faust_credentials
 from millrace_common.messaging import Envelope, Message, header
 from millrace_common.service import EmbeddedServer, server_config
 from millrace_common.tracing import new_traceparent, trace_id_of
@@ -53,6 +54,7 @@ def build_stream(runtime: Runtime, *, http: FastAPI) -> faust.App:
     app = StreamApp(
         f"{settings.app_id}-control",  # faust's own group: leader election for the timer
         broker=f"kafka://{settings.broker}",
+        broker_credentials=faust_credentials(),
         store="memory://",
         datadir=settings.data_dir,
         broker_session_timeout=settings.session_timeout_seconds,
@@ -128,6 +130,7 @@ class RawConsumer(mode.Service):
         settings = self.runtime.settings
         consumer = self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.broker,
+            **client_options(),
             group_id=settings.app_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished
+from millrace_common.kafka_security import client_options
 from pydantic import ValidationError
 
 from millrace_edge_agent.backoff import next_delay
@@ -81,6 +82,7 @@ class ModelEvents:
         consumer = AIOKafkaConsumer(
             MODEL_PUBLISHED,
             bootstrap_servers=self.bootstrap,
+            **client_options(),
             group_id=self.group_id,
             auto_offset_reset="latest",
             enable_auto_commit=False,
