@@ -18,6 +18,8 @@ from tests.support.paths import FACTORY
 # and inherited by every process a test starts); the access tests (tests/*/test_access*,
 # test_dev) turn it on and check who may call what.
 os.environ.setdefault("MILLRACE_AUTH", "off")
+# likewise edge agents take unsigned models, but in the signature tests and test_dev
+os.environ.setdefault("MILLRACE_EDGE_AGENT_ALLOW_UNSIGNED", "true")
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from millrace_cli.platform import (
     PlatformConfig,
     edge_agent_spec,
     provision_keys,
+    provision_signing,
     start_platform,
 )
 from millrace_cli.processes import Supervisor, ephemeral_ports, port_open
@@ -99,6 +100,7 @@ def run_dev(
     try:
         with console.status("starting Tansu and the services…"):
             provision_keys(config, site=SITE)
+            provision_signing(config)
             start_platform(supervisor, config)
         console.print(f"[green]platform up[/] — logs in {supervisor.log_dir}")
         _simulate(config, batch=batch, interval=interval, console=console, supervisor=supervisor)

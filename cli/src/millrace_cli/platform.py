@@ -97,6 +97,19 @@ def provision_keys(config: PlatformConfig, *, site: str | None = None) -> None:
             config.site_keys.append(record.line())
 
 
+def provision_signing(config: PlatformConfig) -> None:
+    """The registry signs site manifests with a key of the work folder (made once), and
+    edge agents verify with its public key: a site runs only signed models."""
+    from millrace_common.signing import ensure_key_pair
+
+    private = config.workdir / "signing" / "registry.pem"
+    public = ensure_key_pair(private)
+    config.env |= {
+        "MILLRACE_REGISTRY_SIGNING_KEY_FILE": str(private),
+        "MILLRACE_EDGE_AGENT_TRUSTED_KEY_FILE": str(public),
+    }
+
+
 def service_spec(config: PlatformConfig, service: str) -> ProcessSpec:
     prefix = f"MILLRACE_{service.upper().replace('-', '_')}_"
     return ProcessSpec(

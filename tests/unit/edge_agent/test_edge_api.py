@@ -123,9 +123,12 @@ def test_every_route_is_documented_with_its_body_and_statuses(tmp_path: Path) ->
         spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     expected = {
-        ("post", "/v1/datasets/{name}/records"): ({"202", "413", "422", "507"}, "RecordsAccepted"),
-        ("get", "/v1/dead-letters"): ({"200", "422"}, "DeadLetters"),
-        ("get", "/v1/status"): ({"200"}, "AgentStatus"),
+        ("post", "/v1/datasets/{name}/records"): (
+            {"202", "401", "403", "413", "422", "507"},
+            "RecordsAccepted",
+        ),
+        ("get", "/v1/dead-letters"): ({"200", "401", "403", "422"}, "DeadLetters"),
+        ("get", "/v1/status"): ({"200", "401", "403"}, "AgentStatus"),
     }
     for (method, path), (statuses, model) in expected.items():
         operation = paths[path][method]
@@ -189,11 +192,27 @@ def test_a_configuration_error_is_one_line_naming_it_and_exit_1(tmp_path: Path) 
     assert no_site.stderr.strip().splitlines() == [
         "millrace-edge-agent: a site is required (--site or MILLRACE_EDGE_AGENT_SITE)"
     ]
+    store = f"file://{tmp_path / 'objects'}"
+    unsigned = _agent(tmp_path, "--site", SITE, env={"MILLRACE_OBJECT_STORE": store})
+    assert unsigned.returncode == 1
+    [line] = unsigned.stderr.strip().splitlines()
+    assert "MILLRACE_EDGE_AGENT_TRUSTED_KEY_FILE" in line and "is required" in line
+    keyless = _agent(
+        tmp_path,
+        "--site",
+        SITE,
+        env={"MILLRACE_OBJECT_STORE": store, "MILLRACE_EDGE_AGENT_ALLOW_UNSIGNED": "true"},
+    )
+    assert keyless.returncode == 1
+    [line] = keyless.stderr.strip().splitlines()
+    assert "no credential can be checked" in line and "MILLRACE_AUTH_KEYS_FILE" in line
     aggregate = _agent(
         tmp_path,
         "--site",
         SITE,
         env={
+            "MILLRACE_AUTH": "off",
+            "MILLRACE_EDGE_AGENT_ALLOW_UNSIGNED": "true",
             "MILLRACE_OBJECT_STORE": f"file://{tmp_path / 'objects'}",
             "MILLRACE_PROJECT": str(tmp_path / "none"),
             "MILLRACE_EDGE_AGENT_FORWARD_URL": "http://127.0.0.1:9",

@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     command.add_argument("folder", type=Path, help="where each token is written, one file a name")
     command.add_argument("identities", nargs="+", help="NAME=ROLE, e.g. trainer=trainer")
     command.add_argument("--site-keys", type=Path, help="an edge agent's keys file (admin keys)")
+    command.add_argument(
+        "--signing-key", type=Path, help="the registry's Ed25519 signing key, made if missing"
+    )
     args = parser.parse_args(argv)
     wanted = {}
     for item in args.identities:
@@ -185,6 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     except SQLAlchemyError as exc:
         raise SystemExit(f"provision: the database is unreachable: {type(exc).__name__}") from None
     print(f"keys made: {', '.join(made) or 'none (all were there)'} in {args.folder}")
+    if args.signing_key is not None:
+        from millrace_common.signing import ensure_key_pair
+
+        print(f"signing key {args.signing_key}, public key {ensure_key_pair(args.signing_key)}")
 
 
 if __name__ == "__main__":

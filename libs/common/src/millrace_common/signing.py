@@ -101,6 +101,27 @@ class Signer:
         return self._key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
 
 
+def ensure_key_pair(private: Path) -> Path:
+    """An Ed25519 signing key at ``private`` (mode 600) and its public key beside it
+    (``<name>.pub.pem``), made if missing; the public key's path."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    public = private.with_name(private.stem + ".pub.pem")
+    if not private.exists():
+        private.parent.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        private.touch(mode=0o600)
+        private.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    if not public.exists():
+        public.write_bytes(Signer.from_pem_file(private).public_pem())
+    return public
+
+
 class Verifier:
     """A site's side: holds the registry's public key."""
 

@@ -164,6 +164,13 @@ def make_syncer(
     settings: Settings, *, store: ObjectStore, slots: ModelSlots
 ) -> tuple[Syncer, ProbationWatch]:
     """The manifest's models into ``slots``, each new one on probation."""
+    if not settings.trusted_key_file and not settings.allow_unsigned:
+        raise InvalidInput(
+            "MILLRACE_EDGE_AGENT_TRUSTED_KEY_FILE (the registry's public key) is required: "
+            "a site runs only signed models (MILLRACE_EDGE_AGENT_ALLOW_UNSIGNED=true to take "
+            "unsigned ones)",
+            field="trusted_key_file",
+        )
     verifier = (
         Verifier.from_pem_file(settings.trusted_key_file) if settings.trusted_key_file else None
     )

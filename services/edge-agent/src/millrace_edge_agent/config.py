@@ -105,8 +105,11 @@ class Settings(CommonSettings):
     )
 
     trusted_key_file: str = ""
-    """The registry's Ed25519 public key (PEM). Set: only manifests and models signed
-    with its private key are used. Empty: sha256 checks only."""
+    """The registry's Ed25519 public key (PEM): only manifests and models signed with its
+    private key are used. Required unless ``allow_unsigned``."""
+    allow_unsigned: bool = False
+    """Use manifests and models no registry key signed (sha256 checks only), on a machine
+    of your own; off, an agent without ``trusted_key_file`` does not start."""
     health_window: int = 200
     """A new model is on probation for its first this-many predictions…"""
     health_window_seconds: float = 300.0
