@@ -66,6 +66,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "PUT /v1/models/{name}/traffic": "deployer",
         "GET /v1/sites": READ,
         "GET /v1/sites/{site_id}": f"{READ} {SITE}",
+        "GET /v1/sites/{site_id}/objects/{key}": f"{READ} {SITE}",
         "PUT /v1/sites/{site_id}/deployments/{model}": "deployer",
         "DELETE /v1/sites/{site_id}/deployments/{model}": "deployer",
         "POST /v1/sites/{site}/heartbeats": SITE,

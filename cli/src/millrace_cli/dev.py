@@ -139,7 +139,10 @@ def _start_edge_site(config: PlatformConfig, supervisor: Supervisor) -> None:
         registry.put("sites", SITE, "deployments", MODEL, body={"alias": "production"})
     except CliError as exc:
         raise CliError(f"millrace dev: deploying {MODEL} to {SITE}: {exc}") from None
-    supervisor.start(edge_agent_spec(config, site=SITE))
+    # the site reads its manifest and models through the registry with its own key: it
+    # holds no key to the object store
+    through_registry = f"registry+{config.url('registry')}"
+    supervisor.start(edge_agent_spec(config, site=SITE, object_store=through_registry))
 
 
 def _simulate(

@@ -27,13 +27,24 @@ def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+BINARY = {"/v1/sites/{site_id}/objects/{key}"}
+"""Routes that answer bytes (a site's manifest and models), not a JSON document."""
+
+
 def json_routes(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (path, method, operation)
         for path, operations in spec["paths"].items()
         for method, operation in operations.items()
-        if method in METHODS and path != "/metrics"
+        if method in METHODS and path != "/metrics" and path not in BINARY
     ]
+
+
+def test_the_site_object_route_answers_bytes_or_not_modified(spec: dict[str, Any]) -> None:
+    [path] = BINARY
+    answers = spec["paths"][path]["get"]["responses"]
+    assert "application/octet-stream" in answers["200"]["content"]
+    assert {"304", "401", "403", "404"} <= set(answers)
 
 
 def test_every_json_route_names_the_document_it_answers(spec: dict[str, Any]) -> None:

@@ -28,6 +28,15 @@ class ObjectInfo:
     etag: str
 
 
+class ReadableStore(Protocol):
+    """What an edge agent reads models and manifests from: an object store, or the
+    registry on a site's behalf (``millrace_edge_agent.adapters.registry_store``)."""
+
+    def get(self, key: str) -> bytes: ...
+
+    def get_if_changed(self, key: str, etag: str | None) -> tuple[bytes, str] | None: ...
+
+
 class ObjectStore(Protocol):
     """Keys are ``/``-separated paths; objects are immutable once written (but manifests)."""
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from millrace_common.dataplane import DataPlane
 from millrace_common.errors import InvalidInput, MillraceError
 from millrace_common.http import include_flat
-from millrace_common.objectstore import ObjectStore, open_store
+from millrace_common.objectstore import ReadableStore, open_store
 from millrace_common.predict_api import predict_router
 from millrace_common.project import Project, load_project
 from millrace_common.scoring import ModelSlots
@@ -33,6 +33,7 @@ from millrace_edge_agent.adapters.centre import (
 from millrace_edge_agent.adapters.kafka import ModelEvents, group_id_of
 from millrace_edge_agent.adapters.mqtt import BrokerAddress, MqttRecords
 from millrace_edge_agent.adapters.queue import Queues
+from millrace_edge_agent.adapters.registry_store import REGISTRY_SCHEME, RegistryStore
 from millrace_edge_agent.aggregate_forwarder import AggregatingForwarder
 from millrace_edge_agent.api import router
 from millrace_edge_agent.config import Settings, load_settings
@@ -63,7 +64,7 @@ SILENT = ("aiokafka", "millrace_edge_agent.mqtt.paho")
 def bootstrap(
     settings: Settings,
     *,
-    store: ObjectStore | None = None,
+    store: ReadableStore | None = None,
     sink: RecordSink | None = None,
     heartbeat_sink: HeartbeatSink | None = None,
     prediction_sink: PredictionLogSink | None = None,
@@ -71,7 +72,7 @@ def bootstrap(
     """Everything the agent runs on, built once; ``store`` and the sinks are the ports
     tests replace (default: from ``settings``)."""
     # no bucket check here: the agent must start, and serve from disk, with the store down
-    store = store or open_store(settings.object_store, create_bucket=False)
+    store = store or site_store(settings)
     closers: list[IngestSink | RegistryHeartbeats] = []
     if sink is None and settings.forward_url:
         sink = IngestSink(settings.forward_url, headers=settings.bearer())
@@ -160,8 +161,21 @@ def open_project(path: str) -> Project | None:
     return load_project(path)
 
 
+def site_store(settings: Settings) -> ReadableStore:
+    """Where the site's manifest and models come from: ``registry+http://…`` reads them
+    through the registry with the site's own credential (no key to the object store at
+    the site); any other URL is the object store itself."""
+    if settings.object_store.startswith(REGISTRY_SCHEME):
+        return RegistryStore(
+            settings.object_store.removeprefix(REGISTRY_SCHEME),
+            site=settings.site,
+            headers=settings.bearer(),
+        )
+    return open_store(settings.object_store, create_bucket=False)
+
+
 def make_syncer(
-    settings: Settings, *, store: ObjectStore, slots: ModelSlots
+    settings: Settings, *, store: ReadableStore, slots: ModelSlots
 ) -> tuple[Syncer, ProbationWatch]:
     """The manifest's models into ``slots``, each new one on probation."""
     if not settings.trusted_key_file and not settings.allow_unsigned:

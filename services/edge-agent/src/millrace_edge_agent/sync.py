@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import structlog
 from millrace_common.contracts import AliasTarget, SiteManifest
 from millrace_common.errors import IntegrityError, InvalidInput, NotFound
-from millrace_common.objectstore import ObjectStore, key_of, sha256_hex
+from millrace_common.objectstore import ReadableStore, key_of, sha256_hex
 from millrace_common.scoring import LoadedModel, ModelSlots, load_model
 from millrace_common.signing import SignatureInvalid, Verifier
 from pydantic import ValidationError
@@ -73,7 +73,7 @@ class Syncer:
         self,
         *,
         site: str,
-        store: ObjectStore,
+        store: ReadableStore,
         cache: ModelCache,
         slots: ModelSlots,
         verifier: Verifier | None = None,

@@ -10,6 +10,8 @@ RULES = Rules(
     ("POST", "/v1/sites/{site}/heartbeats", {"site:{site}"}),
     ("GET", "/v1/sites/{site}", READERS | {"site:{site}"}),
     ("GET", "/v1/sites/{site}/status", READERS | {"site:{site}"}),
+    # its manifest and the models it names, without a key to the object store
+    ("GET", "/v1/sites/{site}/objects/**", READERS | {"site:{site}"}),
     ("GET", "/v1/**", READERS),
     ("GET", "/", READERS),
     ("GET", "/ui/**", READERS),

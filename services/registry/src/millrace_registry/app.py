@@ -24,6 +24,7 @@ from millrace_registry.fleet import Fleet
 from millrace_registry.lifecycle import Lifecycle
 from millrace_registry.runs import Runs
 from millrace_registry.runtime import MIGRATIONS, ConnectProducer, RelayBell, Runtime
+from millrace_registry.site_objects import SiteObjects
 from millrace_registry.sites import Sites
 from millrace_registry.traffic import TrafficPolicies
 from millrace_registry.ui import home_router, ui_router
@@ -61,6 +62,7 @@ def bootstrap(
         catalog=Catalog(factory=factory),
         runs=Runs(factory=factory),
         sites=Sites(factory=factory, manifests=manifests),
+        site_objects=SiteObjects(store),
         fleet=Fleet(factory=factory),
         traffic=TrafficPolicies(factory=factory),
     )

@@ -11,6 +11,7 @@ from millrace_registry.fleet import Fleet
 from millrace_registry.lifecycle import Lifecycle
 from millrace_registry.runs import Runs
 from millrace_registry.runtime import Runtime
+from millrace_registry.site_objects import SiteObjects
 from millrace_registry.sites import Sites
 from millrace_registry.traffic import TrafficPolicies
 
@@ -36,6 +37,13 @@ def get_runs(runtime: RuntimeDep) -> Runs:
 
 def get_sites(runtime: RuntimeDep) -> Sites:
     return runtime.sites
+
+
+def get_site_objects(runtime: RuntimeDep) -> SiteObjects:
+    return runtime.site_objects
+
+
+SiteObjectsDep = Annotated[SiteObjects, Depends(get_site_objects)]
 
 
 def get_fleet(runtime: RuntimeDep) -> Fleet:

@@ -25,6 +25,7 @@ from millrace_registry.config import Settings
 from millrace_registry.fleet import Fleet
 from millrace_registry.lifecycle import Lifecycle
 from millrace_registry.runs import Runs
+from millrace_registry.site_objects import SiteObjects
 from millrace_registry.sites import Sites
 from millrace_registry.traffic import TrafficPolicies
 
@@ -65,6 +66,7 @@ class Runtime:
         catalog: Catalog,
         runs: Runs,
         sites: Sites,
+        site_objects: SiteObjects,
         fleet: Fleet,
         traffic: TrafficPolicies,
     ) -> None:
@@ -76,6 +78,7 @@ class Runtime:
         self.catalog = catalog
         self.runs = runs
         self.sites = sites
+        self.site_objects = site_objects
         self.fleet = fleet
         self.traffic = traffic
         self.producer: Producer | None = None

@@ -5,14 +5,14 @@ rewrites the manifests (``sites/<site-id>/manifest.json``) of the sites it touch
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from millrace_common.http import errors
 from millrace_common.identity import actor_of
 
 from millrace_registry.api.params import PAGED, Actor, Reason, also, paged
-from millrace_registry.deps import SitesDep
+from millrace_registry.deps import SiteObjectsDep, SitesDep
 from millrace_registry.schemas import (
     GroupAssigned,
     GroupUnassigned,
@@ -43,6 +43,34 @@ async def list_sites(
 async def get_site(site_id: str, sites: SitesDep) -> Site:
     """What the site should run (directly or through its groups) and last reported."""
     return await asyncio.to_thread(sites.site, site_id=site_id)
+
+
+OBJECT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The object's bytes, with its ETag",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    304: {"description": "Unchanged since the ETag sent as If-None-Match"},
+}
+
+
+@router.get(
+    "/sites/{site_id}/objects/{key:path}",
+    response_class=Response,
+    responses=OBJECT | errors(404, 422),
+)
+async def site_object(
+    site_id: str, key: str, objects: SiteObjectsDep, request: Request
+) -> Response:
+    """What an edge agent fetches with its own credential, needing no key to the object
+    store: the site's manifest (``sites/<site>/manifest.json``) and the artifacts it
+    names; anything else is a 404."""
+    etag = request.headers.get("if-none-match")
+    found = await asyncio.to_thread(objects.fetch, site=site_id, key=key, etag=etag)
+    if found is None:
+        return Response(status_code=304, headers={"ETag": etag or ""})
+    data, tag = found
+    return Response(data, media_type="application/octet-stream", headers={"ETag": tag})
 
 
 @router.put("/sites/{site_id}/deployments/{model}", response_model=Site, responses=errors(404, 422))
