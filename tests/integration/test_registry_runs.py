@@ -90,13 +90,17 @@ def test_no_reader_sees_a_version_before_its_run_is_finished(
     reads = Reads()
 
     def poll() -> None:
+        """Read until told to stop, then once more: the last read follows every
+        registration (on a busy machine the writers may all finish between two reads)."""
         with httpx.Client(base_url=registry_url, timeout=30) as client:
-            while not stop.is_set():
-                if client.get(f"/v1/models/{model}").status_code != 200:
-                    continue
-                violations.extend(unfinished(client, model))
-                seen.append(len(client.get(f"/v1/models/{model}/versions").json()))
-                reads.done()
+            while True:
+                last = stop.is_set()
+                if client.get(f"/v1/models/{model}").status_code == 200:
+                    violations.extend(unfinished(client, model))
+                    seen.append(len(client.get(f"/v1/models/{model}/versions").json()))
+                    reads.done()
+                if last:
+                    return
 
     reader = threading.Thread(target=poll)
     reader.start()
