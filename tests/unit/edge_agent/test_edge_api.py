@@ -124,7 +124,7 @@ def test_every_route_is_documented_with_its_body_and_statuses(tmp_path: Path) ->
     paths = spec["paths"]
     expected = {
         ("post", "/v1/datasets/{name}/records"): (
-            {"202", "401", "403", "413", "422", "507"},
+            {"202", "401", "403", "404", "413", "422", "507"},
             "RecordsAccepted",
         ),
         ("get", "/v1/dead-letters"): ({"200", "401", "403", "422"}, "DeadLetters"),

@@ -14,6 +14,15 @@ import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from millrace_common.db import migrate
+from millrace_common.objectstore import MemoryStore
+from millrace_edge_agent.app import bootstrap as edge_bootstrap
+from millrace_edge_agent.app import create_app as edge_app
+from millrace_edge_agent.config import Settings as EdgeSettings
+from millrace_features.app import bootstrap as features_bootstrap
+from millrace_features.app import create_app as features_app
+from millrace_features.config import Settings as FeaturesSettings
+from millrace_features.runtime import MIGRATIONS as FEATURES_MIGRATIONS
 from millrace_ingest.app import bootstrap as ingest_bootstrap
 from millrace_ingest.app import create_app as ingest_app
 from millrace_ingest.config import Settings as IngestSettings
@@ -80,6 +89,25 @@ def without_lifespan(app: ASGIApp) -> ASGIApp:
     return asgi
 
 
+def features_of_the_factory(workdir: Path) -> ASGIApp:
+    """The features service's routes (train requests, drift) on a database of its own;
+    its stream is not started (it would wait for a broker)."""
+    settings = FeaturesSettings(
+        project=str(FACTORY), database_url=f"sqlite:///{workdir}/features.db"
+    )
+    runtime = features_bootstrap(settings, store=MemoryStore())
+    migrate(runtime.engine, schema="features", versions=FEATURES_MIGRATIONS)
+    return without_lifespan(features_app(runtime))
+
+
+def edge_agent_of_the_factory(workdir: Path) -> ASGIApp:
+    """An edge agent with the factory project (records, predictions by features), no
+    model synced yet and no centre to forward to; not started (each case would stop it,
+    closing its queue)."""
+    settings = EdgeSettings(site="s1", cache_dir=str(workdir / "edge"), project=str(FACTORY))
+    return without_lifespan(edge_app(edge_bootstrap(settings, store=MemoryStore())))
+
+
 def serving_with_a_model(workdir: Path) -> FastAPI:
     runtime = serving_runtime(workdir)
     asyncio.run(promote(runtime, 1))
@@ -99,6 +127,12 @@ INGEST = schemathesis.openapi.from_asgi("/openapi.json", ingest_of_the_factory()
 SERVING = schemathesis.openapi.from_asgi("/openapi.json", serving_with_a_model(WORKDIR)).exclude(
     path_regex=HEALTH
 )
+FEATURES = schemathesis.openapi.from_asgi(
+    "/openapi.json", features_of_the_factory(WORKDIR)
+).exclude(path_regex=HEALTH)
+EDGE = schemathesis.openapi.from_asgi("/openapi.json", edge_agent_of_the_factory(WORKDIR)).exclude(
+    path_regex=HEALTH
+)
 
 
 @REGISTRY.parametrize()
@@ -116,4 +150,16 @@ def test_serving_answers_hostile_input_as_documented(case: Any) -> None:
 @INGEST.parametrize()
 @BUDGET
 def test_ingest_answers_hostile_input_as_documented(case: Any) -> None:
+    case.call_and_validate(checks=CHECKS)
+
+
+@FEATURES.parametrize()
+@BUDGET
+def test_features_answers_hostile_input_as_documented(case: Any) -> None:
+    case.call_and_validate(checks=CHECKS)
+
+
+@EDGE.parametrize()
+@BUDGET
+def test_the_edge_agent_answers_hostile_input_as_documented(case: Any) -> None:
     case.call_and_validate(checks=CHECKS)

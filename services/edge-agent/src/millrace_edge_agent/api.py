@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["edge-agent"])
     "/datasets/{name}/records",
     status_code=202,
     response_model=RecordsAccepted,
-    responses=errors(413, 422, 507),
+    responses=errors(404, 413, 422, 507),
 )
 async def post_records(
     name: str,
