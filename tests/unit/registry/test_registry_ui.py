@@ -7,10 +7,13 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi.testclient import TestClient
+from millrace_registry.app import create_app
 
-from tests.support.registry import stand_in
+from tests.support.identity import key_file
+from tests.support.registry import registry_runtime, stand_in
 from tests.support.registry_ui import SCRIPT, page, populate, text
 
 
@@ -177,3 +180,15 @@ def test_bad_parameters_are_422_pages_naming_the_field(client: TestClient) -> No
         assert response.status_code == 422, url
         assert response.headers["content-type"].startswith("text/html")
         assert f"field: {field}" in text(response.text), url
+
+
+def test_a_browser_signs_in_with_the_key_as_its_password(tmp_path: Path) -> None:
+    """With authentication on, the UI asks the browser for credentials (Basic) and takes
+    a key as the password, whatever the user name; a producer's key may not look."""
+    keys = key_file(tmp_path)
+    ui = TestClient(create_app(registry_runtime(f"sqlite:///{tmp_path}/r.db", **keys.settings())))
+    asked = ui.get("/ui")
+    assert asked.status_code == 401 and "Basic" in asked.headers["www-authenticate"]
+    assert ui.get("/ui", auth=("alice", keys.tokens["scientist"])).status_code == 200
+    assert ui.get("/ui", auth=("alice", keys.tokens["producer"])).status_code == 403
+    assert ui.get("/ui", auth=("alice", "not-a-key")).status_code == 401

@@ -14,6 +14,7 @@ RULES = Rules(
     ("GET", "/v1/sites/{site}/objects/**", READERS | {"site:{site}"}),
     ("GET", "/v1/**", READERS),
     ("GET", "/", READERS),
+    ("GET", "/ui", READERS),
     ("GET", "/ui/**", READERS),
     # versions: candidates from scientists; ready ones only from the trainer (lifecycle)
     ("POST", "/v1/models/{name}/versions", {SCIENTIST, TRAINER}),
