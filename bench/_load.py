@@ -23,10 +23,13 @@ class Stats:
         return self.requests / self.seconds
 
 
-def request_bytes(path: str, body: bytes, *, host: str = "127.0.0.1") -> bytes:
+def request_bytes(
+    path: str, body: bytes, *, host: str = "127.0.0.1", headers: dict[str, str] | None = None
+) -> bytes:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{extra}Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 

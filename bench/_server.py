@@ -14,6 +14,7 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -82,11 +83,20 @@ def bench_app(runtime: Runtime, found: dict[tuple[str, int], AliasTarget]) -> Fa
     return app
 
 
-def main(port: int) -> None:
+def main(port: int, keys_file: str) -> None:
+    """Serving on ``port``, checking keys from ``keys_file`` as it does by default
+    (``off``: authentication off, for the comparison)."""
     store = MemoryStore()
     found = targets(store)
     names = (PLAIN, BATCHED, FOREST, FOREST_BATCHED, MLP, MLP_BATCHED)
-    settings = Settings(models=",".join(names), publish_predictions=False, batching=BATCHING)
+    auth: dict[str, Any] = (
+        {"auth": "off"}
+        if keys_file == "off"
+        else {"auth": "required", "auth_keys_file": keys_file, "database_url": ""}
+    )
+    settings = Settings(
+        models=",".join(names), publish_predictions=False, batching=BATCHING, **auth
+    )
     engine = make_engine(f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}")
     runtime = bootstrap(settings, store=store, registry=MemoryRegistry(), engine=engine)
     for name in names:
@@ -103,4 +113,4 @@ def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), sys.argv[2])

@@ -36,6 +36,9 @@ from bench._load import Stats, load, request_bytes
 from tests.support.models import deploy_to_site, instance
 
 SITE = "bench-site"
+SITE_ENV = {"MILLRACE_AUTH": "off", "MILLRACE_EDGE_AGENT_ALLOW_UNSIGNED": "true"}
+"""The site's own figures, without keys or signatures (serving's rows measure a key's
+cost; a signature is checked once per model, not per request)."""
 MODEL = "machine-failure"
 RECORDS = 20_000
 BATCH = 500
@@ -254,6 +257,7 @@ def main() -> None:
         port, centre_port = free_port(), free_port()
         base = f"http://127.0.0.1:{port}"
         env = {
+            **SITE_ENV,
             "MILLRACE_OBJECT_STORE": f"file://{root / 'objects'}",
             "MILLRACE_BROKER": "",
             "MILLRACE_EDGE_AGENT_PORT": str(port),

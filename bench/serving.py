@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import numpy as np
 from millrace_cli.processes import free_port, http_ok, wait_until
+from millrace_common.identity import mint_key
 
 from bench._load import Stats, load, request_bytes
 from bench._server import BATCHED, FOREST, FOREST_BATCHED, MLP, MLP_BATCHED, PLAIN
@@ -45,6 +46,8 @@ SECONDS = float(os.environ.get("MILLRACE_BENCH_SECONDS", "3"))
 CONCURRENCY = 16
 ROW = [0.5, 0.9, -0.2, 0.1, 1.3, -0.7, 0.05]
 V1_BODY = json.dumps({"instances": [dict(zip(FACTORY_FEATURES, ROW, strict=True))]}).encode()
+TOKEN, KEY = mint_key("bench", ["admin"])
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 V2_BODY = json.dumps(
     {"inputs": [{"name": "input", "shape": [1, 7], "datatype": "FP32", "data": ROW}]}
 ).encode()
@@ -74,7 +77,9 @@ def process(argv: list[str], ready_url: str, **kwargs: Any) -> Iterator[None]:
 
 
 def measure(port: int, path: str, body: bytes, concurrency: int = CONCURRENCY) -> Stats:
-    return load(port, request_bytes(path, body), concurrency=concurrency, seconds=SECONDS)
+    """Every request carries a key, as every client's must (authentication is on)."""
+    request = request_bytes(path, body, headers=AUTH)
+    return load(port, request, concurrency=concurrency, seconds=SECONDS)
 
 
 def row(
@@ -178,7 +183,7 @@ def during_swaps(port: int) -> tuple[Stats, int]:
     swaps: list[str] = []
 
     def swapper() -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=AUTH) as client:
             while not stop.wait(0.25):
                 swaps.append(client.post(f"/bench/swap/{PLAIN}").json()["outcome"])
 
@@ -332,11 +337,39 @@ def mlserver_rows(millrace_port: int) -> list[dict[str, Any]]:
     ]
 
 
+def auth_row(port: int, open_port: int) -> dict[str, Any]:
+    """What checking a key costs a prediction: the same server with authentication off,
+    measured between two runs of the one that checks (drift on a noisy machine cancels)."""
+    predict = f"/v1/models/{PLAIN}/predict"
+    before = measure(port, predict, V1_BODY)
+    off = measure(open_port, predict, V1_BODY)
+    after = measure(port, predict, V1_BODY)
+    checked = before if before.rps <= after.rps else after
+    ratio = (before.rps + after.rps) / 2 / off.rps
+    return row(
+        "predict, key checked vs authentication off",
+        "v1 predict, key",
+        checked,
+        "auth off",
+        off,
+        ratio=ratio,
+        target=">= 0.90",
+        met=ratio >= 0.90,
+        note="A is the slower of two runs around B; the ratio is their mean over B",
+    )
+
+
 def run() -> list[dict[str, Any]]:
-    port = free_port()
-    argv = [sys.executable, "-m", "bench._server", str(port)]
-    with process(argv, f"http://127.0.0.1:{port}/healthz", cwd=ROOT):
+    keys = Path(tempfile.mkdtemp(prefix="millrace-bench-")) / "keys"
+    keys.write_text(KEY.line() + "\n")
+    port, open_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "bench._server"]
+    with (
+        process([*argv, str(port), str(keys)], f"http://127.0.0.1:{port}/healthz", cwd=ROOT),
+        process([*argv, str(open_port), "off"], f"http://127.0.0.1:{open_port}/healthz", cwd=ROOT),
+    ):
         rows = millrace_rows(port)
+        rows.append(auth_row(port, open_port))
         try:
             rows += mlserver_rows(port)
         except (RuntimeError, TimeoutError, OSError) as exc:

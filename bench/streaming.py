@@ -42,6 +42,7 @@ from millrace_cli.processes import (
     wait_until,
 )
 from millrace_cli.simulator import factory_records, take
+from millrace_common.identity import mint_key
 
 TITLE = "Streaming: features, freshness, ingest"
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,14 +158,24 @@ class _Platform:
 
     def ingest_against_produce(self) -> tuple[float, float]:
         port = free_port()
-        env = {"MILLRACE_BROKER": self.broker, "MILLRACE_PROJECT": str(FACTORY)}
-        env["MILLRACE_INGEST_PORT"] = str(port)
+        # as a producer posts to it: with a key, authentication on
+        token, key = mint_key("bench-producer", ["producer"])
+        keys = self.tmp / "ingest-keys"
+        keys.write_text(key.line() + "\n")
+        env = {
+            "MILLRACE_BROKER": self.broker,
+            "MILLRACE_PROJECT": str(FACTORY),
+            "MILLRACE_INGEST_PORT": str(port),
+            "MILLRACE_AUTH": "required",
+            "MILLRACE_AUTH_KEYS_FILE": str(keys),
+            "MILLRACE_DATABASE_URL": "",
+        }
         spec = ProcessSpec(
             "ingest", [script("millrace-ingest")], env, ready_url=f"http://127.0.0.1:{port}/readyz"
         )
         self.supervisor.start(spec, timeout=120)
         records = take(self.fleet, RECORDS)
-        ingest = asyncio.run(_post_all(f"http://127.0.0.1:{port}", records))
+        ingest = asyncio.run(_post_all(f"http://127.0.0.1:{port}", records, token=token))
         started = time.perf_counter()
         asyncio.run(_produce(self.broker, records))
         return ingest, len(records) / (time.perf_counter() - started)
@@ -223,7 +234,7 @@ async def _floor(broker: str, count: int) -> float:
         await consumer.stop()
 
 
-async def _post_all(url: str, records: list[dict[str, Any]]) -> float:
+async def _post_all(url: str, records: list[dict[str, Any]], *, token: str) -> float:
     batches = [records[i : i + 500] for i in range(0, len(records), 500)]
     queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
     for batch in batches:
@@ -236,7 +247,8 @@ async def _post_all(url: str, records: list[dict[str, Any]]) -> float:
             answer.raise_for_status()
 
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers) as client:
         await asyncio.gather(*(post(client) for _ in range(4)))
     return len(records) / (time.perf_counter() - started)
 
