@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Body, Header
-from millrace_common.errors import InvalidInput, TooLarge
+from fastapi import APIRouter, Body, Header, Request
+from millrace_common.errors import Forbidden, InvalidInput, TooLarge
 from millrace_common.http import errors
+from millrace_common.identity import ADMIN, SITE_PREFIX, principal_of
 from millrace_common.logs import bind_trace
 from millrace_common.project import Project
 from millrace_common.records import check_sizes
@@ -132,16 +133,28 @@ async def post_records(
 )
 async def post_predictions(
     rt: RuntimeDep,
+    request: Request,
     batch: Annotated[PredictionBatch, Body()],
     traceparent: Annotated[str | None, Header()] = None,
 ) -> PredictionsAccepted:
-    """Prediction logs from an edge agent; 202 once the broker has them all."""
+    """Prediction logs from an edge agent; 202 once the broker has them all. A site's
+    key speaks for its own site only: a log of another site's is a 403."""
     _bounded(len(batch.predictions), rt.settings.max_records_per_request, field="predictions")
     try:
         logs = accept_predictions(batch.predictions)
     except InvalidInput:
         PREDICTIONS_REJECTED.inc()
         raise
+    caller = principal_of(request)
+    if caller is not None and ADMIN not in caller.roles:
+        for index, entry in enumerate(logs):
+            if f"{SITE_PREFIX}{entry.site}" not in caller.roles:
+                PREDICTIONS_REJECTED.inc()
+                raise Forbidden(
+                    f"this key speaks for {', '.join(sorted(caller.roles))}, not for site "
+                    f"'{entry.site}'",
+                    field=f"predictions[{index}].site",
+                )
     parent = child_of(traceparent)
     bind_trace(trace_id_of(parent))
     await publish_predictions(rt.broker, logs, traceparent=parent)
