@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from millrace_common.contracts import TrainRequest
 from millrace_common.db import make_engine, session_factory
+from millrace_common.errors import Unavailable
 from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.project import Project, load_project
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from millrace_features.adapters.snapshots import snapshot_and_request
 from millrace_features.drift_check import DriftMeasurement, measure_drift
 from millrace_features.on_demand import TrainAsk, request_training
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,14 +48,27 @@ class Offload:
         self._pool: ProcessPoolExecutor | None = None
 
     async def _call(self, fn: Any, *args: Any) -> Any:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_open,
-                initargs=(self._place,),
-            )
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        """``fn(*args)`` in the child. A child that died (killed, out of memory) leaves
+        its pool broken for good: the pool is replaced and the call made once more, then
+        it is a 503 the caller may retry."""
+        for attempt in (1, 2):
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_open,
+                    initargs=(self._place,),
+                )
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            except BrokenProcessPool as exc:
+                log.warning("offload_process_died", attempt=attempt, error=repr(exc))
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+        raise Unavailable(
+            "the process that cuts snapshots and measures drift died twice; retry shortly",
+            retry_after=2,
+        )
 
     async def snapshot(self, model: str, reason: str) -> TrainRequest:
         """A snapshot of the model's feature set now, its train request in the outbox."""
@@ -81,10 +99,12 @@ _opened: _Opened | None = None  # the child's own, built once by _open
 
 
 def _open(place: Place) -> None:
+    """The child's clients, built with no call to the network: an initializer that
+    fails breaks its pool for good (the worker made the bucket at its start)."""
     global _opened
     _opened = _Opened(
         factory=session_factory(make_engine(place.database_url, pool_size=1)),
-        store=open_store(place.object_store),
+        store=open_store(place.object_store, create_bucket=False),
         project=load_project(place.project),
     )
 
