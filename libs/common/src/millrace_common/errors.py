@@ -30,15 +30,22 @@ class MillraceError(Exception):
         self.problems = list(problems)
 
     def __reduce__(self) -> tuple[object, ...]:
-        """Pickled whole (its field and problems too), e.g. back from a child process."""
-        return (_rebuilt, (type(self), self.message, self.field, self.problems))
+        """Pickled whole (its field, problems and any attribute of a subclass, such as
+        ``retry_after``), e.g. back from a child process."""
+        extra = {k: v for k, v in vars(self).items() if k not in ("message", "field", "problems")}
+        return (_rebuilt, (type(self), self.message, self.field, self.problems, extra))
 
 
 def _rebuilt(
-    cls: type[MillraceError], message: str, field: str | None, problems: list[FieldProblem]
+    cls: type[MillraceError],
+    message: str,
+    field: str | None,
+    problems: list[FieldProblem],
+    extra: dict[str, object] | None = None,
 ) -> MillraceError:
     error = cls.__new__(cls)
     MillraceError.__init__(error, message, field=field, problems=problems)
+    vars(error).update(extra or {})
     return error
 
 

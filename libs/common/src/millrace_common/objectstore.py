@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Protocol, cast
 from urllib.parse import parse_qs, urlparse
 
-from millrace_common.errors import IntegrityError, InvalidInput, NotFound
+from millrace_common.errors import IntegrityError, InvalidInput, NotFound, Unavailable
 
 
 @dataclass(frozen=True)
@@ -201,8 +201,21 @@ class MemoryStore:
         return f"mem:///{key}"
 
 
+@contextmanager
+def reaching_the_store() -> Iterator[None]:
+    """The S3 client's transport errors (refused, reset, timed out, after its own
+    retries) as ``Unavailable``: a dependency away, which an HTTP answer turns into a 503
+    with Retry-After and a consumer waits out, never a bug."""
+    import urllib3
+
+    try:
+        yield
+    except urllib3.exceptions.HTTPError as exc:
+        raise Unavailable("the object store is unreachable; retry shortly", retry_after=2) from exc
+
+
 class S3Store:
-    """S3 or MinIO through the ``minio`` client."""
+    """S3 or MinIO through the ``minio`` client; the store away is ``Unavailable``."""
 
     def __init__(
         self,
@@ -222,15 +235,18 @@ class S3Store:
         self._client = Minio(
             endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region
         )
-        if create_bucket and not self._client.bucket_exists(bucket):
-            self._client.make_bucket(bucket)
+        if create_bucket:
+            with reaching_the_store():
+                if not self._client.bucket_exists(bucket):
+                    self._client.make_bucket(bucket)
 
     def put(
         self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
     ) -> ObjectInfo:
-        result = self._client.put_object(
-            self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
-        )
+        with reaching_the_store():
+            result = self._client.put_object(
+                self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
+            )
         return ObjectInfo(key, len(data), result.etag or "")
 
     def get(self, key: str) -> bytes:
@@ -242,21 +258,22 @@ class S3Store:
         import urllib3
         from minio.error import S3Error
 
-        try:
-            response = self._client.get_object(self.bucket, key)
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchBucket"):
-                raise NotFound(f"no object {key}") from None
-            raise
-        # urllib3 closes a response read to its end, under the io wrappers (gzip, text)
-        # that still read it; they need it open until they are done
-        if isinstance(response, urllib3.HTTPResponse):
-            response.auto_close = False
-        try:
-            yield cast(IO[bytes], response)  # urllib3's response is a readable io stream
-        finally:
-            response.close()
-            response.release_conn()
+        with reaching_the_store():
+            try:
+                response = self._client.get_object(self.bucket, key)
+            except S3Error as exc:
+                if exc.code in ("NoSuchKey", "NoSuchBucket"):
+                    raise NotFound(f"no object {key}") from None
+                raise
+            # urllib3 closes a response read to its end, under the io wrappers (gzip, text)
+            # that still read it; they need it open until they are done
+            if isinstance(response, urllib3.HTTPResponse):
+                response.auto_close = False
+            try:
+                yield cast(IO[bytes], response)  # urllib3's response is a readable io stream
+            finally:
+                response.close()
+                response.release_conn()
 
     def get_if_changed(self, key: str, etag: str | None) -> tuple[bytes, str] | None:
         info = self.stat(key)
@@ -268,7 +285,8 @@ class S3Store:
         from minio.error import S3Error
 
         try:
-            stat = self._client.stat_object(self.bucket, key)
+            with reaching_the_store():
+                stat = self._client.stat_object(self.bucket, key)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
                 raise NotFound(f"no object {key}") from None
@@ -279,7 +297,9 @@ class S3Store:
         from minio.error import S3Error
 
         try:
-            for item in self._client.list_objects(self.bucket, prefix=prefix, recursive=True):
+            with reaching_the_store():
+                listed = list(self._client.list_objects(self.bucket, prefix=prefix, recursive=True))
+            for item in listed:
                 if item.object_name is not None and not item.is_dir:
                     etag = (item.etag or "").strip('"')
                     yield ObjectInfo(item.object_name, item.size or 0, etag)
@@ -289,7 +309,8 @@ class S3Store:
             raise
 
     def delete(self, key: str) -> None:
-        self._client.remove_object(self.bucket, key)
+        with reaching_the_store():
+            self._client.remove_object(self.bucket, key)
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import structlog
 from millrace_common.contracts import TrainRequest
-from millrace_common.errors import MillraceError
+from millrace_common.errors import MillraceError, Unavailable
 from millrace_common.objectstore import ObjectStore, get_verified, key_of, sha256_hex
 from millrace_common.project import FeatureSet, ModelSpec, Project, load_project
 
@@ -198,6 +198,8 @@ class TrainService:
             data = await asyncio.to_thread(
                 get_verified, self._store, key_of(target.artifact_uri), target.sha256
             )
+        except Unavailable:
+            raise  # the store away: the request waits for it, not judged without a champion
         except MillraceError as exc:
             log.warning(
                 "champion_unavailable", model=name, version=target.version, error=exc.message

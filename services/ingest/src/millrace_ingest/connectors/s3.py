@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlencode, urlparse
 
-from millrace_common.errors import InvalidInput, MillraceError, NotFound
+from millrace_common.errors import InvalidInput, MillraceError, NotFound, Unavailable
 from millrace_common.objectstore import ObjectInfo, ObjectStore, open_store
 from millrace_common.project import Dataset
 
@@ -91,6 +91,10 @@ def _listing(store: ObjectStore, location: S3Location) -> Iterator[ObjectInfo]:
         listed = list(store.list(location.prefix))
     except NotFound:
         raise InvalidInput(f"no bucket '{location.bucket}'", field="url") from None
+    except Unavailable as exc:
+        raise InvalidInput(
+            f"cannot list {location}: {_short(exc.__cause__ or exc)}", field="url"
+        ) from None
     except MillraceError:
         raise
     except Exception as exc:  # noqa: BLE001 - minio and urllib3 errors: unreachable or refused
@@ -126,6 +130,6 @@ def _reading(
         raise InvalidInput(f"cannot read {where}: {_short(exc)}", field="url") from None
 
 
-def _short(exc: Exception) -> str:
+def _short(exc: BaseException) -> str:
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return str(text).splitlines()[0]
