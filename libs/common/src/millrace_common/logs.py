@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import structlog
 from structlog.contextvars import bind_contextvars, merge_contextvars
@@ -45,11 +46,45 @@ def configure_logging(service: str, level: str = "info") -> None:
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )
+    handler.addFilter(Repeats(LIBRARIES))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))
-    for noisy in ("aiokafka", "kafka", "faust", "mode", "uvicorn.access"):
+    for noisy in (*LIBRARIES, "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+LIBRARIES = ("aiokafka", "kafka", "faust", "mode")
+"""Libraries that log a line per retry while a dependency is away."""
+
+
+class Repeats(logging.Filter):
+    """A library's line that repeats (same logger, same message template: "Unable
+    connect to %r" for every reconnect while a broker is away) is written once per
+    ``window`` seconds; the next one written says how many were held back. The
+    service's own lines are never held back."""
+
+    def __init__(self, libraries: tuple[str, ...], *, window: float = 60.0) -> None:
+        super().__init__()
+        self.libraries = libraries
+        self.window = window
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.libraries):
+            return True
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self.window:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        if last is not None and last[1]:
+            record.msg = f"{record.msg} (and {last[1]} more like it in {self.window:.0f} s)"
+        if len(self._seen) > 1000:
+            self._seen.clear()  # bounded: templates are few, but never let it grow
+        self._seen[key] = (now, 0)
+        return True
 
 
 def _add_service(service: str):  # type: ignore[no-untyped-def]
