@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -306,7 +307,7 @@ class ConsumerLoop:
                     topic=record.topic,
                     offset=record.offset,
                 )
-                await asyncio.sleep(min(30.0, self.retry_base * 2 ** min(waits - 1, 10)))
+                await asyncio.sleep(_jittered(self.retry_base * 2 ** min(waits - 1, 10)))
                 continue
             except Exception as exc:  # noqa: BLE001 - a transient failure is retried
                 attempt += 1
@@ -323,7 +324,13 @@ class ConsumerLoop:
                     topic=record.topic,
                     offset=record.offset,
                 )
-                await asyncio.sleep(min(30.0, self.retry_base * 2 ** (attempt - 1)))
+                await asyncio.sleep(_jittered(self.retry_base * 2 ** (attempt - 1)))
+
+
+def _jittered(delay: float, *, cap: float = 30.0) -> float:
+    """``delay`` (at most ``cap``) spread over half to one and a half of itself: workers
+    that failed together do not all come back at the same instant."""
+    return min(cap, delay) * random.uniform(0.5, 1.5)
 
 
 async def send_to_dlq(
