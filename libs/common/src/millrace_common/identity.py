@@ -20,6 +20,7 @@ models), ``trainer`` (the trainer service: versions that passed its checks, runs
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import re
@@ -91,7 +92,7 @@ class Principal:
     name: str
     roles: frozenset[str]
     via: str
-    """``key``, ``oidc`` or ``off`` (authentication is off: nobody was asked)."""
+    """``key`` or ``oidc``."""
 
     def may(self, allowed: frozenset[str], params: dict[str, str]) -> bool:
         if ADMIN in self.roles or allowed is PUBLIC:
@@ -101,19 +102,23 @@ class Principal:
                 return True
             if role == ANY_SITE and any(r.startswith(SITE_PREFIX) for r in self.roles):
                 return True
-            if "{" in role and role.format_map(params) in self.roles:
+            if "{" in role and _filled(role, params) in self.roles:
                 return True
         return False
 
 
-NOBODY = Principal(name="anonymous", roles=frozenset({ADMIN}), via="off")
-"""The caller when authentication is off: everything is allowed, nobody is named."""
+def _filled(role: str, params: dict[str, str]) -> str | None:
+    """``site:{site}`` with the path's ``site``; None when the path has no such part."""
+    try:
+        return role.format_map(params)
+    except (KeyError, ValueError):
+        return None
 
 
 def principal_of(request: Request) -> Principal | None:
     """The authenticated caller of ``request``; None when authentication is off."""
     found: Principal | None = request.scope.get("state", {}).get("principal")
-    return found if found is not None and found.via != "off" else None
+    return found
 
 
 def actor_of(request: Request, claimed: str) -> str:
@@ -331,8 +336,6 @@ class Authenticator:
 
 def credential(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The token a request carries, if any."""
-    import base64
-
     for name, value in headers:
         if name == b"x-api-key":
             return value.decode("latin-1").strip() or None
