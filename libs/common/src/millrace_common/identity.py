@@ -184,14 +184,20 @@ class KeyFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._stamp: float | None = None
-        self._keys: dict[str, KeyRecord] = {}
+        self._stamp = self._mtime()
+        self._keys = {k.key_id: k for k in read_key_file(self.path)}  # malformed: no start
+
+    def _mtime(self) -> float | None:
+        return self.path.stat().st_mtime if self.path.exists() else None
 
     def find(self, key_id: str) -> KeyRecord | None:
-        stamp = self.path.stat().st_mtime if self.path.exists() else None
+        stamp = self._mtime()
         if stamp != self._stamp:
-            self._keys = {k.key_id: k for k in read_key_file(self.path)}
             self._stamp = stamp
+            try:
+                self._keys = {k.key_id: k for k in read_key_file(self.path)}
+            except InvalidInput as exc:  # an edit gone wrong: the keys read before stay
+                log.error("keys_file_unreadable", path=str(self.path), error=exc.message)
         return self._keys.get(key_id)
 
 
