@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -176,18 +177,24 @@ def test_trace_id_follows_a_record_to_its_feature_row(platform: Platform) -> Non
     wait_until(lambda: row_trace() is not None, timeout=60, what="the traced feature row")
     engine.dispose()
     assert row_trace() == trace
-    logs = {
-        name: (platform.supervisor.log_dir / f"{name}.log").read_text()
-        for name in ("ingest", "features")
-    }
-    for name, text in logs.items():
-        lines = [
+
+    def traced(name: str) -> list[dict[str, object]]:
+        text = (platform.supervisor.log_dir / f"{name}.log").read_text()
+        return [
             orjson.loads(line)
             for line in text.splitlines()
             if line.startswith("{") and trace in line
         ]
-        assert lines, f"no JSON log line of {name} carries the trace id"
-        assert all(line["service"] == name for line in lines)
+
+    for name in ("ingest", "features"):
+        # features logs its batch once the batch is stored, published and committed: the
+        # row can be read a moment before the line is written
+        wait_until(
+            partial(lambda service: bool(traced(service)), name),
+            timeout=60,
+            what=f"a JSON log line of {name} carrying the trace id",
+        )
+        assert all(line["service"] == name for line in traced(name))
 
 
 def test_a_version_trained_here_is_reproduced_by_the_cli(platform: Platform) -> None:
