@@ -9,16 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
-from millrace_cli.processes import ProcessSpec, Supervisor, free_port, wait_until
-from millrace_cli.simulator import factory_records, take
-from millrace_common.contracts import RAW
-from millrace_common.feature_store import offline_rows
+from millrace_cli.processes import ProcessSpec, Supervisor, free_port
 from moto.server import ThreadedMotoServer
 
-from tests.support.features import count_rows, features_process
-from tests.support.kafka import produce_plain
+from tests.support.features import features_process, load_factory
 from tests.support.s3 import start_s3
 from tests.support.training import MODEL
 
@@ -84,16 +79,7 @@ def test_a_snapshot_waits_for_the_store_and_features_stays_up(
     worker: ProcessSpec, supervisor: Supervisor, fresh_broker: str, database_url: str, store: Store
 ) -> None:
     base = (worker.ready_url or "").removesuffix("/readyz")
-    records = [{"dataset": "machines", **r} for r in take(factory_records(machines=4, seed=3), 400)]
-    produce_plain(
-        fresh_broker,
-        RAW,
-        [orjson.dumps(r) for r in records],
-        [r["entity_id"].encode() for r in records],
-    )
-    wait_until(
-        lambda: count_rows(database_url, offline_rows) >= 400, timeout=120, what="400 feature rows"
-    )
+    load_factory(fresh_broker, database_url, count=400, total=400, seed=3)
     ask = f"{base}/v1/models/{MODEL}/train-requests"
 
     store.stop()

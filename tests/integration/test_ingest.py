@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import orjson
@@ -13,7 +11,7 @@ from millrace_common.contracts import EVENT_TYPES, PREDICTIONS, RAW, PredictionL
 
 from tests.support.edge import read_predictions
 from tests.support.kafka import at_least, read_topic
-from tests.support.records import RECORD
+from tests.support.records import RECORD, prediction_log
 
 pytestmark = pytest.mark.integration
 
@@ -56,20 +54,6 @@ def test_unknown_dataset_and_malformed_body(ingest_url: str) -> None:
     assert unknown.status_code == 404 and unknown.json()["field"] == "dataset"
     malformed = httpx.post(f"{ingest_url}/v1/datasets/machines/records", json={"rows": []})
     assert malformed.status_code == 422 and "records" in malformed.json()["message"]
-
-
-def prediction_log(request_id: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "request_id": request_id,
-        "model": "machine-failure",
-        "version": 3,
-        "alias": "production",
-        "inputs_sha256": "0" * 64,
-        "outputs": [{"label": 1, "probability": 0.8}],
-        "latency_ms": 1.25,
-        "at": datetime.now(UTC).isoformat(),
-        **extra,
-    }
 
 
 async def test_prediction_logs_reach_predictions_keyed_by_model_with_the_envelope(

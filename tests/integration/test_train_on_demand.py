@@ -8,19 +8,16 @@ import asyncio
 import json
 
 import httpx
-import orjson
 import pytest
 from millrace_cli.main import app
-from millrace_cli.processes import ProcessSpec, wait_until
-from millrace_cli.simulator import factory_records, take
-from millrace_common.contracts import RAW, TRAIN_REQUESTS, TrainRequest
-from millrace_common.feature_store import offline_rows
+from millrace_cli.processes import ProcessSpec
+from millrace_common.contracts import TRAIN_REQUESTS, TrainRequest
 from millrace_common.objectstore import get_verified, key_of, open_store
 from millrace_trainer.runtime import Runtime
 from typer.testing import CliRunner
 
-from tests.support.features import count_rows
-from tests.support.kafka import Record, produce_plain, read_topic
+from tests.support.features import load_factory
+from tests.support.kafka import Record, read_topic
 from tests.support.training import MODEL
 
 pytestmark = pytest.mark.integration
@@ -43,22 +40,7 @@ def _ask(spec: ProcessSpec, model: str = MODEL, **body: object) -> httpx.Respons
 
 
 def _load(broker_url: str, database_url: str, *, count: int, total: int) -> None:
-    """``count`` factory records (4 machines, both labels in train and holdout) to raw;
-    returns once the offline store holds ``total`` rows."""
-    records = [
-        {"dataset": "machines", **r} for r in take(factory_records(machines=4, seed=6), count)
-    ]
-    produce_plain(
-        broker_url,
-        RAW,
-        [orjson.dumps(r) for r in records],
-        [r["entity_id"].encode() for r in records],
-    )
-    wait_until(
-        lambda: count_rows(database_url, offline_rows) >= total,
-        timeout=90,
-        what=f"{total} feature rows",
-    )
+    load_factory(broker_url, database_url, count=count, total=total, seed=6)
 
 
 async def _requests_on_topic(broker_url: str, want: set[str]) -> dict[str, TrainRequest]:

@@ -7,13 +7,16 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from millrace_cli.processes import ProcessSpec, free_port, script
+from millrace_cli.processes import ProcessSpec, free_port, script, wait_until
 from millrace_cli.simulator import factory_records, take
+from millrace_common.contracts import RAW
 from millrace_common.db import make_engine
 from millrace_common.feature_engine import FeatureEngine
 from millrace_common.feature_store import offline_rows
 from millrace_common.project import load_project
 from millrace_features.pipeline import RawMessage, event_of
+
+from tests.support.kafka import produce_plain
 
 
 def features_process(
@@ -61,6 +64,19 @@ def factory_raw(
     if tag:
         records = [{**r, "event_id": f"{tag}-{i}"} for i, r in enumerate(records)]
     return records
+
+
+def load_factory(broker: str, database_url: str, *, count: int, total: int, seed: int) -> None:
+    """``count`` factory records (4 machines, both labels in train and holdout) to ``raw``
+    with a plain client; returns once the offline store holds ``total`` rows."""
+    records = factory_raw(count, seed=seed, machines=4)
+    produce_plain(
+        broker,
+        RAW,
+        [orjson.dumps(r) for r in records],
+        [r["entity_id"].encode() for r in records],
+    )
+    wait_until(lambda: count_rows(database_url) >= total, timeout=120, what=f"{total} feature rows")
 
 
 def expected_features(

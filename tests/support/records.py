@@ -1,7 +1,9 @@
-"""A valid record of the factory's ``machines`` dataset, as a producer posts it."""
+"""A valid record of the factory's ``machines`` dataset, as a producer posts it, and a
+valid prediction log, as an edge agent forwards it to ingest."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 RECORD: dict[str, Any] = {
@@ -12,3 +14,17 @@ RECORD: dict[str, Any] = {
     "pressure": 3.1,
     "speed": 1500.0,
 }
+
+
+def prediction_log(request_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "model": "machine-failure",
+        "version": 3,
+        "alias": "production",
+        "inputs_sha256": "0" * 64,
+        "outputs": [{"label": 1, "probability": 0.8}],
+        "latency_ms": 1.25,
+        "at": datetime.now(UTC).isoformat(),
+        **extra,
+    }

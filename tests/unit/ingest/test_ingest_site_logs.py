@@ -3,7 +3,6 @@ naming the field, a log that claims another site."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +13,11 @@ from millrace_ingest.config import Settings
 from tests.support.fakes import FakeProducer
 from tests.support.identity import key_file
 from tests.support.paths import FACTORY
+from tests.support.records import prediction_log
 
 
 def log_of(site: str) -> dict[str, Any]:
-    return {
-        "request_id": f"r-{site}",
-        "model": "machine-failure",
-        "version": 3,
-        "alias": "production",
-        "inputs_sha256": "0" * 64,
-        "outputs": [{"label": 1, "probability": 0.8}],
-        "latency_ms": 1.25,
-        "at": datetime.now(UTC).isoformat(),
-        "site": site,
-    }
+    return prediction_log(f"r-{site}", site=site)
 
 
 def test_a_site_logs_its_own_predictions_only(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import structlog
 from prometheus_client import Counter
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from millrace_common.errors import Forbidden, InvalidInput, MillraceError, Unauthorized, Unavailable
 from millrace_common.http import error_response, status_of
@@ -46,10 +47,6 @@ REFUSED = Counter(
     ["status"],
 )
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PRODUCER, SCIENTIST, DEPLOYER, TRAINER, ADMIN = (
     "producer",
