@@ -10,7 +10,7 @@ browser on the registry's UI, HTTP Basic with the token as the password. A token
 - an **OIDC JWT** from the team's identity provider, verified against the issuer's JWKS
   (PyJWT), its roles taken from a claim.
 
-Roles: ``producer`` (records, labels, predictions), ``scientist`` (read, runs, candidate
+Roles: ``producer`` (records, predictions), ``scientist`` (read, runs, candidate
 versions, train requests), ``deployer`` (read, aliases, traffic, deployments, loading
 models), ``trainer`` (the trainer service: versions that passed its checks, runs),
 ``site:<id>`` (that site's own manifest, heartbeats and forwarding) and ``admin``
