@@ -57,9 +57,10 @@ def main() -> None:
     try:
         runtime = bootstrap(settings)
         runtime.prepare()
+        http = create_app(runtime)  # a bad keys file or auth setting: one line too
     except MillraceError as exc:
         raise SystemExit(f"millrace-features: {exc.message}") from None
-    stream = build_stream(runtime, http=create_app(runtime))
+    stream = build_stream(runtime, http=http)
     worker = faust.Worker(
         stream, loglevel="WARNING", redirect_stdouts=False, override_logging=False
     )
