@@ -7,15 +7,14 @@ not."""
 from __future__ import annotations
 
 import functools
-import os
 import ssl
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from millrace_common.errors import InvalidInput
+from millrace_common.settings import secret_from_file
 
 
 class KafkaSecurity(BaseSettings):
@@ -38,16 +37,8 @@ class KafkaSecurity(BaseSettings):
     ssl_keyfile: str = Field("", description="With SSL: the client certificate's key.")
 
     def password(self) -> str:
-        path = os.environ.get("MILLRACE_KAFKA_SASL_PASSWORD_FILE")
-        if path:
-            try:
-                return Path(path).read_text().rstrip("\n")
-            except OSError as exc:
-                raise InvalidInput(
-                    f"MILLRACE_KAFKA_SASL_PASSWORD_FILE: cannot read {path}: {exc.strerror}",
-                    field="kafka_sasl_password",
-                ) from None
-        return self.sasl_password.get_secret_value()
+        from_file = secret_from_file("MILLRACE_KAFKA_SASL_PASSWORD_FILE")
+        return from_file if from_file is not None else self.sasl_password.get_secret_value()
 
     def uses_sasl(self) -> bool:
         return self.security_protocol.startswith("SASL")

@@ -111,12 +111,8 @@ class CommonSettings(BaseSettings):
 
     def model_post_init(self, _context: Any) -> None:
         for name, variable in SECRET_FILES.items():
-            path = os.environ.get(variable)
-            if path and name in type(self).model_fields:
-                try:
-                    text = Path(path).read_text().rstrip("\n")
-                except OSError as exc:
-                    raise SystemExit(f"{variable}: cannot read {path}: {exc.strerror}") from None
+            text = secret_from_file(variable)
+            if text is not None and name in type(self).model_fields:
                 setattr(self, name, SecretStr(text) if name == "token" else text)
 
     def bearer(self) -> dict[str, str]:
@@ -125,16 +121,23 @@ class CommonSettings(BaseSettings):
         return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def secret_from_file(variable: str) -> str | None:
+    """The content (less a trailing newline) of the file the environment variable
+    ``variable`` names, as Docker and Kubernetes mount secrets; None when it is unset. A
+    file that cannot be read is a one-line exit naming the variable."""
+    path = os.environ.get(variable)
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().rstrip("\n")
+    except OSError as exc:
+        raise SystemExit(f"{variable}: cannot read {path}: {exc.strerror}") from None
+
+
 def bearer_from_env() -> dict[str, str]:
     """The headers for a client outside the services (the CLI, the connectors): the
     credential in ``MILLRACE_TOKEN`` or the file ``MILLRACE_TOKEN_FILE`` names."""
-    token = os.environ.get("MILLRACE_TOKEN", "")
-    path = os.environ.get(SECRET_FILES["token"])
-    if path:
-        try:
-            token = Path(path).read_text().rstrip("\n")
-        except OSError as exc:
-            raise SystemExit(f"MILLRACE_TOKEN_FILE: cannot read {path}: {exc.strerror}") from None
+    token = secret_from_file(SECRET_FILES["token"]) or os.environ.get("MILLRACE_TOKEN", "")
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
