@@ -7,7 +7,7 @@ import hashlib
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -45,6 +45,30 @@ class Dataset(BaseModel):
     def known_keys(self) -> frozenset[str]:
         """Every key a record of this dataset may carry."""
         return frozenset({*self.fields, *self.labels, self.entity, self.time, *RESERVED_KEYS})
+
+    @functools.cached_property
+    def field_checks(self) -> tuple[FieldCheck, ...]:
+        """The fields as the validator's fast path checks them."""
+        return tuple(FieldCheck.of(name, kind) for name, kind in self.fields.items())
+
+    @functools.cached_property
+    def label_checks(self) -> tuple[FieldCheck, ...]:
+        return tuple(FieldCheck.of(name, kind) for name, kind in self.labels.items())
+
+
+class FieldCheck(NamedTuple):
+    """A field and the exact Python types a valid value of it has once decoded from JSON
+    (a bool is not an int here: ``type(True) is bool``); ``to_float`` for ints taken as
+    floats. What ``coerce_value`` accepts, without its error messages."""
+
+    name: str
+    types: tuple[type, ...]
+    to_float: bool
+
+    @classmethod
+    def of(cls, name: str, kind: FieldType) -> FieldCheck:
+        types = {"float": (float, int), "int": (int,), "bool": (bool,), "str": (str,)}[kind]
+        return cls(name, types, kind == "float")
 
 
 class FeatureSpec(BaseModel):

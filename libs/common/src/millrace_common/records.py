@@ -4,7 +4,7 @@ shared by ingest, features and the edge agent."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -37,6 +37,47 @@ class RecordInvalid(ValueError):
 
 def validate_record(dataset: Dataset, data: dict[str, Any]) -> ValidRecord:
     """Return the typed record or raise RecordInvalid naming every bad field."""
+    return _valid(dataset, data) or _checked(dataset, data)
+
+
+def _valid(dataset: Dataset, data: dict[str, Any]) -> ValidRecord | None:
+    """The fast path, for the stream's every record: the typed record when every check
+    passes, else None (and ``_checked`` names what is wrong). Exact type tests only,
+    so it accepts no more than ``_checked`` does."""
+    entity = data.get(dataset.entity)
+    ts = data.get(dataset.time)
+    if type(entity) is not str or not entity or type(ts) is not str:
+        return None  # a timestamp given as a number is valid too: the checked path
+    try:
+        at = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    values: dict[str, Any] = {}
+    for name, types, to_float in dataset.field_checks:
+        value = data.get(name)
+        if type(value) not in types:
+            return None
+        values[name] = float(value) if to_float else value
+    labels: dict[str, Any] = {}
+    for name, types, to_float in dataset.label_checks:
+        value = data.get(name)
+        if value is None:
+            continue
+        if type(value) not in types:
+            return None
+        labels[name] = float(value) if to_float else value
+    event_id = data.get("event_id")
+    if (event_id is not None and type(event_id) is not str) or not dataset.known_keys.issuperset(
+        data
+    ):
+        return None
+    return ValidRecord(dataset.name, entity, at, values, labels, event_id)
+
+
+def _checked(dataset: Dataset, data: dict[str, Any]) -> ValidRecord:
+    """Every check, with every error named."""
     errors: list[FieldError] = []
     entity = data.get(dataset.entity)
     if not isinstance(entity, str) or not entity:

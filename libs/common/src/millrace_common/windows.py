@@ -23,7 +23,7 @@ def _std(values: Sequence[float]) -> float:
     if not values:
         return 0.0
     mean = sum(values) / len(values)
-    return math.sqrt(sum([(v - mean) ** 2 for v in values]) / len(values))
+    return math.sqrt(sum([(v - mean) * (v - mean) for v in values]) / len(values))
 
 
 REDUCERS: dict[Aggregation, Reducer] = {

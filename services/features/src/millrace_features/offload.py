@@ -70,6 +70,15 @@ class Offload:
             retry_after=2,
         )
 
+    async def warm(self) -> None:
+        """Start the child now: its start (a new interpreter importing the snapshot and
+        drift stack, ~2 s of CPU) is paid at the worker's start, not in the middle of
+        the stream when the first snapshot is due."""
+        try:
+            await self._call(_warm)
+        except Unavailable as exc:
+            log.warning("offload_not_started", error=exc.message)
+
     async def snapshot(self, model: str, reason: str) -> TrainRequest:
         """A snapshot of the model's feature set now, its train request in the outbox."""
         request: TrainRequest = await self._call(_snapshot, model, reason)
@@ -107,6 +116,10 @@ def _open(place: Place) -> None:
         store=open_store(place.object_store, create_bucket=False),
         project=load_project(place.project),
     )
+
+
+def _warm() -> None:
+    """Nothing: the child is up once it has run (its modules imported, ``_open`` done)."""
 
 
 def _child() -> _Opened:

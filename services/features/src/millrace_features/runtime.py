@@ -60,6 +60,7 @@ class Runtime:
         self.assigned = False
         self.database_error: str | None = None  # set while the store refuses batches
         self._relay_task: asyncio.Task[None] | None = None
+        self._warm_task: asyncio.Task[None] | None = None
         self.producer_started = asyncio.Event()
 
     def prepare(self) -> None:
@@ -75,6 +76,7 @@ class Runtime:
 
     async def start(self) -> None:
         self._relay_task = asyncio.create_task(self._relay(), name="features-outbox-relay")
+        self._warm_task = asyncio.create_task(self.offload.warm(), name="features-offload-warm")
 
     async def stop(self) -> None:
         self.offload.close()
