@@ -61,3 +61,19 @@ def test_whichever_comes_first() -> None:
 def test_a_malformed_schedule_names_the_field(every: str) -> None:
     with pytest.raises(ValidationError, match="every must look like"):
         RetrainPolicy(every=every)
+
+
+def test_at_most_every_holds_back_count_and_schedule_after_a_snapshot() -> None:
+    """Thousands of labelled rows a second would otherwise ask for a model each check."""
+    policy = RetrainPolicy(every_n_labelled_rows=100, every="1m", at_most_every="10m")
+    assert reason(policy, 100, None, timedelta(0)) == "100 new labelled rows"  # no snapshot yet
+    last = LastSnapshot(labelled_rows=100, created_at=START)
+    assert reason(policy, 5_000, last, timedelta(minutes=9, seconds=59)) is None
+    assert reason(policy, 5_000, last, timedelta(minutes=10)) == "100 new labelled rows"
+    due = reason(policy, 101, last, timedelta(minutes=10))
+    assert due == "schedule: every 1m (1 new labelled rows)"
+
+
+def test_a_malformed_at_most_every_names_the_field() -> None:
+    with pytest.raises(ValidationError, match="at_most_every must look like"):
+        RetrainPolicy(at_most_every="often")

@@ -201,8 +201,7 @@ class Row(NamedTuple):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """A validated record and the id it is known by (its own, or one derived from its
     position on the topic, so a replay is recognised)."""
 

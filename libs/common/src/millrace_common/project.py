@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from millrace_common.errors import InvalidInput, NotFound
 
@@ -133,24 +133,31 @@ class RetrainPolicy(BaseModel):
     """When features asks for a new model: after ``every_n_labelled_rows`` new labelled
     rows (null or 0: never by count), and/or ``every`` so long (``30m``, ``24h``, ``7d``)
     after the last snapshot if labelled rows arrived since, and/or on ``drift``;
-    whichever comes first. Training on demand (``millrace train``) works whatever the
-    policy."""
+    whichever comes first, but by count or schedule never sooner than ``at_most_every``
+    after the last snapshot (a stream that brings thousands of labelled rows a second
+    would otherwise ask for a model every few seconds). Training on demand
+    (``millrace train``) works whatever the policy."""
 
     model_config = ConfigDict(extra="forbid")
     every_n_labelled_rows: int | None = 1000
     every: str | None = None
+    at_most_every: str | None = None
     drift: DriftPolicy | None = None
 
-    @field_validator("every")
+    @field_validator("every", "at_most_every")
     @classmethod
-    def _every_format(cls, value: str | None) -> str | None:
+    def _every_format(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not _WINDOW.fullmatch(value):
-            raise ValueError("every must look like 30s, 10m, 2h or 1d")
+            raise ValueError(f"{info.field_name} must look like 30s, 10m, 2h or 1d")
         return value
 
     @property
     def every_seconds(self) -> int | None:
         return window_seconds(self.every) if self.every is not None else None
+
+    @property
+    def at_most_every_seconds(self) -> int:
+        return window_seconds(self.at_most_every) if self.at_most_every is not None else 0
 
 
 class ModelSpec(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -19,8 +19,10 @@ class FieldError:
     message: str
 
 
-@dataclass(frozen=True)
-class ValidRecord:
+class ValidRecord(NamedTuple):
+    """A record that passed its dataset's checks (a named tuple: the stream makes one per
+    record)."""
+
     dataset: str
     entity_id: str
     ts: datetime
@@ -56,7 +58,7 @@ def _valid(dataset: Dataset, data: dict[str, Any]) -> ValidRecord | None:
         at = at.replace(tzinfo=UTC)
     values: dict[str, Any] = {}
     for name, types, to_float in dataset.field_checks:
-        value = data.get(name)
+        value: Any = data.get(name)
         if type(value) not in types:
             return None
         values[name] = float(value) if to_float else value

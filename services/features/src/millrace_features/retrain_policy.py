@@ -25,9 +25,12 @@ def retrain_reason(
 ) -> str | None:
     """Why the model should be retrained now, or None. Nothing is due without labelled
     rows newer than the last snapshot; the schedule counts from the last snapshot, or
-    from ``started_at`` (the service's start) before the first."""
+    from ``started_at`` (the service's start) before the first; neither fires sooner
+    than the policy's ``at_most_every`` after the last snapshot."""
     new = labelled - (last.labelled_rows if last is not None else 0)
     if new <= 0:
+        return None
+    if last is not None and (now - last.created_at).total_seconds() < policy.at_most_every_seconds:
         return None
     if policy.every_n_labelled_rows and new >= policy.every_n_labelled_rows:
         return f"{policy.every_n_labelled_rows} new labelled rows"
