@@ -223,12 +223,38 @@ def load_project(folder: str | Path) -> Project:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"{path}: {where}: {first['msg']}", field=where) from None
+        line = _line_of(text, first["loc"])
+        raise InvalidInput(f"{path}{line}: {where}: {first['msg']}", field=where) from None
     project.source_sha256 = hashlib.sha256(text).hexdigest()
     project.root = str(Path(folder).resolve())
-    for fs in project.feature_sets.values():
-        _check_feature_set(project, fs)
+    try:
+        for fs in project.feature_sets.values():
+            _check_feature_set(project, fs)
+    except InvalidInput as exc:
+        loc = tuple(int(p) if p.isdigit() else p for p in (exc.field or "").split(".") if p)
+        raise InvalidInput(f"{path}{_line_of(text, loc)}: {exc.message}", field=exc.field) from None
     return project
+
+
+def _line_of(text: bytes, loc: tuple[int | str, ...]) -> str:
+    """`` line N`` of the YAML node at ``loc`` (its deepest part the file has), or ``""``."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return ""
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = [v for k, v in node.value if getattr(k, "value", None) == str(part)]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            found = node.value[part : part + 1]
+        else:
+            found = []
+        if not found:
+            break
+        node = found[0]
+        line = node.start_mark.line + 1
+    return f" line {line}" if line is not None else ""
 
 
 def _check_feature_set(project: Project, fs: FeatureSet) -> None:
@@ -238,11 +264,17 @@ def _check_feature_set(project: Project, fs: FeatureSet) -> None:
             f"feature set '{fs.name}' reads unknown dataset '{fs.dataset}'",
             field=f"feature_sets.{fs.name}.dataset",
         )
-    for feature in fs.features:
+    for i, feature in enumerate(fs.features):
         if feature.field not in dataset.fields:
             raise InvalidInput(
                 f"feature '{feature.name}' of '{fs.name}' reads unknown field '{feature.field}'",
-                field=f"feature_sets.{fs.name}.features",
+                field=f"feature_sets.{fs.name}.features.{i}.field",
+            )
+        if dataset.fields[feature.field] == "str" and feature.agg != "count":
+            raise InvalidInput(
+                f"feature '{feature.name}' of '{fs.name}': {feature.agg} cannot aggregate "
+                f"'{feature.field}', a str field (a text field's only aggregation is count)",
+                field=f"feature_sets.{fs.name}.features.{i}.agg",
             )
     if fs.label is not None and fs.label not in dataset.labels:
         raise InvalidInput(f"label '{fs.label}' is not a label of '{dataset.name}'")

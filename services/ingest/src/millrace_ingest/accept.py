@@ -54,21 +54,27 @@ def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
     return prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
 
 
-def raw_values(records: list[ValidRecord], *, idempotency_key: str | None) -> list[dict[str, Any]]:
+def raw_values(
+    dataset: Dataset, records: list[ValidRecord], *, idempotency_key: str | None
+) -> list[dict[str, Any]]:
     """The JSON written to ``raw`` for a batch: what any Kafka client could have produced,
     each record with its own ``event_id`` or a deterministic one, so a retried post
     makes no new events (features keeps one row per event id). No I/O."""
     return [
-        raw_value(record, event_id=record.event_id or rest_event_id(record, idempotency_key, i))
+        raw_value(
+            dataset, record, event_id=record.event_id or rest_event_id(record, idempotency_key, i)
+        )
         for i, record in enumerate(records)
     ]
 
 
-def raw_value(record: ValidRecord, *, event_id: str) -> dict[str, Any]:
+def raw_value(dataset: Dataset, record: ValidRecord, *, event_id: str) -> dict[str, Any]:
+    """The record under the dataset's own names for its entity and time fields
+    (``customer_id``, ``as_of``), as features validates it."""
     return {
         "dataset": record.dataset,
-        "entity_id": record.entity_id,
-        "ts": record.ts.isoformat(),
+        dataset.entity: record.entity_id,
+        dataset.time: record.ts.isoformat(),
         **record.values,
         **record.labels,
         "event_id": event_id,

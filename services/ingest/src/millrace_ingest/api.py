@@ -106,14 +106,16 @@ async def post_records(
     dataset = rt.project.dataset(name)
     _bounded(len(batch.records), rt.settings.max_records_per_request, field="records")
     try:
-        values = raw_values(accept_batch(dataset, batch.records), idempotency_key=idempotency_key)
+        values = raw_values(
+            dataset, accept_batch(dataset, batch.records), idempotency_key=idempotency_key
+        )
         payloads = check_sizes(values, max_bytes=rt.settings.max_record_bytes)
     except (InvalidInput, TooLarge):
         REJECTED.labels(name).inc()
         raise
     parent = child_of(traceparent)
     bind_trace(trace_id_of(parent))
-    await publish_records(rt.broker, values, payloads, traceparent=parent)
+    await publish_records(rt.broker, dataset, values, payloads, traceparent=parent)
     ACCEPTED.labels(name).inc(len(values))
     log.info(
         "records_accepted", dataset=name, count=len(values), first_event_id=values[0]["event_id"]
