@@ -78,3 +78,24 @@ def test_invalid_alias_names_name_the_field(alias: str) -> None:
     with pytest.raises(InvalidInput) as info:
         check_alias(alias)
     assert info.value.field == "alias"
+
+
+def test_the_baseline_must_be_beaten_by_the_margin_even_with_no_champion() -> None:
+    """A model no better than a dummy on the same holdout is not served, first or not."""
+    rule = PromotionRule(metric="roc_auc", margin=0.02, baseline={"roc_auc": 0.5})
+    for value in (0.44, 0.51):
+        decision = decide(rule=rule, candidate={"roc_auc": value}, champion=None)
+        assert not decision.promote
+        assert decision.reason == (
+            f"not promoted: roc_auc {value:.4f} does not beat the baseline 0.5000 (the best "
+            "trivial model on the same holdout) by margin 0.0200"
+        )
+    assert decide(rule=rule, candidate={"roc_auc": 0.83}, champion=None).promote
+    champion = Champion(version=1, metrics={"roc_auc": 0.9})
+    beaten = decide(rule=rule, candidate={"roc_auc": 0.83}, champion=champion)
+    assert not beaten.promote and "does not beat champion v1" in beaten.reason
+
+
+def test_a_baseline_without_the_metric_leaves_the_champion_to_decide() -> None:
+    rule = PromotionRule(metric="f1", baseline={"accuracy": 0.9})
+    assert decide(rule=rule, candidate={"f1": 0.3}, champion=None).promote

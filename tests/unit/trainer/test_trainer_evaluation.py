@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from millrace_trainer.evaluation import Predictions, evaluate, from_outputs
+from millrace_trainer.evaluation import Predictions, baseline_metrics, evaluate, from_outputs
 
 
 def test_binary_classification_metrics() -> None:
@@ -54,3 +54,31 @@ def test_scoring_core_outputs_become_predictions() -> None:
     assert predictions.probabilities is not None
     assert predictions.probabilities[:, 1].tolist() == [0.8, 0.3]
     assert from_outputs("regression", [{"value": 2.5}]).values.tolist() == [2.5]
+
+
+def test_the_baseline_is_each_metric_at_its_best_over_trivial_models() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 3))
+    y = (rng.random(400) < 0.2).astype(np.int64)  # a fifth positive, unrelated to x
+    found = baseline_metrics(
+        task="classification",
+        x_train=x[:300],
+        y_train=y[:300],
+        x_holdout=x[300:],
+        y_holdout=y[300:],
+        seed=7,
+    )
+    assert found["roc_auc"] == pytest.approx(0.5)  # the prior's probabilities rank nothing
+    assert found["accuracy"] == pytest.approx(float(np.mean(y[300:] == 0)))  # all negative
+    assert 0.0 < found["f1"] < 0.5  # the guess at the prior finds some positives by chance
+    values = rng.normal(10.0, 2.0, size=400)
+    regression = baseline_metrics(
+        task="regression",
+        x_train=x[:300],
+        y_train=values[:300],
+        x_holdout=x[300:],
+        y_holdout=values[300:],
+        seed=7,
+    )
+    mean_rmse = float(np.sqrt(np.mean((values[300:] - values[:300].mean()) ** 2)))
+    assert regression["rmse"] <= mean_rmse + 1e-12 and regression["r2"] <= 0.01

@@ -131,7 +131,16 @@ async def test_request_is_trained_uploaded_and_registered_with_lineage(
     assert (version["sha256"], version["size"]) == (sha256_hex(onnx), len(onnx))
     assert version["artifact_uri"] == store.uri(f"models/{MODEL}/req-1/model.onnx")
     assert version["schema"]["outputs"][1]["name"] == "probabilities"
-    assert version["promotion"] == {"metric": "f1", "direction": "maximize", "margin": 0.0}
+    promotion = version["promotion"]
+    assert {k: promotion[k] for k in ("metric", "direction", "margin")} == {
+        "metric": "f1",
+        "direction": "maximize",
+        "margin": 0.0,
+    }
+    # the best trivial model on the same holdout, which the version beats
+    assert promotion["baseline"] == version["lineage"]["baseline"]
+    assert 0.5 <= promotion["baseline"]["roc_auc"] < 0.6
+    assert version["metrics"]["f1"] > promotion["baseline"]["f1"]
     lineage = version["lineage"]
     assert lineage["snapshot"]["sha256"] == request(store).snapshot.sha256
     assert lineage["feature_set"]["name"] == "machine_health" and lineage["seed"] == 7

@@ -1,9 +1,11 @@
-"""The promotion rule, no I/O: whether a ready candidate beats the champion on the same
-holdout by the model spec's margin, and the reason given either way."""
+"""The promotion rule, no I/O: whether a ready candidate beats the baseline (the best
+trivial model) and the champion on the same holdout by the model spec's margin, and the
+reason given either way."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,11 +14,13 @@ Direction = Literal["maximize", "minimize"]
 
 @dataclass(frozen=True)
 class PromotionRule:
-    """A candidate must beat the champion on ``metric`` by at least ``margin``."""
+    """A candidate must beat the baseline, when it is known, and the champion on
+    ``metric`` by at least ``margin``."""
 
     metric: str
     direction: Direction = "maximize"
     margin: float = 0.0
+    baseline: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,14 @@ def decide(
     value = candidate.get(rule.metric)
     if value is None or not math.isfinite(value):
         return Decision(False, f"not promoted: candidate has no finite {rule.metric}")
+    floor = (rule.baseline or {}).get(rule.metric)
+    if floor is not None and not beats(rule=rule, candidate=value, champion=floor):
+        return Decision(
+            False,
+            f"not promoted: {rule.metric} {_fmt(value)} does not beat the baseline "
+            f"{_fmt(floor)} (the best trivial model on the same holdout) by margin "
+            f"{_fmt(rule.margin)}",
+        )
     if champion is None:
         return Decision(True, f"{rule.metric} {_fmt(value)}: no production version yet")
     stale = _stale_reason(champion, rule.metric)

@@ -32,9 +32,14 @@ class Promotion(BaseModel):
     metric: str = Field(min_length=1)
     direction: Literal["maximize", "minimize"] = "maximize"
     margin: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    baseline: dict[str, Metric] | None = None
+    """The best trivial model's metrics on the candidate's holdout (a dummy classifier or
+    regressor): the candidate must beat it on ``metric`` by ``margin`` too."""
 
     def rule(self) -> PromotionRule:
-        return PromotionRule(metric=self.metric, direction=self.direction, margin=self.margin)
+        return PromotionRule(
+            metric=self.metric, direction=self.direction, margin=self.margin, baseline=self.baseline
+        )
 
 
 class FinishedRun(BaseModel):

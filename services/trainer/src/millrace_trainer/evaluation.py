@@ -1,4 +1,5 @@
-"""Holdout metrics, computed the same way for a candidate and for the champion."""
+"""Holdout metrics, computed the same way for a candidate, for the champion and for the
+baseline (the best trivial model)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
+from sklearn.dummy import DummyClassifier, DummyRegressor
+
+LOWER_IS_BETTER = frozenset({"rmse", "mae"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,43 @@ def evaluate(
     else:
         found = classification_metrics(y_true, predictions, classes or [])
     return {name: float(value) for name, value in found.items() if math.isfinite(value)}
+
+
+def baseline_metrics(
+    *,
+    task: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_holdout: np.ndarray,
+    y_holdout: np.ndarray,
+    seed: int,
+) -> dict[str, float]:
+    """Each metric at its best over trivial models fitted on the same training rows and
+    scored on the same holdout: for classification the most frequent class (with the
+    class prior as its probabilities) and a guess drawn at the class prior; for
+    regression the mean and the median. A model worth serving beats all of them."""
+    dummies: list[Any] = (
+        [DummyRegressor(strategy="mean"), DummyRegressor(strategy="median")]
+        if task == "regression"
+        else [
+            DummyClassifier(strategy="prior"),
+            DummyClassifier(strategy="stratified", random_state=seed),
+        ]
+    )
+    best: dict[str, float] = {}
+    for dummy in dummies:
+        dummy.fit(x_train, y_train)
+        proba = dummy.predict_proba(x_holdout) if task != "regression" else None
+        found = evaluate(
+            task=task,
+            y_true=y_holdout,
+            predictions=Predictions(np.asarray(dummy.predict(x_holdout)), proba),
+            classes=[int(c) for c in getattr(dummy, "classes_", [])],
+        )
+        for name, value in found.items():
+            better = min if name in LOWER_IS_BETTER else max
+            best[name] = better(best.get(name, value), value)
+    return best
 
 
 def classification_metrics(

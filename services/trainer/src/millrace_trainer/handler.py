@@ -280,6 +280,7 @@ def registration(
         "snapshot": lineage_record["snapshot"] | candidate.data,
         "params": candidate.params,
         "metrics": candidate.metrics,
+        "baseline": candidate.baseline,
         "champion": None
         if champion is None
         else {"version": champion.version, "metrics": champion.metrics, "note": champion.note},
@@ -313,6 +314,7 @@ def registration(
             "metric": spec.metric,
             "direction": spec.direction,
             "margin": spec.promotion_margin,
+            "baseline": candidate.baseline,
         },
         "description": f"{spec.task} on feature set {spec.feature_set}",
         "actor": "trainer",

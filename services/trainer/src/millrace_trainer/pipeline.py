@@ -18,7 +18,7 @@ from millrace_common.scoring import LoadedModel, load_model
 from millrace_trainer.checks import CheckReport, run_checks
 from millrace_trainer.dataset import Split, read_snapshot, time_split
 from millrace_trainer.estimators import build_estimator, fit, jsonable_params, labels_for
-from millrace_trainer.evaluation import Predictions, evaluate, from_outputs
+from millrace_trainer.evaluation import Predictions, baseline_metrics, evaluate, from_outputs
 from millrace_trainer.export import export_onnx, schema_of
 
 
@@ -45,6 +45,7 @@ class Candidate:
     split: Split
     classes: list[int] | None
     metrics: dict[str, float]
+    baseline: dict[str, float]  # the best trivial model's metrics on the same holdout
     checks: CheckReport
     params: dict[str, Any]
     data: dict[str, Any]
@@ -85,6 +86,14 @@ def train(
     metrics = evaluate(
         task=spec.task, y_true=split.y_holdout, predictions=predictions, classes=classes
     )
+    baseline = baseline_metrics(
+        task=spec.task,
+        x_train=split.x_train,
+        y_train=split.y_train,
+        x_holdout=split.x_holdout,
+        y_holdout=split.y_holdout,
+        seed=spec.seed,
+    )
     data = {
         "rows_used": rows.rows,
         "rows_dropped": rows.dropped,
@@ -99,6 +108,7 @@ def train(
         split=split,
         classes=classes,
         metrics=metrics,
+        baseline=baseline,
         checks=report,
         params=jsonable_params(estimator),
         data=data,
