@@ -18,6 +18,12 @@ BATCH_SECONDS = Histogram(
     "Time to turn a batch of raw records into stored and published rows",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+BATCH_FAILURES = Counter(
+    "millrace_features_batch_failures_total",
+    "Batches that failed and are retried (nothing is skipped), by cause: the store "
+    "(the database away) or the worker (a fault in computing the rows)",
+    ["cause"],
+)
 RAW_LAG = Gauge(
     "millrace_features_raw_lag",
     "Records of raw not yet turned into rows, per partition this worker owns (the "

@@ -58,7 +58,10 @@ class Runtime:
         self.started_at = datetime.now(UTC)
         self.stream: faust.App | None = None  # set once the stream is built
         self.assigned = False
-        self.database_error: str | None = None  # set while the store refuses batches
+        # set while batches fail (each retried, nothing skipped): the store's error, or
+        # the worker's own when the rows cannot be computed
+        self.database_error: str | None = None
+        self.batch_error: str | None = None
         self._relay_task: asyncio.Task[None] | None = None
         self._warm_task: asyncio.Task[None] | None = None
         self.producer_started = asyncio.Event()
@@ -106,6 +109,8 @@ class Runtime:
             return False, f"database unreachable: {type(exc).__name__}"
         if self.database_error is not None:
             return False, f"database unreachable, retrying: {self.database_error}"
+        if self.batch_error is not None:
+            return False, f"a batch failed and is retried: {self.batch_error}"
         if not self.assigned:
             return False, "waiting for a partition assignment of raw"
         return True, "consuming raw"

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import faust
 import mode
 import orjson
+import sqlalchemy as sa
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -42,7 +43,14 @@ from millrace_common.service import EmbeddedServer, server_config
 from millrace_common.tracing import new_traceparent, trace_id_of
 
 from millrace_features.adapters.faust_app import StreamApp
-from millrace_features.metrics import BATCH_SECONDS, RAW_LAG, REJECTS, REPLAYS, ROWS
+from millrace_features.metrics import (
+    BATCH_FAILURES,
+    BATCH_SECONDS,
+    RAW_LAG,
+    REJECTS,
+    REPLAYS,
+    ROWS,
+)
 from millrace_features.pipeline import RawMessage, Rejected, event_of
 from millrace_features.retraining import check_models
 from millrace_features.runtime import Runtime
@@ -237,21 +245,28 @@ class RawConsumer(mode.Service):
         while True:
             try:
                 result = await asyncio.to_thread(work, argument)
-            except Exception as exc:  # noqa: BLE001 - any store failure: retry the batch
+            except Exception as exc:  # any failure: the batch is retried, never skipped
                 attempt += 1
-                self.runtime.database_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                error = f"{type(exc).__name__}: {str(exc)[:200]}"
                 delay = min(10.0, 0.2 * 2**attempt) * random.uniform(0.8, 1.2)
-                log.warning(
-                    "batch_store_failed_retrying",
-                    error=self.runtime.database_error,
-                    attempt=attempt,
-                    retry_in=round(delay, 1),
-                )
+                if isinstance(exc, sa.exc.DBAPIError | sa.exc.TimeoutError):
+                    self.runtime.database_error = error
+                    BATCH_FAILURES.labels("store").inc()
+                    log.warning(
+                        "batch_store_failed_retrying",
+                        error=error,
+                        attempt=attempt,
+                        retry_in=round(delay, 1),
+                    )
+                else:  # a fault of the worker's own: red and loud, with its traceback
+                    self.runtime.batch_error = error
+                    BATCH_FAILURES.labels("worker").inc()
+                    log.error("batch_failed_retrying", attempt=attempt, exc_info=exc)
                 await asyncio.sleep(delay)
                 continue
-            if self.runtime.database_error is not None:
-                log.info("store_recovered", attempts=attempt)
-                self.runtime.database_error = None
+            if self.runtime.database_error is not None or self.runtime.batch_error is not None:
+                log.info("batch_recovered", attempts=attempt)
+                self.runtime.database_error = self.runtime.batch_error = None
             return result
 
     def _compute(
