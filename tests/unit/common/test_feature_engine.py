@@ -145,3 +145,52 @@ def test_the_engine_equals_the_definition_on_shuffled_streams(project: Project, 
         expected = definition(fs, seen, t)
         for name in ("temperature_mean_10m", "temperature_max_10m", "readings_10m"):
             assert row.features[name] == pytest.approx(expected[name], abs=1e-9), name
+
+
+def test_a_bool_field_and_a_text_field_give_float_features(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Features are floats whatever the field: a bool's last and max are 1.0 or 0.0 (as
+    JSON 1.0, not true), a text field is counted."""
+    (tmp_path / "millrace.yaml").write_text(
+        """
+datasets:
+  customers:
+    entity: customer_id
+    time: as_of
+    fields: {paperless: bool, contract: str}
+feature_sets:
+  profile:
+    dataset: customers
+    features:
+      - {name: paperless_last, field: paperless, agg: last, window: 30d}
+      - {name: paperless_share, field: paperless, agg: mean, window: 30d}
+      - {name: paperless_ever, field: paperless, agg: max, window: 30d}
+      - {name: contracts_seen, field: contract, agg: count, window: 30d}
+"""
+    )
+    project = load_project(tmp_path)
+    dataset = project.dataset("customers")
+    engine = FeatureEngine(project)
+    events = [
+        Event(
+            validate_record(
+                dataset,
+                {
+                    "customer_id": "c",
+                    "as_of": f"2026-11-0{day}T00:00:00Z",
+                    "paperless": value,
+                    "contract": "month-to-month",
+                },
+            ),
+            f"e{day}",
+        )
+        for day, value in ((1, True), (2, False))
+    ]
+    last = engine.rows(events)[-1]
+    assert last.features == {
+        "paperless_last": 0.0,
+        "paperless_share": 0.5,
+        "paperless_ever": 1.0,
+        "contracts_seen": 2.0,
+    }
+    assert all(type(v) is float for v in last.features.values())
+    FeatureRowComputed.model_validate_json(last.to_json())

@@ -29,13 +29,14 @@ def _std(values: Sequence[float]) -> float:
 REDUCERS: dict[Aggregation, Reducer] = {
     "count": lambda values: float(len(values)),
     "mean": _mean,
-    "max": lambda values: max(values) if values else 0.0,
-    "min": lambda values: min(values) if values else 0.0,
+    "max": lambda values: float(max(values)) if values else 0.0,
+    "min": lambda values: float(min(values)) if values else 0.0,
     "sum": lambda values: float(sum(values)),
-    "last": lambda values: values[-1] if values else 0.0,
+    "last": lambda values: float(values[-1]) if values else 0.0,
     "std": _std,
 }
-"""Each aggregation of ``values`` in event-time order; 0.0 for none (count: 0)."""
+"""Each aggregation of ``values`` in event-time order, a float (a bool field's last is 1.0
+or 0.0); 0.0 for none (count: 0)."""
 
 
 def reduce_values(agg: Aggregation, values: Sequence[float]) -> float:
