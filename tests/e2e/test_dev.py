@@ -6,7 +6,6 @@ every process it started on Ctrl-C."""
 from __future__ import annotations
 
 import os
-import random
 import re
 import signal
 import subprocess
@@ -17,7 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 from millrace_cli.platform import DEFAULT_PORTS
-from millrace_cli.processes import ephemeral_ports, port_open, wait_until
+from millrace_cli.processes import port_open, wait_until
+
+from tests.support.platform import free_offset
 
 ROOT = Path(__file__).resolve().parents[2]
 MILLRACE = Path(sys.executable).parent / "millrace"
@@ -30,18 +31,6 @@ ROW = {
     "speed_last": 1300,
     "readings_10m": 20,
 }
-
-
-def free_offset() -> int:
-    """An offset at which every port of the platform is free, below the kernel's range for
-    outgoing connections (there any client can take a port between the check and the bind:
-    features once exited with uvicorn's "address already in use" that way)."""
-    highest = ephemeral_ports().start - max(DEFAULT_PORTS.values())
-    for _ in range(50):
-        offset = random.randrange(1_000, highest, 100)
-        if not any(port_open(port + offset) for port in DEFAULT_PORTS.values()):
-            return offset
-    raise RuntimeError("no free port range for millrace dev")
 
 
 class Dev:

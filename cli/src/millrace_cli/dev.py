@@ -94,8 +94,8 @@ def run_dev(
         )
     # stop as on Ctrl-C when a manager asks (SIGTERM), and on Ctrl-C even when this process
     # was started with SIGINT ignored (a background job of a script inherits that)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     supervisor = Supervisor(workdir / "logs")
     try:
         with console.status("starting Tansu and the services…"):
@@ -128,7 +128,7 @@ def resume_note(workdir: Path, database_url: str) -> str:
     )
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
+def interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 

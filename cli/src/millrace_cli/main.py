@@ -15,6 +15,7 @@ from millrace_cli.models import models_app
 from millrace_cli.runs import runs_app
 from millrace_cli.sites import sites_app
 from millrace_cli.training import train
+from millrace_cli.up import up
 
 app = typer.Typer(
     cls=ErrorBoundary,
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("dev")(dev)
+app.command("up")(up)
 app.command("train")(train)
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")

@@ -1,0 +1,140 @@
+"""``millrace up``: the embedded platform for your own project, on one machine, no Docker
+and no simulator (the factory demo is ``millrace dev``). Data comes from you: ``millrace
+ingest file|s3|sql``, ``POST /v1/datasets/{name}/records``, or any Kafka client on
+``raw``; each model of the project reaches production as its retraining policy fires."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from millrace_common.errors import MillraceError
+from millrace_common.project import Project, load_project
+from rich.console import Console
+
+from millrace_cli.dev import dev_config, interrupt, resume_note
+from millrace_cli.errors import CliError
+from millrace_cli.platform import PlatformConfig, provision_keys, provision_signing, start_platform
+from millrace_cli.processes import Supervisor, port_open
+from millrace_cli.render import console as stdout
+
+
+def up(
+    project: Annotated[Path, typer.Option(help="your project folder (its millrace.yaml)")],
+    workdir: Annotated[Path, typer.Option(help="state, logs, objects")] = Path(".millrace/up"),
+    port_offset: Annotated[
+        int,
+        typer.Option(help="added to every port (9092, 8010…8060)", min=0, max=56_000),
+    ] = 0,
+) -> None:
+    """Run the platform for your project on this machine (Tansu, SQLite, a local object
+    store) until Ctrl-C; say when each of its models reaches production."""
+    try:
+        spec = load_project(project)
+        run_up(
+            workdir=workdir.resolve(),
+            project=project.resolve(),
+            spec=spec,
+            console=stdout,
+            port_offset=port_offset,
+        )
+    except (httpx.HTTPError, RuntimeError, TimeoutError, MillraceError) as exc:
+        cause = getattr(exc, "message", None) or str(exc) or repr(exc)
+        raise CliError(f"millrace up: {cause}".splitlines()[0]) from None
+
+
+def run_up(
+    *, workdir: Path, project: Path, spec: Project, console: Console, port_offset: int = 0
+) -> None:
+    config = dev_config(workdir, project, port_offset=port_offset)
+    busy = [f"{n} ({p})" for n, p in config.ports.items() if port_open(p)]
+    if busy:
+        raise CliError(
+            f"millrace up: ports already in use: {', '.join(busy)} (--port-offset moves them all)"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    console.print(resume_note(workdir, config.database_url))
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+    supervisor = Supervisor(workdir / "logs")
+    try:
+        with console.status(f"starting Tansu and the services for project '{spec.project}'…"):
+            provision_keys(config)
+            provision_signing(config)
+            start_platform(supervisor, config)
+        console.print(f"[green]platform up[/] — logs in {supervisor.log_dir}")
+        _tour(console, config, spec)
+        _watch(config, spec, console=console, supervisor=supervisor)
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        supervisor.stop_all()
+        console.print("stopped")
+
+
+def _tour(console: Console, config: PlatformConfig, spec: Project) -> None:
+    """What to do next, with this run's URLs and key."""
+    token = config.tokens.get("user")
+    lines = []
+    if token:
+        lines.append(f"Your key (admin, this run only): export MILLRACE_TOKEN={token}")
+    ingest = config.url("ingest")
+    for name, dataset in spec.datasets.items():
+        fields = ", ".join([dataset.entity, dataset.time, *dataset.fields, *dataset.labels])
+        lines.append(
+            f"Send dataset '{name}' ({fields}): millrace ingest file DATA.csv --dataset {name} "
+            f"--url {ingest}"
+        )
+    for name, model in spec.models.items():
+        lines.append(
+            f"Model '{name}' trains on feature set '{model.feature_set}' as its retraining "
+            "policy fires (or now: millrace train " + name + ")"
+        )
+    lines.append(
+        f"Web UI: {config.url('registry')}/ui (any user name, the key as the password)"
+        "   Ctrl-C stops everything."
+    )
+    for line in lines:
+        console.print(line, soft_wrap=True, markup=False)
+
+
+def _watch(
+    config: PlatformConfig, spec: Project, *, console: Console, supervisor: Supervisor
+) -> None:
+    """Until Ctrl-C: say each model's new production version; stop when a service exits."""
+    announced: dict[str, int] = {}
+    with httpx.Client(base_url=config.url("registry"), timeout=5, headers=config.headers()) as rc:
+        while True:
+            for name in spec.models:
+                version = _production_version(rc, name)
+                if version is not None and announced.get(name) != version:
+                    announced[name] = version
+                    _announce(console, config, name, version)
+            if failed := supervisor.failed():
+                raise CliError(f"millrace up: {', '.join(failed)} exited; see {supervisor.log_dir}")
+            time.sleep(2.0)
+
+
+def _production_version(registry: httpx.Client, model: str) -> int | None:
+    try:
+        response = registry.get(f"/v1/models/{model}/aliases/production")
+    except httpx.HTTPError:
+        return None
+    return int(response.json()["version"]) if response.status_code == 200 else None
+
+
+def _announce(console: Console, config: PlatformConfig, model: str, version: int) -> None:
+    token = config.tokens.get("user")
+    key = f"-H 'Authorization: Bearer {token}' " if token else ""
+    console.print(f"[bold green]{model} v{version} is in production[/]")
+    console.print(
+        f"  curl -s -X POST {config.url('serving')}/v1/models/{model}/predict {key}"
+        "-H 'content-type: application/json' -d '{\"entity_ids\": [\"…\"]}'",
+        soft_wrap=True,
+        markup=False,
+    )
