@@ -1,81 +1,54 @@
-"""``millrace up --project DIR`` on a team's own project, as a user runs it: no simulator;
-a CSV of customers whose entity and time columns are not ``entity_id``/``ts`` goes in with
-``millrace ingest file``, the project's model reaches production, serving answers by
-customer id, and Ctrl-C stops everything."""
+"""``millrace init`` and ``millrace up --project DIR`` on a team's own project, as a user
+runs them: no simulator; the churn CSV, whose entity and time columns are not
+``entity_id``/``ts``, goes in with ``millrace ingest file``, the project's model reaches
+production as good as the same spec fitted by hand, serving answers by customer id, and
+Ctrl-C stops everything."""
 
 from __future__ import annotations
 
-import csv
+import math
 import os
-import random
 import re
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from millrace_cli.platform import DEFAULT_PORTS
 from millrace_cli.processes import wait_until
+from millrace_common.objectstore import key_of
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import f1_score
 
 from tests.support.platform import free_offset
 
 MILLRACE = Path(sys.executable).parent / "millrace"
-CUSTOMERS, WEEKS = 150, 16
-SPEC = """\
-project: churn
-datasets:
-  customers:
-    entity: customer_id
-    time: as_of
-    fields: {tenure_weeks: int, monthly_charges: float, support_calls: int, contract: str}
-    labels: {churned: int}
-feature_sets:
-  customer_profile:
-    dataset: customers
-    label: churned
-    features:
-      - {name: charges_last, field: monthly_charges, agg: last, window: 3650d}
-      - {name: calls_28d, field: support_calls, agg: sum, window: 28d}
-      - {name: tenure_last, field: tenure_weeks, agg: last, window: 3650d}
-      - {name: contracts_seen_28d, field: contract, agg: count, window: 28d}
-models:
-  churn:
-    feature_set: customer_profile
-    task: classification
-    estimator: sklearn.ensemble.RandomForestClassifier
-    params: {n_estimators: 30, max_depth: 5}
-    metric: roc_auc
-    retrain: {every_n_labelled_rows: 1500}
-"""
+RECORDS = 4_000  # what millrace init writes: 400 customers, 10 weeks
 
 
-def churn_csv(path: Path) -> None:
-    """Weekly records of CUSTOMERS customers; the rule: many recent support calls on a
-    high bill churn."""
-    rng = random.Random(11)
-    start = datetime(2026, 6, 1, tzinfo=UTC)
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["customer_id", "as_of", "tenure_weeks", "monthly_charges", "support_calls",
-                      "contract", "churned"])  # fmt: skip
-        for week in range(WEEKS):
-            for c in range(CUSTOMERS):
-                charges = round(30 + 70 * ((c * 37) % 100) / 100 + rng.gauss(0, 3), 2)
-                calls = rng.choice([0, 0, 0, 1, 1, 2, 3, 4, 5])
-                churned = int(calls >= 3 and charges > 65)
-                at = (start + timedelta(weeks=week)).isoformat().replace("+00:00", "Z")
-                contract = "month-to-month" if c % 3 else "two-year"
-                out.writerow([f"c-{c:03d}", at, week + c % 40, charges, calls, contract, churned])
+def plain_scikit_learn_f1(snapshot: Path, features: list[str]) -> float:
+    """The model spec fitted by hand on the same snapshot and the same time split."""
+    table = pq.read_table(snapshot).sort_by(
+        [("event_time", "ascending"), ("event_id", "ascending")]
+    )
+    table = table.filter(pc.is_valid(table["label"]))
+    cut = table.num_rows - math.ceil(table.num_rows * 0.2)
+    x = np.column_stack([table[name].to_numpy().astype(float) for name in features])
+    y = table["label"].to_numpy().astype(int)
+    model = RandomForestClassifier(n_estimators=60, max_depth=6, random_state=7)
+    model.fit(x[:cut], y[:cut])
+    return float(f1_score(y[cut:], model.predict(x[cut:])))
 
 
 def test_millrace_up_brings_a_teams_own_model_to_production(tmp_path: Path) -> None:
     project = tmp_path / "churn"
-    project.mkdir()
-    (project / "millrace.yaml").write_text(SPEC)
-    data = tmp_path / "customers.csv"
-    churn_csv(data)
+    made = subprocess.run([str(MILLRACE), "init", str(project)], capture_output=True, text=True)
+    assert made.returncode == 0 and "next: millrace up --project" in made.stdout, made.stderr
+    data = project / "customers.csv"
     offset = free_offset()
     console = tmp_path / "console.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MILLRACE_")}
@@ -114,7 +87,7 @@ def test_millrace_up_brings_a_teams_own_model_to_production(tmp_path: Path) -> N
             timeout=300,
         )
         assert sent.returncode == 0, sent.stdout + sent.stderr
-        assert f"sent {CUSTOMERS * WEEKS} records" in sent.stdout
+        assert f"sent {RECORDS} records" in sent.stdout
         wait_until(
             lambda: "churn v1 is in production" in said() or up.poll() is not None,
             timeout=420,
@@ -125,14 +98,20 @@ def test_millrace_up_brings_a_teams_own_model_to_production(tmp_path: Path) -> N
         headers = {"Authorization": f"Bearer {token}"}
         answer = httpx.post(
             f"{url('serving')}/v1/models/churn/predict",
-            json={"entity_ids": ["c-007", "c-121"]},
+            json={"entity_ids": ["c-0007", "c-0121"]},
             headers=headers,
             timeout=30,
         )
         assert answer.status_code == 200, answer.text
         assert [p["label"] in (0, 1) for p in answer.json()["predictions"]] == [True, True]
         version = httpx.get(f"{url('registry')}/v1/models/churn/versions/1", headers=headers)
-        assert version.json()["metrics"]["roc_auc"] > 0.8, version.text
+        doc = version.json()
+        assert doc["metrics"]["roc_auc"] > 0.8, version.text
+        # the platform's model is as good as the same spec fitted by hand on its snapshot
+        snapshot = tmp_path / "up" / "objects" / key_of(doc["lineage"]["snapshot"]["uri"])
+        features = doc["schema"]["features"]
+        by_hand = plain_scikit_learn_f1(snapshot, features)
+        assert abs(doc["metrics"]["f1"] - by_hand) <= 0.03, (doc["metrics"], by_hand)
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGINT)  # Ctrl-C

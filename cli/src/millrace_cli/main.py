@@ -13,6 +13,7 @@ from millrace_cli.ingest import ingest_app
 from millrace_cli.keys import keys_app
 from millrace_cli.models import models_app
 from millrace_cli.runs import runs_app
+from millrace_cli.scaffold import init
 from millrace_cli.sites import sites_app
 from millrace_cli.training import train
 from millrace_cli.up import up
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.command("dev")(dev)
 app.command("up")(up)
+app.command("init")(init)
 app.command("train")(train)
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
