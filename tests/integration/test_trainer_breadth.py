@@ -1,7 +1,8 @@
-"""Done-when 4: each estimator family trains on the factory example through the real
-pipeline (broker → trainer → S3 → registry on Postgres) into a ``ready`` version whose ONNX
-parity check passed; a model whose ONNX output does not match is ``rejected`` with the
-reason, and one that cannot be converted is a failed run with the reason."""
+"""Done-when 4: each estimator family (scikit-learn's, XGBoost's and LightGBM's
+classifiers and regressors) trains on the factory example through the real pipeline
+(broker → trainer → S3 → registry on Postgres) into a ``ready`` version whose ONNX parity
+check passed; a model whose ONNX output does not match is ``rejected`` with the reason,
+and one that cannot be converted is a failed run with the reason."""
 
 from __future__ import annotations
 
@@ -106,6 +107,25 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "params": {"max_iter": 30},
     },
     "pipeline": {"estimator": "train.scaled_onehot", "params": {"C": 0.5}},
+    "xgboost": {"estimator": "xgboost.XGBClassifier", "params": {"n_estimators": 40}},
+    "lightgbm": {
+        "estimator": "lightgbm.LGBMClassifier",
+        "params": {"n_estimators": 40, "verbose": -1},
+    },
+    "xgboost-regressor": {
+        "estimator": "xgboost.XGBRegressor",
+        "params": {"n_estimators": 40},
+        "task": "regression",
+        "metric": "rmse",
+        "direction": "minimize",
+    },
+    "lightgbm-regressor": {
+        "estimator": "lightgbm.LGBMRegressor",
+        "params": {"n_estimators": 40, "verbose": -1},
+        "task": "regression",
+        "metric": "rmse",
+        "direction": "minimize",
+    },
 }
 BROKEN = {
     "mismatch": {"estimator": "train.overconfident"},

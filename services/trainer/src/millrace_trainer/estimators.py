@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,9 +83,13 @@ def fit(*, estimator: Any, x: np.ndarray, y: np.ndarray, task: str) -> Any:
 
 
 def jsonable_params(estimator: Any) -> dict[str, Any]:
-    """The estimator's own parameters, with anything JSON cannot hold shown as text."""
+    """The estimator's own parameters, with anything JSON cannot hold shown as text (an
+    object, or a float that is not finite: XGBoost's ``missing`` is NaN)."""
     params = estimator.get_params(deep=False)
-    return {
-        key: value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
-        for key, value in sorted(params.items())
-    }
+    return {key: _jsonable(value) for key, value in sorted(params.items())}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
