@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -51,9 +53,8 @@ def dev(
             console=stdout,
             port_offset=port_offset,
         )
-    except (httpx.HTTPError, RuntimeError, TimeoutError, MillraceError) as exc:
-        cause = getattr(exc, "message", None) or str(exc) or repr(exc)
-        raise CliError(f"millrace dev: {cause}".splitlines()[0]) from None
+    except PLATFORM_ERRORS as exc:
+        raise one_line("millrace dev", exc) from None
 
 
 def dev_config(workdir: Path, project: Path, *, port_offset: int = 0) -> PlatformConfig:
@@ -77,13 +78,25 @@ def run_dev(
     port_offset: int = 0,
 ) -> None:
     config = dev_config(workdir, project, port_offset=port_offset)
+    with embedded_platform(config, command="millrace dev", console=console, site=SITE) as running:
+        _simulate(config, batch=batch, interval=interval, console=console, supervisor=running)
+
+
+@contextmanager
+def embedded_platform(
+    config: PlatformConfig, *, command: str, console: Console, site: str | None = None
+) -> Iterator[Supervisor]:
+    """The platform of ``config`` started on this machine (its ports checked first, whether
+    it resumes earlier state said, keys made for this run, and for ``site``), its
+    supervisor handed to the body; Ctrl-C or SIGTERM ends the body, and everything
+    started is stopped whatever ends it."""
     busy = [f"{n} ({p})" for n, p in config.ports.items() if port_open(p)]
     if busy:
         raise CliError(
-            f"millrace dev: ports already in use: {', '.join(busy)} (--port-offset moves them all)"
+            f"{command}: ports already in use: {', '.join(busy)} (--port-offset moves them all)"
         )
-    workdir.mkdir(parents=True, exist_ok=True)
-    console.print(resume_note(workdir, config.database_url))
+    config.workdir.mkdir(parents=True, exist_ok=True)
+    console.print(resume_note(config.workdir, config.database_url))
     ephemeral = ephemeral_ports()
     if any(port in ephemeral for port in config.ports.values()):
         console.print(
@@ -94,16 +107,16 @@ def run_dev(
         )
     # stop as on Ctrl-C when a manager asks (SIGTERM), and on Ctrl-C even when this process
     # was started with SIGINT ignored (a background job of a script inherits that)
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
-    supervisor = Supervisor(workdir / "logs")
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    supervisor = Supervisor(config.workdir / "logs")
     try:
         with console.status("starting Tansu and the services…"):
-            provision_keys(config, site=SITE)
+            provision_keys(config, site=site)
             provision_signing(config)
             start_platform(supervisor, config)
         console.print(f"[green]platform up[/] — logs in {supervisor.log_dir}")
-        _simulate(config, batch=batch, interval=interval, console=console, supervisor=supervisor)
+        yield supervisor
     except KeyboardInterrupt:
         console.print("stopping…")
     finally:
@@ -111,6 +124,16 @@ def run_dev(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         supervisor.stop_all()
         console.print("stopped")
+
+
+def one_line(command: str, exc: Exception) -> CliError:
+    """A platform command's failure as the one line the CLI prints."""
+    cause = getattr(exc, "message", None) or str(exc) or repr(exc)
+    return CliError(f"{command}: {cause}".splitlines()[0])
+
+
+PLATFORM_ERRORS = (httpx.HTTPError, RuntimeError, TimeoutError, MillraceError)
+"""What starting or following the platform can fail with, each a one-line exit."""
 
 
 def resume_note(workdir: Path, database_url: str) -> str:
@@ -128,7 +151,7 @@ def resume_note(workdir: Path, database_url: str) -> str:
     )
 
 
-def interrupt(_signum: int, _frame: object) -> None:
+def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 

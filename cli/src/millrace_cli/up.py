@@ -5,21 +5,19 @@ ingest file|s3|sql``, ``POST /v1/datasets/{name}/records``, or any Kafka client 
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 from typing import Annotated
 
 import httpx
 import typer
-from millrace_common.errors import MillraceError
 from millrace_common.project import Project, load_project
 from rich.console import Console
 
-from millrace_cli.dev import dev_config, interrupt, resume_note
+from millrace_cli.dev import PLATFORM_ERRORS, dev_config, embedded_platform, one_line
 from millrace_cli.errors import CliError
-from millrace_cli.platform import PlatformConfig, provision_keys, provision_signing, start_platform
-from millrace_cli.processes import Supervisor, port_open
+from millrace_cli.platform import PlatformConfig
+from millrace_cli.processes import Supervisor
 from millrace_cli.render import console as stdout
 
 
@@ -35,46 +33,12 @@ def up(
     store) until Ctrl-C; say when each of its models reaches production."""
     try:
         spec = load_project(project)
-        run_up(
-            workdir=workdir.resolve(),
-            project=project.resolve(),
-            spec=spec,
-            console=stdout,
-            port_offset=port_offset,
-        )
-    except (httpx.HTTPError, RuntimeError, TimeoutError, MillraceError) as exc:
-        cause = getattr(exc, "message", None) or str(exc) or repr(exc)
-        raise CliError(f"millrace up: {cause}".splitlines()[0]) from None
-
-
-def run_up(
-    *, workdir: Path, project: Path, spec: Project, console: Console, port_offset: int = 0
-) -> None:
-    config = dev_config(workdir, project, port_offset=port_offset)
-    busy = [f"{n} ({p})" for n, p in config.ports.items() if port_open(p)]
-    if busy:
-        raise CliError(
-            f"millrace up: ports already in use: {', '.join(busy)} (--port-offset moves them all)"
-        )
-    workdir.mkdir(parents=True, exist_ok=True)
-    console.print(resume_note(workdir, config.database_url))
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
-    supervisor = Supervisor(workdir / "logs")
-    try:
-        with console.status(f"starting Tansu and the services for project '{spec.project}'…"):
-            provision_keys(config)
-            provision_signing(config)
-            start_platform(supervisor, config)
-        console.print(f"[green]platform up[/] — logs in {supervisor.log_dir}")
-        _tour(console, config, spec)
-        _watch(config, spec, console=console, supervisor=supervisor)
-    except KeyboardInterrupt:
-        console.print("stopping…")
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        supervisor.stop_all()
-        console.print("stopped")
+        config = dev_config(workdir.resolve(), project.resolve(), port_offset=port_offset)
+        with embedded_platform(config, command="millrace up", console=stdout) as running:
+            _tour(stdout, config, spec)
+            _watch(config, spec, console=stdout, supervisor=running)
+    except PLATFORM_ERRORS as exc:
+        raise one_line("millrace up", exc) from None
 
 
 def _tour(console: Console, config: PlatformConfig, spec: Project) -> None:
