@@ -174,9 +174,12 @@ def _simulate(
     stream = factory_records()
     announced: int | None = None
     sent = 0
-    with httpx.Client(
-        base_url=config.url("ingest"), timeout=30, headers=config.headers("simulator")
-    ) as ingest:
+    with (
+        httpx.Client(
+            base_url=config.url("ingest"), timeout=30, headers=config.headers("simulator")
+        ) as ingest,
+        httpx.Client(base_url=config.url("registry"), timeout=5, headers=config.headers()) as rc,
+    ):
         while True:
             response = ingest.post(
                 "/v1/datasets/machines/records", json={"records": take(stream, batch)}
@@ -184,7 +187,7 @@ def _simulate(
             if response.status_code >= 400:
                 raise CliError(f"millrace dev: ingest answered {error_line(response)}")
             sent += batch
-            version = _production_version(config)
+            version = production_version(rc, MODEL)
             if version is not None and version != announced:
                 if announced is None:
                     _start_edge_site(config, supervisor)
@@ -199,13 +202,10 @@ def _simulate(
             time.sleep(interval)
 
 
-def _production_version(config: PlatformConfig) -> int | None:
+def production_version(registry: httpx.Client, model: str) -> int | None:
+    """The model's production version now, or None (none yet, or the registry away)."""
     try:
-        response = httpx.get(
-            f"{config.url('registry')}/v1/models/{MODEL}/aliases/production",
-            timeout=5,
-            headers=config.headers(),
-        )
+        response = registry.get(f"/v1/models/{model}/aliases/production")
     except httpx.HTTPError:
         return None
     return int(response.json()["version"]) if response.status_code == 200 else None

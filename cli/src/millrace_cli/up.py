@@ -14,7 +14,13 @@ import typer
 from millrace_common.project import Project, load_project
 from rich.console import Console
 
-from millrace_cli.dev import PLATFORM_ERRORS, dev_config, embedded_platform, one_line
+from millrace_cli.dev import (
+    PLATFORM_ERRORS,
+    dev_config,
+    embedded_platform,
+    one_line,
+    production_version,
+)
 from millrace_cli.errors import CliError
 from millrace_cli.platform import PlatformConfig
 from millrace_cli.processes import Supervisor
@@ -75,21 +81,13 @@ def _watch(
     with httpx.Client(base_url=config.url("registry"), timeout=5, headers=config.headers()) as rc:
         while True:
             for name in spec.models:
-                version = _production_version(rc, name)
+                version = production_version(rc, name)
                 if version is not None and announced.get(name) != version:
                     announced[name] = version
                     _announce(console, config, name, version)
             if failed := supervisor.failed():
                 raise CliError(f"millrace up: {', '.join(failed)} exited; see {supervisor.log_dir}")
             time.sleep(2.0)
-
-
-def _production_version(registry: httpx.Client, model: str) -> int | None:
-    try:
-        response = registry.get(f"/v1/models/{model}/aliases/production")
-    except httpx.HTTPError:
-        return None
-    return int(response.json()["version"]) if response.status_code == 200 else None
 
 
 def _announce(console: Console, config: PlatformConfig, model: str, version: int) -> None:
