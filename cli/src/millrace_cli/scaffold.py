@@ -23,19 +23,20 @@ def init(
     if taken:
         raise CliError(f"millrace init: {folder} already has {', '.join(taken)}; nothing written")
     try:
-        scaffold(folder)
+        records = scaffold(folder)
     except OSError as exc:
         raise CliError(f"millrace init: cannot write {folder}: {exc.strerror}") from None
     console.print(
-        f"wrote {folder}: millrace.yaml, customers.csv (4,000 records), README.md\n"
+        f"wrote {folder}: millrace.yaml, customers.csv ({records:,} records), README.md\n"
         f"next: millrace up --project {folder}",
         soft_wrap=True,
         markup=False,
     )
 
 
-def scaffold(folder: Path) -> None:
+def scaffold(folder: Path) -> int:
+    """Write the project; how many records its data file holds."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "millrace.yaml").write_text(SPEC)
-    write_csv(folder / "customers.csv", churn_records())
     (folder / "README.md").write_text(README)
+    return write_csv(folder / "customers.csv", churn_records())

@@ -2,6 +2,16 @@ import pytest
 from millrace_common.project import load_project
 from millrace_common.records import RecordInvalid, validate_record
 
+GOOD = {
+    "entity_id": "m-1",
+    "ts": "2026-01-01T00:00:00Z",
+    "temperature": 70,
+    "vibration": 0.1,
+    "pressure": 3.0,
+    "speed": 1200.0,
+    "failure_within_1h": 0,
+}
+
 
 @pytest.fixture
 def machines(project_dir):  # type: ignore[no-untyped-def]
@@ -9,18 +19,7 @@ def machines(project_dir):  # type: ignore[no-untyped-def]
 
 
 def test_valid_record_is_typed(machines) -> None:  # type: ignore[no-untyped-def]
-    record = validate_record(
-        machines,
-        {
-            "entity_id": "m-1",
-            "ts": "2026-01-01T00:00:00Z",
-            "temperature": 70,
-            "vibration": 0.1,
-            "pressure": 3.0,
-            "speed": 1200.0,
-            "failure_within_1h": 0,
-        },
-    )
+    record = validate_record(machines, GOOD)
     assert record.values["temperature"] == 70.0
     assert record.labels == {"failure_within_1h": 0}
 
@@ -42,15 +41,6 @@ def test_every_bad_field_is_named(machines) -> None:  # type: ignore[no-untyped-
     assert fields == {"ts", "temperature", "speed", "colour"}
 
 
-GOOD = {
-    "entity_id": "m-1",
-    "ts": "2026-01-01T00:00:00Z",
-    "temperature": 70,
-    "vibration": 0.1,
-    "pressure": 3.0,
-    "speed": 1200.0,
-    "failure_within_1h": 0,
-}
 VARIANTS = [
     {},
     {"ts": "2026-01-01T00:00:00"},  # naive: UTC

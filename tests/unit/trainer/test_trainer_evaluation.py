@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from millrace_trainer.dataset import Split
 from millrace_trainer.evaluation import Predictions, baseline_metrics, evaluate, from_outputs
 
 
@@ -56,29 +57,20 @@ def test_scoring_core_outputs_become_predictions() -> None:
     assert from_outputs("regression", [{"value": 2.5}]).values.tolist() == [2.5]
 
 
+def split(x: np.ndarray, y: np.ndarray) -> Split:
+    """The first 300 rows to train on, the rest the holdout."""
+    return Split(x[:300], y[:300], x[300:], y[300:], holdout_from="row 300")
+
+
 def test_the_baseline_is_each_metric_at_its_best_over_trivial_models() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(400, 3))
     y = (rng.random(400) < 0.2).astype(np.int64)  # a fifth positive, unrelated to x
-    found = baseline_metrics(
-        task="classification",
-        x_train=x[:300],
-        y_train=y[:300],
-        x_holdout=x[300:],
-        y_holdout=y[300:],
-        seed=7,
-    )
+    found = baseline_metrics(task="classification", split=split(x, y), seed=7)
     assert found["roc_auc"] == pytest.approx(0.5)  # the prior's probabilities rank nothing
     assert found["accuracy"] == pytest.approx(float(np.mean(y[300:] == 0)))  # all negative
     assert 0.0 < found["f1"] < 0.5  # the guess at the prior finds some positives by chance
     values = rng.normal(10.0, 2.0, size=400)
-    regression = baseline_metrics(
-        task="regression",
-        x_train=x[:300],
-        y_train=values[:300],
-        x_holdout=x[300:],
-        y_holdout=values[300:],
-        seed=7,
-    )
+    regression = baseline_metrics(task="regression", split=split(x, values), seed=7)
     mean_rmse = float(np.sqrt(np.mean((values[300:] - values[:300].mean()) ** 2)))
     assert regression["rmse"] <= mean_rmse + 1e-12 and regression["r2"] <= 0.01

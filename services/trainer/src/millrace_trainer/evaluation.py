@@ -11,6 +11,8 @@ import numpy as np
 from sklearn import metrics as skm
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
+from millrace_trainer.dataset import Split
+
 LOWER_IS_BETTER = frozenset({"rmse", "mae"})
 
 
@@ -43,15 +45,7 @@ def evaluate(
     return {name: float(value) for name, value in found.items() if math.isfinite(value)}
 
 
-def baseline_metrics(
-    *,
-    task: str,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_holdout: np.ndarray,
-    y_holdout: np.ndarray,
-    seed: int,
-) -> dict[str, float]:
+def baseline_metrics(*, task: str, split: Split, seed: int) -> dict[str, float]:
     """Each metric at its best over trivial models fitted on the same training rows and
     scored on the same holdout: for classification the most frequent class (with the
     class prior as its probabilities) and a guess drawn at the class prior; for
@@ -66,12 +60,12 @@ def baseline_metrics(
     )
     best: dict[str, float] = {}
     for dummy in dummies:
-        dummy.fit(x_train, y_train)
-        proba = dummy.predict_proba(x_holdout) if task != "regression" else None
+        dummy.fit(split.x_train, split.y_train)
+        proba = dummy.predict_proba(split.x_holdout) if task != "regression" else None
         found = evaluate(
             task=task,
-            y_true=y_holdout,
-            predictions=Predictions(np.asarray(dummy.predict(x_holdout)), proba),
+            y_true=split.y_holdout,
+            predictions=Predictions(np.asarray(dummy.predict(split.x_holdout)), proba),
             classes=[int(c) for c in getattr(dummy, "classes_", [])],
         )
         for name, value in found.items():

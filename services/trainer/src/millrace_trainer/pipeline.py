@@ -86,14 +86,7 @@ def train(
     metrics = evaluate(
         task=spec.task, y_true=split.y_holdout, predictions=predictions, classes=classes
     )
-    baseline = baseline_metrics(
-        task=spec.task,
-        x_train=split.x_train,
-        y_train=split.y_train,
-        x_holdout=split.x_holdout,
-        y_holdout=split.y_holdout,
-        seed=spec.seed,
-    )
+    baseline = baseline_metrics(task=spec.task, split=split, seed=spec.seed)
     data = {
         "rows_used": rows.rows,
         "rows_dropped": rows.dropped,
