@@ -58,6 +58,8 @@ EXPECTED: dict[str, dict[str, str]] = {
         "DELETE /v1/models/{name}/aliases/{alias}": "deployer",
         "POST /v1/models/{name}/rollback": "deployer",
         "GET /v1/models/{name}/audit": READ,
+        "POST /v1/models/{name}/uploads": "scientist",
+        "GET /v1/models/{name}/uploads/{upload_id}": READ,
         "GET /v1/models/{name}/runs": READ,
         "GET /v1/models/{name}/runs/compare": READ,
         "GET /v1/models/{name}/runs/{run_id}": READ,

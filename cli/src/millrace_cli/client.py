@@ -55,8 +55,20 @@ class Service:
     def delete(self, *parts: str | int, params: Params | None = None) -> Any:
         return self.request("DELETE", self.url(*parts), params=params)
 
+    def post_files(self, *parts: str | int, files: dict[str, Any], form: Params) -> Any:
+        """A multipart body: ``files`` maps a part to ``(filename, stream)``, read as it is
+        sent."""
+        return self.request("POST", self.url(*parts), files=files, form=form)
+
     def request(
-        self, method: str, url: str, *, params: Params | None = None, body: Any = None
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+        files: dict[str, Any] | None = None,
+        form: Params | None = None,
     ) -> Any:
         try:
             response = httpx.request(
@@ -64,6 +76,8 @@ class Service:
                 url,
                 params=params,
                 json=body,
+                files=files,
+                data=form,
                 timeout=self.timeout,
                 headers=self.headers,
             )

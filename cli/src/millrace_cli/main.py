@@ -17,6 +17,7 @@ from millrace_cli.scaffold import init
 from millrace_cli.sites import sites_app
 from millrace_cli.training import train
 from millrace_cli.up import up
+from millrace_cli.uploading import upload
 
 app = typer.Typer(
     cls=ErrorBoundary,
@@ -35,6 +36,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.add_typer(sites_app, name="sites")
 models_app.command("drift")(drift)
+models_app.command("upload")(upload)
 
 if __name__ == "__main__":
     app()

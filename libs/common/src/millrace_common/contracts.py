@@ -63,6 +63,9 @@ class TrainRequest(Contract):
     reason: str
     requested_by: str
     requested_at: datetime
+    upload_id: str | None = None
+    """Evaluate this model upload of the registry on the snapshot's holdout instead of
+    fitting the model spec; the version it registers is the uploaded file."""
 
 
 class TensorSpec(Contract):

@@ -23,6 +23,11 @@ class TrainAsk(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="on demand", min_length=1, max_length=2000)
     requested_by: str = Field(default="api", min_length=1, max_length=200)
+    upload_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="evaluate this registry upload on the snapshot instead of training",
+    )
 
 
 def request_training(
@@ -53,6 +58,7 @@ def request_training(
         model=spec,
         reason=ask.reason,
         requested_by=ask.requested_by,
+        upload_id=ask.upload_id,
     )
     log.info(
         "train_requested_on_demand",
@@ -61,5 +67,6 @@ def request_training(
         snapshot=request.snapshot.uri,
         rows=request.snapshot.rows,
         requested_by=ask.requested_by,
+        upload_id=ask.upload_id,
     )
     return request

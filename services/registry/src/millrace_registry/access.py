@@ -19,6 +19,8 @@ RULES = Rules(
     # versions: candidates from scientists; ready ones only from the trainer (lifecycle)
     ("POST", "/v1/models/{name}/versions", {SCIENTIST, TRAINER}),
     ("POST", "/v1/models/{name}/versions/{version}/checks", {TRAINER}),
+    # a model of one's own: stored, then evaluated and registered by the trainer
+    ("POST", "/v1/models/{name}/uploads", {SCIENTIST}),
     ("PUT", "/v1/models/{name}/runs/{run_id}", {SCIENTIST, TRAINER}),
     ("PATCH", "/v1/models/{name}", {SCIENTIST, DEPLOYER}),
     ("PATCH", "/v1/models/{name}/versions/{version}", {SCIENTIST, DEPLOYER}),

@@ -28,6 +28,7 @@ from millrace_registry.site_objects import SiteObjects
 from millrace_registry.sites import Sites
 from millrace_registry.traffic import TrafficPolicies
 from millrace_registry.ui import home_router, ui_router
+from millrace_registry.uploads import Uploads
 
 __all__ = ["MIGRATIONS", "Runtime", "bootstrap", "create_app", "main"]
 
@@ -65,6 +66,7 @@ def bootstrap(
         site_objects=SiteObjects(store),
         fleet=Fleet(factory=factory),
         traffic=TrafficPolicies(factory=factory),
+        uploads=Uploads(store, max_bytes=settings.max_upload_bytes),
     )
 
 

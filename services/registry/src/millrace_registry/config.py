@@ -13,6 +13,9 @@ class Settings(CommonSettings):
     relay_interval: float = Field(
         0.5, description="Seconds between the outbox relay's scans for unpublished events."
     )
+    max_upload_bytes: int = Field(
+        512 * 1024 * 1024, ge=1, description="The largest model file an upload may bring."
+    )
     signing_key_file: str = ""
     """An Ed25519 private key (PEM): site manifests and their model digests are signed
     with it. Empty: manifests are unsigned."""

@@ -14,6 +14,7 @@ from millrace_registry.runtime import Runtime
 from millrace_registry.site_objects import SiteObjects
 from millrace_registry.sites import Sites
 from millrace_registry.traffic import TrafficPolicies
+from millrace_registry.uploads import Uploads
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -54,9 +55,14 @@ def get_traffic(runtime: RuntimeDep) -> TrafficPolicies:
     return runtime.traffic
 
 
+def get_uploads(runtime: RuntimeDep) -> Uploads:
+    return runtime.uploads
+
+
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 RunsDep = Annotated[Runs, Depends(get_runs)]
 SitesDep = Annotated[Sites, Depends(get_sites)]
 FleetDep = Annotated[Fleet, Depends(get_fleet)]
 TrafficDep = Annotated[TrafficPolicies, Depends(get_traffic)]
+UploadsDep = Annotated[Uploads, Depends(get_uploads)]

@@ -28,6 +28,7 @@ from millrace_registry.runs import Runs
 from millrace_registry.site_objects import SiteObjects
 from millrace_registry.sites import Sites
 from millrace_registry.traffic import TrafficPolicies
+from millrace_registry.uploads import Uploads
 
 log = structlog.get_logger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -69,6 +70,7 @@ class Runtime:
         site_objects: SiteObjects,
         fleet: Fleet,
         traffic: TrafficPolicies,
+        uploads: Uploads,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -81,6 +83,7 @@ class Runtime:
         self.site_objects = site_objects
         self.fleet = fleet
         self.traffic = traffic
+        self.uploads = uploads
         self.producer: Producer | None = None
         self._bell = bell
         self._connect_producer = connect_producer

@@ -64,27 +64,35 @@ def check_schema(schema: ModelSchema, *, report: CheckReport) -> None:
 def check_parity(*, estimator: Any, model: LoadedModel, x: np.ndarray, report: CheckReport) -> None:
     outputs = model.session.run(None, {INPUT_NAME: x})
     if model.schema.task == "regression":
-        _regression_parity(
+        regression_parity(
             np.asarray(estimator.predict(x)).reshape(-1), np.asarray(outputs[0]).reshape(-1), report
         )
     else:
         proba = estimator.predict_proba(x) if hasattr(estimator, "predict_proba") else None
-        _classification_parity(np.asarray(estimator.predict(x)), proba, outputs, report)
+        classification_parity(np.asarray(estimator.predict(x)), proba, outputs, report)
 
 
-def _regression_parity(expected: np.ndarray, got: np.ndarray, report: CheckReport) -> None:
+def regression_parity(
+    expected: np.ndarray, got: np.ndarray, report: CheckReport, *, against: str = "the fitted model"
+) -> None:
     error = np.abs(got - expected) / np.maximum(np.abs(expected), 1.0)
     worst = float(error.max(initial=0.0))
     report.details["max_relative_error"] = worst
     if worst > RELATIVE_TOLERANCE:
         report.fail(
-            f"ONNX values differ from the fitted model by up to {worst:.2e} "
+            f"ONNX values differ from {against} by up to {worst:.2e} "
             f"(relative), tolerance {RELATIVE_TOLERANCE:.0e}"
         )
 
 
-def _classification_parity(
-    labels: np.ndarray, proba: np.ndarray | None, outputs: list[Any], report: CheckReport
+def classification_parity(
+    labels: np.ndarray,
+    proba: np.ndarray | None,
+    outputs: list[Any],
+    report: CheckReport,
+    *,
+    against: str = "the fitted model",
+    rows: str = "holdout rows",
 ) -> None:
     onnx_labels = np.asarray(outputs[0]).reshape(-1)
     differ = onnx_labels != labels
@@ -93,14 +101,14 @@ def _classification_parity(
         report.details["max_probability_diff"] = diff
         if diff > PROBABILITY_TOLERANCE:
             report.fail(
-                f"ONNX probabilities differ by up to {diff:.2e}, "
+                f"ONNX probabilities differ from {against} by up to {diff:.2e}, "
                 f"tolerance {PROBABILITY_TOLERANCE:.0e}"
             )
         differ &= ~_ties(proba)
     mismatches = int(differ.sum())
     report.details["label_mismatches"] = mismatches
     if mismatches:
-        report.fail(f"ONNX labels differ from the fitted model on {mismatches} holdout rows")
+        report.fail(f"ONNX labels differ from {against} on {mismatches} {rows}")
 
 
 def _ties(proba: np.ndarray) -> np.ndarray:

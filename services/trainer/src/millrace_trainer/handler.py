@@ -31,6 +31,7 @@ from millrace_trainer.pipeline import (
     train,
 )
 from millrace_trainer.runs import Run, fail_interrupted
+from millrace_trainer.uploaded import evaluate_upload
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +95,8 @@ class TrainService:
             registry=self._registry,
             trainer=self.trainer,
         )
-        await run.start(params=spec.params)
+        params = {} if request.upload_id is not None else spec.params  # an upload fits nothing
+        await run.start(params=params)
         timer = Timings()
         try:
             version = await self._attempt(
@@ -102,7 +104,7 @@ class TrainService:
             )
         except Exception as exc:
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            await run.fail(reason=reason, params=spec.params, timings=timer.seconds)
+            await run.fail(reason=reason, params=params, timings=timer.seconds)
             raise
         return version
 
@@ -128,14 +130,29 @@ class TrainService:
             snapshot = await asyncio.to_thread(
                 get_verified, self._store, key_of(request.snapshot.uri), request.snapshot.sha256
             )
-        candidate = await asyncio.to_thread(
-            train,
-            name=request.model,
-            spec=spec,
-            features=feature_set.feature_names,
-            snapshot=snapshot,
-            project_root=project.root,
-        )
+        upload = await self._upload(request)
+        if upload is None:
+            candidate = await asyncio.to_thread(
+                train,
+                name=request.model,
+                spec=spec,
+                features=feature_set.feature_names,
+                snapshot=snapshot,
+                project_root=project.root,
+            )
+        else:
+            with timer("download"):
+                onnx, samples = await asyncio.to_thread(self._uploaded_files, upload)
+            candidate = await asyncio.to_thread(
+                evaluate_upload,
+                name=request.model,
+                spec=spec,
+                features=feature_set.feature_names,
+                snapshot=snapshot,
+                onnx=onnx,
+                sha256=upload["sha256"],
+                samples=samples,
+            )
         timer.seconds.update(candidate.timings)
         with timer("champion"):
             champion = await self._champion(request.model, candidate)
@@ -148,6 +165,7 @@ class TrainService:
             candidate=candidate,
             champion=champion,
             timer=timer,
+            upload=upload,
         )
         return await self._register(request, run=run, candidate=candidate, body=body, timer=timer)
 
@@ -189,6 +207,26 @@ class TrainService:
         )
         return version
 
+    async def _upload(self, request: TrainRequest) -> dict[str, Any] | None:
+        """The registry's document of the upload the request evaluates, if it names one."""
+        if request.upload_id is None:
+            return None
+        upload = await self._registry.upload(name=request.model, upload_id=request.upload_id)
+        if upload is None:
+            raise TrainingError(
+                f"model '{request.model}' has no upload {request.upload_id}", field="upload_id"
+            )
+        return upload
+
+    def _uploaded_files(self, upload: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None]:
+        """The uploaded model (its digest checked) and its sample predictions, if any."""
+        key = key_of(upload["artifact_uri"])
+        onnx = get_verified(self._store, key, upload["sha256"])
+        if not upload["samples"]:
+            return onnx, None
+        samples_key = f"{key.rsplit('/', 1)[0]}/samples.json"
+        return onnx, orjson.loads(self._store.get(samples_key))
+
     async def _champion(self, name: str, candidate: Candidate) -> ChampionResult | None:
         """Evaluate what runs in production on the candidate's holdout, if anything does."""
         target = await self._registry.alias(name=name, alias="production")
@@ -221,6 +259,7 @@ class TrainService:
         candidate: Candidate,
         champion: ChampionResult | None,
         timer: Timings,
+        upload: dict[str, Any] | None,
     ) -> dict[str, Any]:
         """Upload model.onnx and its card; the registration body that names them."""
         prefix = f"models/{request.model}/{request.request_id}"
@@ -231,6 +270,10 @@ class TrainService:
         record = lineage.collect(
             project=project, feature_set=feature_set, spec=spec, request=request, lock_file=lock
         )
+        if upload is not None:
+            # the model is the uploaded file: the spec's estimator never ran
+            record["upload"] = {k: v for k, v in upload.items() if k != "artifact_uri"}
+            record["model_spec"] = record["model_spec"] | {"estimator": None, "params": {}}
         body = registration(
             request=request,
             spec=spec,
@@ -316,9 +359,16 @@ def registration(
             "margin": spec.promotion_margin,
             "baseline": candidate.baseline,
         },
-        "description": f"{spec.task} on feature set {spec.feature_set}",
+        "description": _description(spec, lineage_record.get("upload")),
         "actor": "trainer",
     }
+
+
+def _description(spec: ModelSpec, upload: dict[str, Any] | None) -> str:
+    made = f"{spec.task} on feature set {spec.feature_set}"
+    if upload is None:
+        return made
+    return upload["description"] or f"{made}, uploaded as {upload['filename']}"
 
 
 def _status(spec: ModelSpec, candidate: Candidate) -> tuple[str, str | None]:

@@ -160,6 +160,7 @@ def snapshot_and_request(
     model: ModelSpec,
     reason: str,
     requested_by: str = "features",
+    upload_id: str | None = None,
 ) -> TrainRequest:
     """Write an immutable snapshot, then record it and its train request in one transaction."""
     with factory() as session:
@@ -183,6 +184,7 @@ def snapshot_and_request(
         reason=reason,
         requested_by=requested_by,
         requested_at=datetime.now(UTC),
+        upload_id=upload_id,
     )
     with factory() as session, session.begin():
         session.execute(

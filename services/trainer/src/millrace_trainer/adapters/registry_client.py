@@ -31,6 +31,8 @@ class RegistryPort(Protocol):
 
     async def register(self, *, name: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
+    async def upload(self, *, name: str, upload_id: str) -> dict[str, Any] | None: ...
+
     async def record_run(self, *, name: str, run_id: str, body: dict[str, Any]) -> None: ...
 
     async def running_runs(self, *, name: str) -> list[dict[str, Any]]: ...
@@ -64,6 +66,10 @@ class HttpRegistry:
     async def alias(self, *, name: str, alias: str) -> AliasTarget | None:
         found = await self._call("GET", f"/v1/models/{name}/aliases/{alias}")
         return None if found is None else AliasTarget.model_validate(found)
+
+    async def upload(self, *, name: str, upload_id: str) -> dict[str, Any] | None:
+        found = await self._call("GET", f"/v1/models/{name}/uploads/{upload_id}")
+        return None if found is None else dict(found)
 
     async def register(self, *, name: str, body: dict[str, Any]) -> dict[str, Any]:
         found = await self._call("POST", f"/v1/models/{name}/versions", json=body)
