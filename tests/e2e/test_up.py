@@ -2,10 +2,14 @@
 runs them: no simulator; the churn CSV, whose entity and time columns are not
 ``entity_id``/``ts``, goes in with ``millrace ingest file``, the project's model reaches
 production as good as the same spec fitted by hand, serving answers by customer id, and
-Ctrl-C stops everything."""
+Ctrl-C stops everything. Models of the team's own (a scikit-learn pipeline, XGBoost,
+LightGBM) come in through ``millrace models upload`` and are judged like trained ones;
+each kind of bad upload is refused or rejected with its reason."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import re
@@ -30,18 +34,28 @@ MILLRACE = Path(sys.executable).parent / "millrace"
 RECORDS = 4_000  # what millrace init writes: 400 customers, 10 weeks
 
 
-def plain_scikit_learn_f1(snapshot: Path, features: list[str]) -> float:
-    """The model spec fitted by hand on the same snapshot and the same time split."""
+Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def time_split(snapshot: Path, features: list[str]) -> Split:
+    """The snapshot's labelled rows in time order, the last fifth held out (the spec's
+    holdout_fraction), split by hand."""
     table = pq.read_table(snapshot).sort_by(
         [("event_time", "ascending"), ("event_id", "ascending")]
     )
     table = table.filter(pc.is_valid(table["label"]))
     cut = table.num_rows - math.ceil(table.num_rows * 0.2)
-    x = np.column_stack([table[name].to_numpy().astype(float) for name in features])
+    x = np.column_stack([table[name].to_numpy().astype(np.float32) for name in features])
     y = table["label"].to_numpy().astype(int)
+    return x[:cut], y[:cut], x[cut:], y[cut:]
+
+
+def plain_scikit_learn_f1(snapshot: Path, features: list[str]) -> float:
+    """The model spec fitted by hand on the same snapshot and the same time split."""
+    x, y, x_holdout, y_holdout = time_split(snapshot, features)
     model = RandomForestClassifier(n_estimators=60, max_depth=6, random_state=7)
-    model.fit(x[:cut], y[:cut])
-    return float(f1_score(y[cut:], model.predict(x[cut:])))
+    model.fit(x, y)
+    return float(f1_score(y_holdout, model.predict(x_holdout)))
 
 
 def test_millrace_up_brings_a_teams_own_model_to_production(tmp_path: Path) -> None:
@@ -112,8 +126,151 @@ def test_millrace_up_brings_a_teams_own_model_to_production(tmp_path: Path) -> N
         features = doc["schema"]["features"]
         by_hand = plain_scikit_learn_f1(snapshot, features)
         assert abs(doc["metrics"]["f1"] - by_hand) <= 0.03, (doc["metrics"], by_hand)
+        uploads_are_judged(
+            tmp_path,
+            split=time_split(snapshot, features),
+            env=env | {"MILLRACE_TOKEN": token},
+            registry=url("registry"),
+            features=url("features"),
+            objects=tmp_path / "up" / "objects",
+        )
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGINT)  # Ctrl-C
         code = up.wait(timeout=120)
     assert code == 0 and said().rstrip().endswith("stopped"), said()[-2000:]
+
+
+def uploads_are_judged(
+    tmp_path: Path,
+    *,
+    split: Split,
+    env: dict[str, str],
+    registry: str,
+    features: str,
+    objects: Path,
+) -> None:
+    """``millrace models upload`` of models fitted here on the platform's own snapshot:
+    good ones registered ready with metrics the platform computed on its holdout, bad
+    ones rejected or left candidates, each with the reason."""
+    import lightgbm
+    import onnxmltools
+    import xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType as SklearnFloats
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, x_holdout, _ = split
+    width = x.shape[1]
+    typed = [("features", FloatTensorType([None, width]))]
+
+    def sklearn_onnx(estimator: object, columns: int = width) -> bytes:
+        return to_onnx(  # type: ignore[no-any-return]
+            estimator,
+            initial_types=[("input", SklearnFloats([None, columns]))],
+            options={"zipmap": False},
+            target_opset=17,
+        ).SerializeToString()
+
+    def upload(name: str, onnx: bytes, samples: dict[str, object] | None = None) -> dict:
+        model = tmp_path / name
+        model.write_bytes(onnx)
+        extra = []
+        if samples is not None:
+            (tmp_path / f"{name}.json").write_text(json.dumps(samples))
+            extra = ["--samples", str(tmp_path / f"{name}.json")]
+        done = subprocess.run(
+            [str(MILLRACE), "models", "upload", str(model), "--name", "churn", "--json"]
+            + ["--registry", registry, "--features-url", features, *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        result: dict = json.loads(done.stdout)
+        assert done.returncode == (0 if result["run"]["status"] == "succeeded" else 1), done
+        return result
+
+    def samples_of(estimator: object, rows: np.ndarray) -> dict[str, object]:
+        return {
+            "rows": rows.tolist(),
+            "predictions": estimator.predict(rows).tolist(),  # type: ignore[attr-defined]
+            "probabilities": estimator.predict_proba(rows).tolist(),  # type: ignore[attr-defined]
+        }
+
+    # a scikit-learn pipeline, with sample predictions for the parity check
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
+    onnx = sklearn_onnx(pipeline)
+    judged = upload("pipeline.onnx", onnx, samples_of(pipeline, x_holdout[:50]))
+    version = judged["version"]
+    assert version["status"] == "ready", judged
+    assert version["sha256"] == hashlib.sha256(onnx).hexdigest() and version["size"] == len(onnx)
+    lineage = version["lineage"]
+    assert (
+        lineage["upload"]["filename"] == "pipeline.onnx" and "artifact_uri" not in lineage["upload"]
+    )
+    assert lineage["checks"]["passed"] and lineage["checks"]["sample_rows"] == 50
+    # its metrics are the platform's own, on the holdout of the snapshot it cut for it
+    _, _, holdout, y_holdout = time_split(
+        objects / key_of(lineage["snapshot"]["uri"]), lineage["feature_set"]["features"]
+    )
+    expected = roc_auc_score(y_holdout, pipeline.predict_proba(holdout)[:, 1])
+    assert abs(version["metrics"]["roc_auc"] - expected) < 1e-4, (version["metrics"], expected)
+    assert version["metrics"]["roc_auc"] > lineage["baseline"]["roc_auc"]
+
+    # XGBoost and LightGBM through onnxmltools' converters, inputs named as the user likes
+    boosted = xgboost.XGBClassifier(n_estimators=40, max_depth=3).fit(x, y)
+    onnx = onnxmltools.convert_xgboost(boosted, initial_types=typed, target_opset=15)
+    judged = upload("xgboost.onnx", onnx.SerializeToString(), samples_of(boosted, x_holdout[:50]))
+    assert judged["version"]["status"] == "ready", judged
+    light = lightgbm.LGBMClassifier(n_estimators=40, verbose=-1).fit(x, y)
+    onnx = onnxmltools.convert_lightgbm(light, initial_types=typed, target_opset=15, zipmap=False)
+    judged = upload("lightgbm.onnx", onnx.SerializeToString(), samples_of(light, x_holdout[:50]))
+    assert judged["version"]["status"] == "ready", judged
+    assert judged["version"]["metrics"]["roc_auc"] > 0.75, judged["version"]["metrics"]
+
+    # refusals, each with its reason: a model of other inputs, one whose answers differ
+    # from its samples, one that gives maps (ZipMap), one worse than a trivial model
+    narrow = LogisticRegression().fit(x[:, :4], y)
+    judged = upload("narrow.onnx", sklearn_onnx(narrow, columns=4))
+    assert judged["version"]["status"] == "rejected", judged
+    assert (
+        f"of shape [None, 4]; it must be one float32 input of shape [N, {width}]"
+        in (judged["version"]["rejection_reason"])
+    )
+    lying = samples_of(pipeline, x_holdout[:50])
+    lying["predictions"] = [1 - p for p in lying["predictions"]]  # type: ignore[attr-defined]
+    del lying["probabilities"]
+    judged = upload("lying.onnx", sklearn_onnx(pipeline), lying)
+    assert judged["version"]["status"] == "rejected", judged
+    assert (
+        "labels differ from the uploaded sample predictions on 50 sample rows"
+        in (judged["version"]["rejection_reason"])
+    )
+    maps = onnxmltools.convert_lightgbm(light, initial_types=typed, target_opset=15)
+    judged = upload("zipmap.onnx", maps.SerializeToString())
+    assert "zipmap=False" in judged["version"]["rejection_reason"], judged
+    backwards = LogisticRegression().fit(x, 1 - y)  # learns the rule upside down
+    judged = upload("backwards.onnx", sklearn_onnx(backwards))
+    version = judged["version"]
+    assert version["status"] == "ready" and not version["promoted"], judged
+    assert "does not beat the baseline" in version["reason"] and "challenger" in version["aliases"]
+
+    # not a model at all: refused by the registry before anything is evaluated
+    (tmp_path / "notes.onnx").write_text("not a model")
+    refused = subprocess.run(
+        [str(MILLRACE), "models", "upload", str(tmp_path / "notes.onnx"), "--name", "churn"]
+        + ["--registry", registry, "--features-url", features],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused
+    assert "notes.onnx is not a usable ONNX model" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr

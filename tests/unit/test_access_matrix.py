@@ -64,6 +64,9 @@ EXPECTED: dict[str, dict[str, str]] = {
         "GET /v1/models/{name}/runs/compare": READ,
         "GET /v1/models/{name}/runs/{run_id}": READ,
         "PUT /v1/models/{name}/runs/{run_id}": "scientist trainer",
+        "GET /v1/models/{name}/runs/{run_id}/artifacts": READ,
+        "PUT /v1/models/{name}/runs/{run_id}/artifacts/{path}": "scientist trainer",
+        "GET /v1/models/{name}/runs/{run_id}/artifacts/{path}": READ,
         "GET /v1/models/{name}/traffic": READ,
         "PUT /v1/models/{name}/traffic": "deployer",
         "GET /v1/sites": READ,
@@ -114,6 +117,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         **HEALTH,
         "POST /v1/models/{model}/train-requests": "scientist",
         "GET /v1/models/{model}/drift": READ,
+        "POST /v1/feature-sets/{name}/historical-features": READ,
     },
     "trainer": {**HEALTH},
     "edge-agent": {

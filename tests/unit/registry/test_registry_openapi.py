@@ -27,8 +27,9 @@ def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-BINARY = {"/v1/sites/{site_id}/objects/{key}"}
-"""Routes that answer bytes (a site's manifest and models), not a JSON document."""
+BINARY = {"/v1/sites/{site_id}/objects/{key}", "/v1/models/{name}/runs/{run_id}/artifacts/{path}"}
+"""Routes that answer bytes (a site's manifest and models, a run's files), not a JSON
+document."""
 
 
 def json_routes(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -41,7 +42,7 @@ def json_routes(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def test_the_site_object_route_answers_bytes_or_not_modified(spec: dict[str, Any]) -> None:
-    [path] = BINARY
+    path = "/v1/sites/{site_id}/objects/{key}"
     answers = spec["paths"][path]["get"]["responses"]
     assert "application/octet-stream" in answers["200"]["content"]
     assert {"304", "401", "403", "404"} <= set(answers)
@@ -49,7 +50,7 @@ def test_the_site_object_route_answers_bytes_or_not_modified(spec: dict[str, Any
 
 def test_every_json_route_names_the_document_it_answers(spec: dict[str, Any]) -> None:
     routes = json_routes(spec)
-    assert len([r for r in routes if r[0].startswith("/v1/")]) == 33
+    assert len([r for r in routes if r[0].startswith("/v1/")]) == 34
     assert not [path for path, _, _ in routes if path.startswith("/ui")]  # HTML, not JSON
     for path, method, operation in routes:
         answers = {s: r for s, r in operation["responses"].items() if s.startswith("2")}

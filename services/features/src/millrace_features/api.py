@@ -1,7 +1,9 @@
-"""The features service's routes: training on demand and a model's drift."""
+"""The features service's routes: training on demand, a model's drift, and a feature
+set's rows as they were known at given times (point-in-time retrieval for training)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -9,7 +11,7 @@ from fastapi import APIRouter, Body, Request
 from millrace_common.contracts import TrainRequest
 from millrace_common.http import errors
 from millrace_common.identity import actor_of
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from millrace_features.deps import RuntimeDep
 from millrace_features.drift_check import DriftMeasurement, verdict
@@ -17,6 +19,8 @@ from millrace_features.metrics import SNAPSHOTS
 from millrace_features.on_demand import TrainAsk
 
 router = APIRouter(prefix="/v1/models/{model}", tags=["features"])
+feature_sets = APIRouter(prefix="/v1/feature-sets/{name}", tags=["feature sets"])
+MAX_ENTITY_ROWS = 100_000
 
 
 @router.post(
@@ -93,4 +97,61 @@ def drift_out(m: DriftMeasurement, reason: str | None) -> DriftOut:
         new_labelled_rows=m.new_labelled,
         would_fire=reason is not None,
         reason=reason,
+    )
+
+
+class EntityAt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entity_id: str = Field(min_length=1, max_length=200)
+    at: AwareDatetime
+
+
+class HistoricalAsk(BaseModel):
+    """Entities and the times to look them up at (Feast's entity DataFrame)."""
+
+    model_config = ConfigDict(extra="forbid")
+    entities: list[EntityAt] = Field(min_length=1, max_length=MAX_ENTITY_ROWS)
+
+
+class HistoricalRow(BaseModel):
+    entity_id: str
+    at: datetime
+    event_time: datetime | None = Field(description="the row's event; null: none known by then")
+    features: dict[str, Any] | None
+    label: float | None
+
+
+class HistoricalOut(BaseModel):
+    feature_set: str
+    version: int
+    features: list[str]
+    label: str | None
+    rows: list[HistoricalRow] = Field(description="one per entity asked, in the same order")
+
+
+@feature_sets.post("/historical-features", response_model=HistoricalOut, responses=errors(404, 422))
+async def historical_features(
+    name: str, ask: Annotated[HistoricalAsk, Body()], rt: RuntimeDep
+) -> HistoricalOut:
+    """For each entity and time: the feature set's newest offline row at or before that
+    time, exactly what a prediction at that moment would have seen (no later event
+    leaks in), with the row's label; null features when nothing was known yet."""
+    feature_set = rt.project.feature_set(name)
+    wanted = [(e.entity_id, e.at) for e in ask.entities]
+    found = await asyncio.to_thread(rt.features.as_of, feature_set, wanted)
+    return HistoricalOut(
+        feature_set=feature_set.name,
+        version=feature_set.version,
+        features=feature_set.feature_names,
+        label=feature_set.label,
+        rows=[
+            HistoricalRow(
+                entity_id=entity,
+                at=at,
+                event_time=None if row is None else row.event_time,
+                features=None if row is None else row.features,
+                label=None if row is None else row.label,
+            )
+            for (entity, at), row in zip(wanted, found, strict=True)
+        ],
     )

@@ -20,7 +20,7 @@ from millrace_common.service import secure, service_app
 
 from millrace_features.access import RULES
 from millrace_features.adapters.tables import outbox
-from millrace_features.api import router
+from millrace_features.api import feature_sets, router
 from millrace_features.config import Settings
 from millrace_features.offload import Offload, Place
 from millrace_features.runtime import Runtime
@@ -47,6 +47,7 @@ def bootstrap(settings: Settings, *, store: ObjectStore | None = None) -> Runtim
 def create_app(runtime: Runtime) -> FastAPI:
     app = service_app(runtime, title="Millrace features", description=__doc__)
     app.include_router(router)
+    app.include_router(feature_sets)
     secure(app, runtime.settings, RULES)
     return app
 

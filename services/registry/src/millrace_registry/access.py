@@ -22,6 +22,7 @@ RULES = Rules(
     # a model of one's own: stored, then evaluated and registered by the trainer
     ("POST", "/v1/models/{name}/uploads", {SCIENTIST}),
     ("PUT", "/v1/models/{name}/runs/{run_id}", {SCIENTIST, TRAINER}),
+    ("PUT", "/v1/models/{name}/runs/{run_id}/artifacts/**", {SCIENTIST, TRAINER}),
     ("PATCH", "/v1/models/{name}", {SCIENTIST, DEPLOYER}),
     ("PATCH", "/v1/models/{name}/versions/{version}", {SCIENTIST, DEPLOYER}),
     # what runs where: deployers

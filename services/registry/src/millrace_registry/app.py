@@ -22,6 +22,7 @@ from millrace_registry.catalog import Catalog
 from millrace_registry.config import Settings
 from millrace_registry.fleet import Fleet
 from millrace_registry.lifecycle import Lifecycle
+from millrace_registry.run_artifacts import RunArtifacts
 from millrace_registry.runs import Runs
 from millrace_registry.runtime import MIGRATIONS, ConnectProducer, RelayBell, Runtime
 from millrace_registry.site_objects import SiteObjects
@@ -52,6 +53,7 @@ def bootstrap(
     store = store or open_store(settings.object_store)
     manifests = ManifestWriter(factory=factory, store=store, signer=signer)
     bell = RelayBell()
+    runs = Runs(factory=factory)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -61,12 +63,13 @@ def bootstrap(
         connect_producer=connect_producer or (lambda: kafka_producer(settings)),
         lifecycle=Lifecycle(factory=factory, artifacts=Artifacts(store), on_commit=bell),
         catalog=Catalog(factory=factory),
-        runs=Runs(factory=factory),
+        runs=runs,
         sites=Sites(factory=factory, manifests=manifests),
         site_objects=SiteObjects(store),
         fleet=Fleet(factory=factory),
         traffic=TrafficPolicies(factory=factory),
         uploads=Uploads(store, max_bytes=settings.max_upload_bytes),
+        run_artifacts=RunArtifacts(store, runs=runs, max_bytes=settings.max_upload_bytes),
     )
 
 

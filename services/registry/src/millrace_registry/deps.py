@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from millrace_registry.catalog import Catalog
 from millrace_registry.fleet import Fleet
 from millrace_registry.lifecycle import Lifecycle
+from millrace_registry.run_artifacts import RunArtifacts
 from millrace_registry.runs import Runs
 from millrace_registry.runtime import Runtime
 from millrace_registry.site_objects import SiteObjects
@@ -55,6 +56,10 @@ def get_traffic(runtime: RuntimeDep) -> TrafficPolicies:
     return runtime.traffic
 
 
+def get_run_artifacts(runtime: RuntimeDep) -> RunArtifacts:
+    return runtime.run_artifacts
+
+
 def get_uploads(runtime: RuntimeDep) -> Uploads:
     return runtime.uploads
 
@@ -66,3 +71,4 @@ SitesDep = Annotated[Sites, Depends(get_sites)]
 FleetDep = Annotated[Fleet, Depends(get_fleet)]
 TrafficDep = Annotated[TrafficPolicies, Depends(get_traffic)]
 UploadsDep = Annotated[Uploads, Depends(get_uploads)]
+RunArtifactsDep = Annotated[RunArtifacts, Depends(get_run_artifacts)]

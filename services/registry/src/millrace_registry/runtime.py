@@ -24,6 +24,7 @@ from millrace_registry.catalog import Catalog
 from millrace_registry.config import Settings
 from millrace_registry.fleet import Fleet
 from millrace_registry.lifecycle import Lifecycle
+from millrace_registry.run_artifacts import RunArtifacts
 from millrace_registry.runs import Runs
 from millrace_registry.site_objects import SiteObjects
 from millrace_registry.sites import Sites
@@ -71,6 +72,7 @@ class Runtime:
         fleet: Fleet,
         traffic: TrafficPolicies,
         uploads: Uploads,
+        run_artifacts: RunArtifacts,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -84,6 +86,7 @@ class Runtime:
         self.fleet = fleet
         self.traffic = traffic
         self.uploads = uploads
+        self.run_artifacts = run_artifacts
         self.producer: Producer | None = None
         self._bell = bell
         self._connect_producer = connect_producer

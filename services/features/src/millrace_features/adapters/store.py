@@ -8,9 +8,10 @@ On Postgres a batch is two statements, each taking its rows as one JSON document
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -95,6 +96,60 @@ class FeatureStore:
                         reading = Reading(_aware(at).timestamp(), event_id, inputs)
                         found.setdefault(entity, []).append(reading)
         return found
+
+    def as_of(
+        self, feature_set: FeatureSet, wanted: Sequence[tuple[str, datetime]]
+    ) -> list[AsOf | None]:
+        """For each (entity, time): the newest offline row of the feature set's current
+        version whose event time is at or before that time (what was known then), or
+        None. Point-in-time correct: a row written for a later event is never used."""
+        times: dict[str, list[tuple[float, str, Any, float | None]]] = {}
+        entities = sorted({entity for entity, _ in wanted})
+        latest = {entity: datetime.min.replace(tzinfo=UTC) for entity in entities}
+        for entity, at in wanted:
+            latest[entity] = max(latest[entity], _aware(at))
+        with self._factory() as session:
+            for start in range(0, len(entities), CHUNK):
+                group = entities[start : start + CHUNK]
+                query = (
+                    sa.select(
+                        offline_rows.c.entity_id,
+                        offline_rows.c.event_time,
+                        offline_rows.c.event_id,
+                        offline_rows.c.features,
+                        offline_rows.c.label,
+                    )
+                    .where(
+                        offline_rows.c.feature_set == feature_set.name,
+                        offline_rows.c.feature_set_version == feature_set.version,
+                        offline_rows.c.entity_id.in_(group),
+                        offline_rows.c.event_time <= max(latest[e] for e in group),
+                    )
+                    .order_by(offline_rows.c.event_time, offline_rows.c.event_id)
+                )
+                for entity, at, event_id, features, label in session.execute(query):
+                    times.setdefault(entity, []).append(
+                        (_aware(at).timestamp(), event_id, features, label)
+                    )
+        found: list[AsOf | None] = []
+        for entity, at in wanted:
+            history = times.get(entity, [])
+            i = bisect.bisect_right(history, _aware(at).timestamp(), key=lambda r: r[0])
+            if i == 0:
+                found.append(None)
+                continue
+            when, event_id, features, label = history[i - 1]
+            found.append(AsOf(datetime.fromtimestamp(when, UTC), event_id, features, label))
+        return found
+
+
+class AsOf(NamedTuple):
+    """A feature row as it was known at a point in time."""
+
+    event_time: datetime
+    event_id: str
+    features: dict[str, Any]
+    label: float | None
 
 
 def _write_postgres(

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
+from millrace_common.errors import InvalidInput
 from millrace_common.http import errors
 
 from millrace_registry.api.params import PAGED, Limit, Offset, paged
-from millrace_registry.deps import RunsDep
+from millrace_registry.deps import RunArtifactsDep, RunsDep
 from millrace_registry.names import RunStatus
+from millrace_registry.run_artifacts import RunArtifact
 from millrace_registry.schemas import RunComparison, RunReport, TrainingRun
 
 router = APIRouter(prefix="/models/{name}/runs", tags=["runs"])
+BYTES: dict[int | str, dict[str, Any]] = {200: {"content": {"application/octet-stream": {}}}}
 
 
 @router.get("", response_model=list[TrainingRun], responses=PAGED | errors(404, 422))
@@ -52,3 +55,39 @@ async def record_run(
 ) -> TrainingRun:
     """A run starting, or ending without a version (a finished run's status is final: 409)."""
     return await asyncio.to_thread(runs.record, name=name, run_id=run_id, report=report)
+
+
+@router.put(
+    "/{run_id}/artifacts/{path:path}", response_model=RunArtifact, responses=errors(404, 422)
+)
+async def put_artifact(
+    name: str, run_id: str, path: str, request: Request, artifacts: RunArtifactsDep
+) -> RunArtifact:
+    """Keep a file with a recorded run (the body is the file's bytes)."""
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > artifacts.max_bytes:
+            raise InvalidInput(
+                f"the artifact is larger than the registry takes ({artifacts.max_bytes} bytes)",
+                field="body",
+            )
+        parts.append(chunk)
+    return await asyncio.to_thread(
+        artifacts.put, name=name, run_id=run_id, path=path, data=b"".join(parts)
+    )
+
+
+@router.get("/{run_id}/artifacts", response_model=list[RunArtifact], responses=errors(404))
+async def list_artifacts(name: str, run_id: str, artifacts: RunArtifactsDep) -> list[RunArtifact]:
+    return await asyncio.to_thread(artifacts.list, name=name, run_id=run_id)
+
+
+@router.get(
+    "/{run_id}/artifacts/{path:path}",
+    response_class=Response,
+    responses=BYTES | errors(404, 422),
+)
+async def get_artifact(name: str, run_id: str, path: str, artifacts: RunArtifactsDep) -> Response:
+    data = await asyncio.to_thread(artifacts.get, name=name, run_id=run_id, path=path)
+    return Response(data, media_type="application/octet-stream")
