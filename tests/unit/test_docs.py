@@ -173,7 +173,7 @@ def test_every_millrace_command_named_exists(page: Path) -> None:
     root = millrace_commands()
     unknown = []
     for line in code(page.read_text()):
-        for words in re.findall(r"(?:^|[\s(]|bin/)millrace((?: [a-z][a-z0-9-]*)*)", line):
+        for words in re.findall(r"(?:^|(?<!from)[\s(]|bin/)millrace((?: [a-z][a-z0-9-]*)*)", line):
             node, path = root, "millrace"
             for word in words.split():
                 subcommands = getattr(node, "commands", None)

@@ -69,6 +69,7 @@ class Service:
         body: Any = None,
         files: dict[str, Any] | None = None,
         form: Params | None = None,
+        content: bytes | None = None,
     ) -> Any:
         try:
             response = httpx.request(
@@ -78,6 +79,7 @@ class Service:
                 json=body,
                 files=files,
                 data=form,
+                content=content,
                 timeout=self.timeout,
                 headers=self.headers,
             )

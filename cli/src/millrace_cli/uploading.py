@@ -27,28 +27,22 @@ def send_upload(
     *,
     name: str,
     model: Path,
-    samples: Path | None = None,
+    samples: Path | bytes | None = None,
     description: str = "",
     actor: str = USER,
 ) -> Doc:
-    """The file (and its samples) to the registry; the upload it stored."""
+    """The file (and its samples: a JSON file or its bytes) to the registry; the upload
+    it stored."""
     for path in (model, samples):
-        if path is not None and not path.is_file():
+        if isinstance(path, Path) and not path.is_file():
             raise CliError(f"{path}: no such file")
     with ExitStack() as opened:
-        files: dict[str, Any] = {
-            "model": (
-                model.name,
-                opened.enter_context(model.open("rb")),
-                "application/octet-stream",
-            )
-        }
+        stream = opened.enter_context(model.open("rb"))
+        files: dict[str, Any] = {"model": (model.name, stream, "application/octet-stream")}
+        if isinstance(samples, Path):
+            samples = opened.enter_context(samples.open("rb")).read()
         if samples is not None:
-            files["samples"] = (
-                samples.name,
-                opened.enter_context(samples.open("rb")),
-                "application/json",
-            )
+            files["samples"] = ("samples.json", samples, "application/json")
         form = {"description": description, "actor": actor}
         return registry.post_files("models", name, "uploads", files=files, form=form)  # type: ignore[no-any-return]
 
