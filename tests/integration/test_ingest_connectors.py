@@ -172,6 +172,38 @@ async def test_s3_bad_line_is_named_and_what_came_before_it_is_sent(
     assert sorted(v["ts"][17:19] for v in sent) == [f"{s:02d}" for s in range(7)]
 
 
+async def test_refused_records_are_counted_kept_and_the_rest_sent(
+    ingest_url: str, broker: str, tmp_path: Path
+) -> None:
+    """--max-refused: a line the reader cannot type and a record ingest refuses are each
+    counted with their reason and written to --refused; every other line arrives once."""
+    tag = f"refused-{secrets.token_hex(3)}"
+    lines = csv_rows(tag, 10, bad=2).decode().splitlines()
+    lines[7] = lines[7].replace(f"{tag}-0,", ",", 1)  # no entity: ingest refuses it
+    path = tmp_path / "readings.csv"
+    path.write_text("\n".join(lines) + "\n")
+    kept = tmp_path / "refused.jsonl"
+    run = millrace(
+        "file", str(path), "--dataset", "machines", "--batch", "4",
+        "--max-refused", "5", "--refused", str(kept), ingest=ingest_url,
+    )  # fmt: skip
+    said = succeeded(run)
+    assert "sent 8 records to dataset 'machines'; refused 2 (" in said, said
+    assert "temperature: expected float (1)" in said and f"the first at {path} line 4" in said
+    refused = [orjson.loads(line) for line in kept.read_text().splitlines()]
+    assert [r["where"] for r in refused] == [f"{path} line 4", f"{path} line 8"]
+    assert refused[0]["record"]["temperature"] == "hot"
+    assert "entity_id" in refused[1]["reason"]
+    sent = await read_raw(broker, 8, tagged(tag))
+    assert sorted(int(v["ts"][17:19]) for v in sent) == [0, 1, 3, 4, 5, 7, 8, 9]
+    over = millrace(
+        "file", str(path), "--dataset", "machines", "--max-refused", "1", ingest=ingest_url
+    )  # fmt: skip
+    line = failed(over)
+    assert f"{path} line 8:" in line and "more than --max-refused 1" in line
+    assert "(5 records sent before it, 1 refused)" in line
+
+
 def test_s3_errors_are_one_line(
     ingest_url: str, bucket: tuple[ObjectStore, str, str], s3_endpoint: str
 ) -> None:

@@ -10,7 +10,7 @@ from millrace_common.errors import MillraceError
 from millrace_common.project import Dataset
 from millrace_ingest.connectors.files import file_items
 from millrace_ingest.connectors.s3 import S3Location, S3Scan, open_bucket, s3_items
-from millrace_ingest.connectors.sender import ConnectorError, IngestClient, Item, send_all
+from millrace_ingest.connectors.sender import ConnectorError, IngestClient, Item, Sent, send_all
 from millrace_ingest.connectors.sql import CursorState, SqlRun, SqlSource
 from rich.console import Console
 
@@ -22,8 +22,9 @@ def _run(
     batch: int,
     console: Console,
     items: Callable[[Dataset], Iterable[Item]],
+    max_refused: int,
     on_ack: Callable[[list[Item]], None] = lambda _items: None,
-) -> int:
+) -> Sent:
     """Describe the dataset, then send what ``items`` yields; every error says how many
     records went before it."""
 
@@ -39,6 +40,7 @@ def _run(
                 dataset=dataset,
                 items=items(spec),
                 batch=batch,
+                max_refused=max_refused,
                 on_ack=on_ack,
                 progress=progress,
             )
@@ -48,26 +50,43 @@ def _run(
         raise ConnectorError(exc.message, sent=0) from None
 
 
-def send_file(*, path: Path, dataset: str, url: str, batch: int, console: Console) -> int:
+def send_file(
+    *, path: Path, dataset: str, url: str, batch: int, max_refused: int, console: Console
+) -> Sent:
     return _run(
         url=url,
         dataset=dataset,
         batch=batch,
         console=console,
         items=lambda spec: file_items(path, spec),
+        max_refused=max_refused,
     )
 
 
 def send_s3(
-    *, location: str, endpoint: str | None, dataset: str, url: str, batch: int, console: Console
-) -> tuple[int, S3Scan]:
+    *,
+    location: str,
+    endpoint: str | None,
+    dataset: str,
+    url: str,
+    batch: int,
+    max_refused: int,
+    console: Console,
+) -> tuple[Sent, S3Scan]:
     scan = S3Scan()
 
     def items(spec: Dataset) -> Iterable[Item]:
         where = S3Location.parse(location)
         return s3_items(open_bucket(where, endpoint=endpoint), where, spec, scan=scan)
 
-    sent = _run(url=url, dataset=dataset, batch=batch, console=console, items=items)
+    sent = _run(
+        url=url,
+        dataset=dataset,
+        batch=batch,
+        console=console,
+        items=items,
+        max_refused=max_refused,
+    )
     return sent, scan
 
 
@@ -78,8 +97,9 @@ def send_sql(
     dataset: str,
     url: str,
     batch: int,
+    max_refused: int,
     console: Console,
-) -> tuple[int, SqlRun]:
+) -> tuple[Sent, SqlRun]:
     runs: list[SqlRun] = []
 
     def items(spec: Dataset) -> Iterable[Item]:
@@ -92,6 +112,7 @@ def send_sql(
         batch=batch,
         console=console,
         items=items,
+        max_refused=max_refused,
         on_ack=lambda acked: runs[0].acknowledge(acked),
     )
     return sent, runs[0]

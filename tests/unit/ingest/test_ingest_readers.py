@@ -18,7 +18,7 @@ from millrace_ingest.connectors.event_ids import (
     with_event_id,
 )
 from millrace_ingest.connectors.files import file_items
-from millrace_ingest.connectors.reader import format_of, read_stream
+from millrace_ingest.connectors.reader import Unreadable, format_of, read_stream
 from millrace_ingest.connectors.s3 import S3Location, s3_items
 
 MACHINES = Dataset(
@@ -74,21 +74,27 @@ def test_gzip_reads_like_the_plain_file() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "name", "message"),
+    ("data", "name", "reason"),
     [
         (CSV + b"m-3,2026-01-01T00:02:00Z,hot,0.1,0\n", "r.csv",
-         "r.csv line 4: temperature: expected float, got 'hot'"),
-        (JSONL + b"{nope\n", "r.jsonl", "r.jsonl line 4: not JSON"),
-        (JSONL + b"[1, 2]\n", "r.jsonl", "r.jsonl line 4: expected a JSON object"),
-        (b"not gzip at all", "r.csv.gz", "r.csv.gz: unreadable"),
+         "temperature: expected float, got 'hot'"),
+        (JSONL + b"{nope\n", "r.jsonl", "not JSON"),
+        (JSONL + b"[1, 2]\n", "r.jsonl", "expected a JSON object"),
         (CSV + b"m-3,2026-01-01T00:02:00Z,1,2,0,extra\n", "r.csv",
-         "r.csv line 4: more values than header columns"),
+         "more values than header columns"),
     ],
 )  # fmt: skip
-def test_a_bad_line_is_named(data: bytes, name: str, message: str) -> None:
+def test_a_bad_line_is_named_and_the_stream_read_on(data: bytes, name: str, reason: str) -> None:
+    found = read(data + (CSV if name.endswith("csv") else JSONL).split(b"\n", 1)[1], name)
+    [(line, bad)] = [(n, r) for n, r in found if isinstance(r, Unreadable)]
+    assert line == 4 and bad.reason.startswith(reason) and bad.raw
+    assert max(n for n, _ in found) > 4  # the lines after it are read too
+
+
+def test_an_unreadable_stream_is_named() -> None:
     with pytest.raises(InvalidInput) as caught:
-        read(data, name)
-    assert caught.value.message.startswith(message)
+        read(b"not gzip at all", "r.csv.gz")
+    assert caught.value.message.startswith("r.csv.gz: unreadable")
 
 
 def test_file_event_ids_come_from_content_and_line_not_path(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The shared batch sender against ingest's own app (its producer a fake): batches,
-acknowledgements, and everything before the first bad record sent."""
+acknowledgements, everything before the first bad record sent, and bad records counted
+with their reasons up to --max-refused."""
 
 from __future__ import annotations
 
@@ -58,14 +59,14 @@ def test_batches_are_sent_and_acknowledged_in_order(
     client: IngestClient, producer: FakeProducer
 ) -> None:
     acked: list[list[int]] = []
-    sent = send_all(
+    done = send_all(
         client=client,
         dataset="machines",
         items=items(5),
         batch=2,
         on_ack=lambda batch: acked.append([i.checkpoint for i in batch]),
     )
-    assert sent == 5 and acked == [[0, 1], [2, 3], [4]]
+    assert done.sent == 5 and done.refused == [] and acked == [[0, 1], [2, 3], [4]]
     assert [v["event_id"] for v in producer.values] == [f"e-{i}" for i in range(5)]
 
 
@@ -105,3 +106,32 @@ def test_unknown_dataset_and_unreachable_ingest(client: IngestClient) -> None:
     with IngestClient("http://127.0.0.1:9", timeout=2) as down:
         with pytest.raises(InvalidInput, match="cannot reach ingest at http://127.0.0.1:9"):
             down.dataset("machines")
+
+
+def test_bad_records_are_counted_with_their_reasons_up_to_the_limit(
+    client: IngestClient, producer: FakeProducer
+) -> None:
+    source = items(12, bad_at=3)
+    source[7] = Item("line 7", {"line": "{nope"}, checkpoint=7, refusal="not JSON (x)")
+    source[9] = Item("line 9", dict(source[9].record, temperature="cold"), checkpoint=9)
+    acked: list[int] = []
+    done = send_all(
+        client=client,
+        dataset="machines",
+        items=source,
+        batch=4,
+        max_refused=3,
+        on_ack=lambda batch: acked.extend(i.checkpoint for i in batch),
+    )
+    assert done.sent == 9 and [r.where for r in done.refused] == ["line 3", "line 7", "line 9"]
+    assert done.reasons() == "temperature: expected float (2), not JSON (x) (1)"
+    assert done.refused[0].record["temperature"] == "hot"  # kept as it came: nothing lost
+    assert acked == list(range(12))  # a cursor moves past what was refused, in order
+    assert [v["event_id"] for v in producer.values] == [
+        f"e-{i}" for i in range(12) if i not in (3, 7, 9)
+    ]
+    with pytest.raises(ConnectorError) as caught:
+        send_all(client=client, dataset="machines", items=source, batch=4, max_refused=2)
+    assert caught.value.message.startswith("line 9: temperature: expected float")
+    assert "more than --max-refused 2" in caught.value.message
+    assert (caught.value.sent, caught.value.refused) == (7, 2)

@@ -11,7 +11,7 @@ from millrace_common.errors import InvalidInput
 from millrace_common.project import Dataset
 
 from millrace_ingest.connectors.event_ids import file_event_id, with_event_id
-from millrace_ingest.connectors.reader import format_of, position, read_stream
+from millrace_ingest.connectors.reader import Unreadable, format_of, position, read_stream
 from millrace_ingest.connectors.sender import Item
 
 
@@ -33,7 +33,10 @@ def file_items(path: Path, dataset: Dataset) -> Iterator[Item]:
             handle, kind=kind, gzipped=gzipped, dataset=dataset, where=str(path)
         ):
             where = f"{path} {position(kind, line)}"
-            yield Item(where, with_event_id(record, file_event_id(content, line)))
+            if isinstance(record, Unreadable):
+                yield Item(where, record.raw, refusal=record.reason)
+            else:
+                yield Item(where, with_event_id(record, file_event_id(content, line)))
 
 
 def _sha256(path: Path) -> str:

@@ -8,7 +8,7 @@ import csv
 import gzip
 import io
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, Literal, NamedTuple, cast
 
 import orjson
 import pyarrow as pa
@@ -27,6 +27,17 @@ SUFFIXES: dict[str, Format] = {
     ".parquet": "parquet",
 }
 PARQUET_BATCH = 1024
+
+
+class Unreadable(NamedTuple):
+    """A line that is no record (not JSON, a value of the wrong type, too many values):
+    refused and counted by the sender, the rest of the stream read on."""
+
+    reason: str
+    raw: dict[str, Any]
+
+
+Read = tuple[int, "dict[str, Any] | Unreadable"]
 
 
 def _bool(text: str) -> bool:
@@ -55,8 +66,9 @@ def position(kind: Format, number: int) -> str:
 
 def read_stream(
     stream: IO[bytes], *, kind: Format, gzipped: bool, dataset: Dataset, where: str
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, record); a bad line raises InvalidInput naming ``where`` and it."""
+) -> Iterator[Read]:
+    """Yield (line number, record or ``Unreadable``); a stream that cannot be read at all
+    raises InvalidInput naming ``where``."""
     source = cast(IO[bytes], gzip.GzipFile(fileobj=stream, mode="rb")) if gzipped else stream
     try:
         if kind == "csv":
@@ -69,16 +81,20 @@ def read_stream(
         raise InvalidInput(f"{where}: unreadable ({exc})", field="path") from None
 
 
-def _read_jsonl(stream: IO[bytes], where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_jsonl(stream: IO[bytes], where: str) -> Iterator[Read]:
+    del where  # a line's own problems are named by the sender with its place
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
+        raw = {"line": line.decode("utf-8", errors="replace").rstrip("\r\n")}
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"{where} line {number}: not JSON ({exc})", field="path") from None
+            yield number, Unreadable(f"not JSON ({exc})", raw)
+            continue
         if not isinstance(record, dict):
-            raise InvalidInput(f"{where} line {number}: expected a JSON object", field="path")
+            yield number, Unreadable("expected a JSON object", raw)
+            continue
         yield number, record
 
 
@@ -91,30 +107,27 @@ def _read_parquet(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, {k: json_value(v) for k, v in row.items() if v is not None}
 
 
-def _read_csv(
-    stream: IO[bytes], dataset: Dataset, where: str
-) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_csv(stream: IO[bytes], dataset: Dataset, where: str) -> Iterator[Read]:
+    del where  # a line's own problems are named by the sender with its place
     types = dataset.all_fields()
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.DictReader(text)
     for row in reader:
         # line_num is the physical line the row ends on, quoted newlines included
-        number = reader.line_num
-        yield number, _typed_row(row, types, f"{where} line {number}")
+        yield reader.line_num, _typed_row(row, types)
 
 
-def _typed_row(row: dict[str, str], types: Mapping[str, str], where: str) -> dict[str, Any]:
+def _typed_row(row: dict[str, Any], types: Mapping[str, str]) -> dict[str, Any] | Unreadable:
     record: dict[str, Any] = {}
     for key, text in row.items():
         if key is None:
-            raise InvalidInput(f"{where}: more values than header columns", field="path")
+            raw = {k: v for k, v in row.items() if k is not None} | {"extra values": text}
+            return Unreadable("more values than header columns", raw)
         if text is None or text == "":
             continue
         kind = types.get(key)
         try:
             record[key] = _CASTS[kind](text) if kind else text
         except ValueError:
-            raise InvalidInput(
-                f"{where}: {key}: expected {kind}, got {text!r}", field=key
-            ) from None
+            return Unreadable(f"{key}: expected {kind}, got {text!r}", row)
     return record

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 from urllib.parse import urlencode, urlparse
 
 from millrace_common.errors import InvalidInput, MillraceError, NotFound, Unavailable
@@ -17,7 +17,14 @@ from millrace_common.objectstore import ObjectInfo, ObjectStore, open_store
 from millrace_common.project import Dataset
 
 from millrace_ingest.connectors.event_ids import s3_event_id, with_event_id
-from millrace_ingest.connectors.reader import Format, format_of, position, read_stream
+from millrace_ingest.connectors.reader import (
+    Format,
+    Read,
+    Unreadable,
+    format_of,
+    position,
+    read_stream,
+)
 from millrace_ingest.connectors.sender import Item
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
@@ -79,10 +86,14 @@ def s3_items(
         with _opened(store, info, kind, where) as stream:
             records = read_stream(stream, kind=kind, gzipped=gzipped, dataset=dataset, where=where)
             for line, record in _reading(records, where):
+                place = f"{where} {position(kind, line)}"
+                if isinstance(record, Unreadable):
+                    yield Item(place, record.raw, refusal=record.reason)
+                    continue
                 event_id = s3_event_id(
                     bucket=location.bucket, key=info.key, etag=info.etag, size=info.size, line=line
                 )
-                yield Item(f"{where} {position(kind, line)}", with_event_id(record, event_id))
+                yield Item(place, with_event_id(record, event_id))
 
 
 def _listing(store: ObjectStore, location: S3Location) -> Iterator[ObjectInfo]:
@@ -118,9 +129,7 @@ def _opened(store: ObjectStore, info: ObjectInfo, kind: Format, where: str) -> I
         raise InvalidInput(f"cannot read {where}: {_short(exc)}", field="url") from None
 
 
-def _reading(
-    records: Iterator[tuple[int, dict[str, Any]]], where: str
-) -> Iterator[tuple[int, dict[str, Any]]]:
+def _reading(records: Iterator[Read], where: str) -> Iterator[Read]:
     """``records``, with a connection lost mid-object named as such (one line)."""
     try:
         yield from records

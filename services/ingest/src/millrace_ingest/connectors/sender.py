@@ -1,13 +1,17 @@
 """The batch sender every connector shares: records to ingest's REST API in batches.
 
-Everything before the first bad record is sent (a batch ingest refuses is re-sent without
-the bad record and what follows it), then the error names the record and how many were sent.
+A bad record (a line the reader cannot make a record of, or one ingest refuses) is counted
+with its reason and the rest goes on, up to ``max_refused`` of them; one more stops the
+run after everything before it was sent, and the error names the record and how many were
+sent. A batch ingest refuses is re-sent without the bad record, in order, so the records
+around it still arrive once.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -19,21 +23,47 @@ from millrace_common.settings import bearer_from_env
 @dataclass(frozen=True)
 class Item:
     """One record to send, ``where`` it came from (for errors), and what to remember once
-    ingest acknowledged it (the SQL connector's cursor)."""
+    ingest acknowledged it (the SQL connector's cursor). ``refusal``: why the source's
+    line is no record (it is counted, never sent)."""
 
     where: str
     record: dict[str, Any]
     checkpoint: Any = None
+    refusal: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    where: str
+    reason: str
+    record: dict[str, Any]
+
+
+@dataclass
+class Sent:
+    """What a connector run did: records sent, and those refused with their reasons."""
+
+    sent: int = 0
+    refused: list[Refusal] = field(default_factory=list)
+
+    def reasons(self, most: int = 3) -> str:
+        """``tenure_weeks: expected int (7), as_of: required (3)``: the commonest reasons."""
+        counted = Counter(_without_value(r.reason) for r in self.refused)
+        shown = [f"{reason} ({n})" for reason, n in counted.most_common(most)]
+        others = len(counted) - most
+        return ", ".join(shown) + (f" and {others} other reasons" if others > 0 else "")
 
 
 class ConnectorError(MillraceError):
-    """A connector stopped; ``sent`` records were acknowledged before it did."""
+    """A connector stopped; ``sent`` records were acknowledged before it did, ``refused``
+    counted before the one that stopped it."""
 
     code = "connector_error"
 
-    def __init__(self, message: str, *, sent: int) -> None:
+    def __init__(self, message: str, *, sent: int, refused: int = 0) -> None:
         super().__init__(message)
         self.sent = sent
+        self.refused = refused
 
 
 class RecordRejected(InvalidInput):
@@ -95,26 +125,48 @@ def send_all(
     dataset: str,
     items: Iterable[Item],
     batch: int,
+    max_refused: int = 0,
     on_ack: Callable[[list[Item]], None] = lambda _items: None,
     progress: Callable[[int], None] = lambda _sent: None,
-) -> int:
-    """Send ``items`` in batches, calling ``on_ack`` after ingest acknowledged each.
-    Returns how many were sent; any error is a ConnectorError carrying that count."""
-    sent = 0
+) -> Sent:
+    """Send ``items`` in batches, calling ``on_ack`` after ingest acknowledged each (and
+    for each refused record, so a cursor moves past it). Refused records are counted with
+    their reasons up to ``max_refused``; any error is a ConnectorError carrying the counts."""
+    done = Sent()
+
+    def refuse(item: Item, reason: str) -> None:
+        if len(done.refused) >= max_refused:
+            message = f"{item.where}: {reason}"
+            if max_refused:
+                message += f" (more than --max-refused {max_refused} records refused)"
+            raise ConnectorError(message, sent=done.sent, refused=len(done.refused))
+        done.refused.append(Refusal(item.where, reason, item.record))
+        on_ack([item])
+
+    def post(chunk: list[Item]) -> None:
+        """Send ``chunk`` (every item a record); what ingest refuses is counted."""
+        while chunk:
+            try:
+                client.post(dataset, chunk)
+            except RecordRejected as exc:
+                post(chunk[: exc.accepted])  # everything before the bad record is in
+                bad = chunk[exc.accepted]
+                refuse(bad, exc.message.removeprefix(f"{bad.where}: "))
+                chunk = chunk[exc.accepted + 1 :]
+                continue
+            done.sent += len(chunk)
+            on_ack(chunk)
+            progress(done.sent)
+            return
 
     def flush(pending: list[Item]) -> None:
-        nonlocal sent
-        if not pending:
-            return
-        try:
-            client.post(dataset, pending)
-        except RecordRejected as exc:
-            # keep the promise "everything before the bad record is in"
-            flush(pending[: exc.accepted])
-            raise
-        sent += len(pending)
-        on_ack(pending)
-        progress(sent)
+        start = 0
+        for i, item in enumerate(pending):
+            if item.refusal is not None:
+                post(pending[start:i])
+                refuse(item, item.refusal)
+                start = i + 1
+        post(pending[start:])
 
     pending: list[Item] = []
 
@@ -129,9 +181,11 @@ def send_all(
             if len(pending) >= batch:
                 flush_pending()
         flush_pending()
+    except ConnectorError:
+        raise
     except MillraceError as exc:
-        raise ConnectorError(exc.message, sent=sent) from None
-    return sent
+        raise ConnectorError(exc.message, sent=done.sent, refused=len(done.refused)) from None
+    return done
 
 
 def _guarded(items: Iterable[Item], *, flush: Callable[[], None]) -> Iterator[Item]:
@@ -168,6 +222,12 @@ def _first_rejection(response: httpx.Response) -> tuple[int | None, str]:
 
 def _index(field: str) -> int:
     return int(field[len("records[") : field.index("]")])
+
+
+def _without_value(reason: str) -> str:
+    """A reason without the value that broke it (``expected int, got 'x'`` counts with
+    ``expected int, got 'y'``)."""
+    return reason.split(", got ", 1)[0]
 
 
 def _message(response: httpx.Response) -> str:
