@@ -9,6 +9,7 @@ Every failure is a ``millrace.Error`` whose message is one line naming what was 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import uuid
@@ -315,13 +316,15 @@ def _samples_bytes(samples: Mapping[str, Any] | str | Path | None) -> bytes | No
 
 
 def _jsonable(value: Any) -> Any:
-    """numpy scalars and arrays as plain JSON values."""
-    return json.loads(json.dumps(value, default=_plain))
-
-
-def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as plain JSON values, NaN as null (missing)."""
     if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
+        value = value.tolist()
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | bool):
+        return value
     return str(value)

@@ -42,7 +42,7 @@ datasets:
       monthly_charges: float
       total_charges: float
       support_calls: int        # calls this week
-      contract: str             # month-to-month, one-year, two-year (counted only, for now)
+      contract: str             # month-to-month, one-year, two-year
       paperless_billing: bool
     labels:
       churned: int              # 0 or 1
@@ -59,6 +59,10 @@ feature_sets:
       - {name: support_calls_28d, field: support_calls, agg: sum, window: 28d}
       - {name: support_calls_max_28d, field: support_calls, agg: max, window: 28d}
       - {name: paperless_billing, field: paperless_billing, agg: last, window: 3650d}
+      # a category as numbers: this week's record is (1) or is not (0) of that contract
+      - {name: month_to_month, field: contract, agg: count, equals: month-to-month, window: 7d}
+      - {name: two_year, field: contract, agg: count, equals: two-year, window: 7d}
+      - {name: charges_per_call_28d, ratio: [monthly_charges, support_calls_28d]}  # null: 0 calls
 
 models:
   churn:

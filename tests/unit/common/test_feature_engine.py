@@ -194,3 +194,63 @@ feature_sets:
     }
     assert all(type(v) is float for v in last.features.values())
     FeatureRowComputed.model_validate_json(last.to_json())
+
+
+TABULAR = """
+datasets:
+  customers:
+    entity: customer_id
+    time: as_of
+    fields: {charges: float, calls: int, contract: str, note: str}
+    optional: [charges, calls, note]
+feature_sets:
+  profile:
+    dataset: customers
+    features:
+      - {name: charges_last, field: charges, agg: last, window: 14d}
+      - {name: charges_sum, field: charges, agg: sum, window: 14d}
+      - {name: calls_sum, field: calls, agg: sum, window: 14d}
+      - {name: monthly_contracts, field: contract, agg: count, equals: month-to-month, window: 30d}
+      - {name: days_since_note, field: note, agg: since_last, window: 90d}
+      - {name: charge_per_call, ratio: [charges_sum, calls_sum]}
+"""
+
+
+def test_tabular_features_and_missing_values(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Category counts, the time since the last reading of a field, ratios; an aggregate
+    of nothing is missing (null), a count or a sum of nothing is 0, a ratio over 0 is
+    missing."""
+    (tmp_path / "millrace.yaml").write_text(TABULAR)
+    project = load_project(tmp_path)
+    dataset = project.dataset("customers")
+    engine = FeatureEngine(project)
+
+    def at(day: int, **values: object) -> Event:
+        record = {"customer_id": "c", "as_of": f"2026-11-{day:02d}T00:00:00Z", **values}
+        return Event(validate_record(dataset, record), f"e{day}")
+
+    first, second, third, fourth = engine.rows(
+        [
+            at(1, contract="month-to-month", note="called about the bill"),
+            at(3, charges=30.0, calls=2, contract="one-year"),
+            at(5, charges=10.0, calls=0, contract="month-to-month", note="moved"),
+            at(25, contract="two-year"),  # the charges of days 3 and 5 left the 14d window
+        ]
+    )
+    assert first.features == {
+        "charges_last": None,  # no charges yet: missing, not 0
+        "charges_sum": 0.0,
+        "calls_sum": 0.0,
+        "monthly_contracts": 1.0,
+        "days_since_note": None,  # no earlier note
+        "charge_per_call": None,  # 0 / 0
+    }
+    assert second.features["days_since_note"] == 2 * 86400  # since day 1's note
+    assert second.features["charge_per_call"] == 15.0
+    assert third.features["monthly_contracts"] == 2.0
+    assert third.features["days_since_note"] == 4 * 86400  # day 3 had no note: day 1's
+    assert third.features["charge_per_call"] == 20.0
+    assert fourth.features["charges_last"] is None and fourth.features["charges_sum"] == 0.0
+    assert fourth.features["days_since_note"] == 20 * 86400
+    contract = FeatureRowComputed.model_validate_json(first.to_json())
+    assert contract.features["charges_last"] is None

@@ -63,3 +63,32 @@ def test_an_unknown_field_and_a_bad_value_name_their_lines(tmp_path: Path) -> No
     assert "millrace.yaml line 14: feature_sets.profile.features.1.window" in (
         malformed.value.message
     )
+
+
+@pytest.mark.parametrize(
+    ("feature", "field", "says"),
+    [
+        (
+            "{name: r, ratio: [tenure_last, nope]}",
+            "ratio",
+            "ratio 'r' of 'profile' divides ['nope'], not aggregated features",
+        ),
+        (
+            "{name: c, field: contract, agg: count, equals: 3}",
+            "equals",
+            "equals 3 is not a value of 'contract', a str field",
+        ),
+        ("{name: c, field: contract, agg: sum, equals: x}", "", "agg must be count"),
+        ("{name: r, field: tenure, agg: sum, ratio: [a, b]}", "", "no field, agg or equals"),
+        ("{name: r, window: 30d}", "", "needs a field and an agg"),
+    ],
+)
+def test_a_feature_that_cannot_work_is_refused(
+    tmp_path: Path, feature: str, field: str, says: str
+) -> None:
+    spec = SPEC.replace("{name: contract_mean, field: contract, agg: {agg}, window: 30d}", feature)
+    with pytest.raises(InvalidInput) as refused:
+        load_project(write(tmp_path, spec))
+    assert says in refused.value.message and "millrace.yaml line 14" in refused.value.message
+    if field:
+        assert refused.value.field == f"feature_sets.profile.features.1.{field}"

@@ -40,12 +40,13 @@ def test_feature_columns_follow_the_feature_set_order(make_parquet) -> None:
     assert snapshot.x[3].tolist() == [-3.0, 3.0]
 
 
-def test_rows_without_label_or_with_missing_features_are_dropped(make_parquet) -> None:
+def test_rows_without_label_are_dropped_and_missing_features_kept_missing(make_parquet) -> None:
     data = columns(20)
     data["label"][0] = None  # type: ignore[index]
     data["a"][5] = None  # type: ignore[index]
     snapshot = read_snapshot(make_parquet(data), features=FEATURES)
-    assert (snapshot.rows, snapshot.dropped) == (18, 2)
+    assert (snapshot.rows, snapshot.dropped) == (19, 1)
+    assert int(np.isnan(snapshot.x).sum()) == 1  # the model's imputer fills it
 
 
 def test_iso_strings_are_accepted_as_event_times(make_parquet) -> None:

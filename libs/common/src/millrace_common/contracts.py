@@ -42,7 +42,8 @@ class FeatureRowComputed(Contract):
     feature_set_version: int
     entity_id: str
     event_time: datetime
-    features: dict[str, float]
+    features: dict[str, float | None]
+    """null: missing (an empty window's mean, a first event's time since the last one)."""
     label: float | None = None
 
 

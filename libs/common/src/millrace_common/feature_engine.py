@@ -23,9 +23,9 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from millrace_common.project import Aggregation, FeatureSet, Project
+from millrace_common.project import EMPTY_IS_ZERO, FeatureSet, Project
 from millrace_common.records import ValidRecord
-from millrace_common.windows import REDUCERS, Reducer
+from millrace_common.windows import REDUCERS, Reducer, counting
 
 _LAST_ID = "\U0010ffff"  # sorts after every event id: (t, _LAST_ID) follows every (t, id)
 
@@ -118,54 +118,72 @@ class Window:
         hi = bisect.bisect_right(self._keys, (as_of, _LAST_ID))
         return lo, hi
 
+    def last_before(self, field: str, as_of: float, *, since: float) -> float | None:
+        """The event time of the newest reading before ``as_of`` (and after ``since``)
+        that has ``field``, or None."""
+        column = self._columns[field]
+        i = bisect.bisect_left(self._keys, (as_of, "")) - 1
+        while i >= 0 and self._keys[i][0] > since:
+            if column[i] is not None:
+                return self._keys[i][0]
+            i -= 1
+        return None
+
     def values(self, field: str, lo: int, hi: int) -> list[Any]:
         """The field's values in the index range, missing ones left out."""
         values = self._columns[field][lo:hi]
         return [v for v in values if v is not None] if field in self._gaps else values
 
 
-@dataclass(frozen=True, slots=True)
-class _Feature:
-    name: str
-    field: str
-    agg: Aggregation
-    seconds: int
-
-
 class Plan:
     """A feature set compiled for the hot path: features grouped by window length, so
-    each window is sliced once per event."""
+    each window is sliced once per event; then the times since the last reading and the
+    ratios, which read the others."""
 
     def __init__(self, feature_set: FeatureSet) -> None:
         self.feature_set = feature_set
         self.name = feature_set.name
         self.version = feature_set.version
         self.label = feature_set.label
-        features = [
-            _Feature(f.name, f.field, f.agg, f.window_seconds) for f in feature_set.features
-        ]
-        self.names = [f.name for f in features]
+        aggregated = [f for f in feature_set.features if f.ratio is None]
+        self.names = [f.name for f in feature_set.features]
+        # a missing value where nothing was aggregated, but a count or a sum is 0
+        self.empty: dict[str, float | None] = {
+            f.name: 0.0 if f.agg in EMPTY_IS_ZERO else None for f in feature_set.features
+        }
         # window length -> field -> the (name, reducer) of the features reading it
         self.by_window: dict[int, dict[str, list[tuple[str, Reducer]]]] = {}
-        for f in features:
-            group = self.by_window.setdefault(f.seconds, {})
-            group.setdefault(f.field, []).append((f.name, REDUCERS[f.agg]))
-        self.fields = sorted({f.field for f in features})
-        self.keep_seconds = 2 * max(f.seconds for f in features)
+        self.since: list[tuple[str, str, int]] = []  # (name, field, window seconds)
+        for f in aggregated:
+            if f.agg == "since_last":
+                self.since.append((f.name, f.field, f.window_seconds))
+                continue
+            reduce = counting(f.equals) if f.equals is not None else REDUCERS[f.agg]  # type: ignore[index]
+            group = self.by_window.setdefault(f.window_seconds, {})
+            group.setdefault(f.field, []).append((f.name, reduce))
+        self.ratios = [(f.name, *f.ratio) for f in feature_set.features if f.ratio is not None]
+        self.fields = sorted({f.field for f in aggregated})
+        self.keep_seconds = 2 * feature_set.max_window_seconds
 
     def window(self, readings: Iterable[Reading] = ()) -> Window:
         return Window(self.fields, readings)
 
-    def compute(self, window: Window, as_of: float) -> dict[str, float]:
-        out: dict[str, float] = dict.fromkeys(self.names, 0.0)  # in the declared order
+    def compute(self, window: Window, as_of: float) -> dict[str, float | None]:
+        out = dict(self.empty)  # in the declared order
         for seconds, fields in self.by_window.items():
             lo, hi = window.span(as_of - seconds, as_of)
             if lo == hi:
-                continue  # nothing in the window: every aggregation is 0.0
+                continue  # nothing in the window: every aggregation is empty
             for field, features in fields.items():
                 values = window.values(field, lo, hi)
                 for name, reduce in features:
                     out[name] = reduce(values)
+        for name, field, seconds in self.since:
+            before = window.last_before(field, as_of, since=as_of - seconds)
+            out[name] = None if before is None else as_of - before
+        for name, numerator, denominator in self.ratios:
+            top, bottom = out[numerator], out[denominator]
+            out[name] = None if top is None or not bottom else top / bottom
         return out
 
 
@@ -179,7 +197,7 @@ class Row(NamedTuple):
     feature_set_version: int
     entity_id: str
     event_time: datetime
-    features: dict[str, float]
+    features: dict[str, float | None]
     label: float | None
     inputs: dict[str, Any]
     trace_id: str | None = None

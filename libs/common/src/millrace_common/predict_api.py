@@ -31,7 +31,13 @@ from millrace_common.dataplane import (
 )
 from millrace_common.errors import InvalidInput, MillraceError
 from millrace_common.http import DirectRoute, errors
-from millrace_common.scoring import LoadedModel, ModelSlots, format_outputs, matrix_from_instances
+from millrace_common.scoring import (
+    LoadedModel,
+    ModelSlots,
+    format_outputs,
+    matrix_from_instances,
+    refuse_unanswered_missing,
+)
 
 __all__ = [
     "INLINE_ROWS",
@@ -140,6 +146,7 @@ def predict_router(
             plane.failed(choice, exc, started=started)
             raise
         choice, outputs = await plane.answer(choice, matrix, started=started)
+        refuse_unanswered_missing(choice.model.schema.features, matrix, outputs)
         return _answer(name, choice, format_outputs(choice.model.schema.task, outputs))
 
     router.add_api_route(

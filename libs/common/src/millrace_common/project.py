@@ -10,13 +10,25 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from millrace_common.errors import InvalidInput, NotFound
 
 FieldType = Literal["float", "int", "str", "bool"]
 RESERVED_KEYS = ("dataset", "event_id")  # keys of a raw record that are not dataset fields
-Aggregation = Literal["mean", "max", "min", "sum", "std", "count", "last"]
+Aggregation = Literal["mean", "max", "min", "sum", "std", "count", "last", "since_last"]
+EMPTY_IS_ZERO = frozenset({"count", "sum"})
+"""What an aggregation of no values is: 0.0 for these, missing (null) for the others (a
+mean, a minimum or a last value of nothing is unknown, never 0)."""
+Category = str | int | bool
 _PY_TYPES: dict[str, type] = {"float": float, "int": int, "str": str, "bool": bool}
 _WINDOW = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -37,6 +49,15 @@ class Dataset(BaseModel):
     time: str = "ts"
     fields: dict[str, FieldType]
     labels: dict[str, FieldType] = Field(default_factory=dict)
+    optional: list[str] = Field(default_factory=list)
+    """Fields a record may lack (absent or null): their features see a missing value."""
+
+    @model_validator(mode="after")
+    def _optional_are_fields(self) -> Dataset:
+        unknown = [name for name in self.optional if name not in self.fields]
+        if unknown:
+            raise ValueError(f"optional names {unknown}, not fields of the dataset")
+        return self
 
     def all_fields(self) -> dict[str, FieldType]:
         return {**self.fields, **self.labels}
@@ -49,7 +70,11 @@ class Dataset(BaseModel):
     @functools.cached_property
     def field_checks(self) -> tuple[FieldCheck, ...]:
         """The fields as the validator's fast path checks them."""
-        return tuple(FieldCheck.of(name, kind) for name, kind in self.fields.items())
+        optional = set(self.optional)
+        return tuple(
+            FieldCheck.of(name, kind, optional=name in optional)
+            for name, kind in self.fields.items()
+        )
 
     @functools.cached_property
     def label_checks(self) -> tuple[FieldCheck, ...]:
@@ -64,19 +89,37 @@ class FieldCheck(NamedTuple):
     name: str
     types: tuple[type, ...]
     to_float: bool
+    optional: bool = False
 
     @classmethod
-    def of(cls, name: str, kind: FieldType) -> FieldCheck:
+    def of(cls, name: str, kind: FieldType, *, optional: bool = False) -> FieldCheck:
         types = {"float": (float, int), "int": (int,), "bool": (bool,), "str": (str,)}[kind]
-        return cls(name, types, kind == "float")
+        return cls(name, types, kind == "float", optional)
 
 
 class FeatureSpec(BaseModel):
+    """``agg`` of a ``field`` over the ``window`` up to each event (``count`` with
+    ``equals``: how many readings had that value; ``since_last``: seconds since the
+    previous reading with the field), or a ``ratio`` of two other features."""
+
     model_config = ConfigDict(extra="forbid")
     name: str
-    field: str
-    agg: Aggregation
+    field: str = ""
+    agg: Aggregation | None = None
     window: str = "10m"
+    equals: Category | None = None
+    ratio: tuple[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> FeatureSpec:
+        if self.ratio is not None:
+            if self.field or self.agg is not None or self.equals is not None:
+                raise ValueError("a ratio names two features: no field, agg or equals")
+        elif not self.field or self.agg is None:
+            raise ValueError("a feature needs a field and an agg (or a ratio)")
+        elif self.equals is not None and self.agg != "count":
+            raise ValueError("equals counts readings with that value: agg must be count")
+        return self
 
     @field_validator("window")
     @classmethod
@@ -104,7 +147,7 @@ class FeatureSet(BaseModel):
 
     @property
     def max_window_seconds(self) -> int:
-        return max(f.window_seconds for f in self.features)
+        return max((f.window_seconds for f in self.features if f.ratio is None), default=0)
 
 
 class DriftPolicy(BaseModel):
@@ -264,20 +307,47 @@ def _check_feature_set(project: Project, fs: FeatureSet) -> None:
             f"feature set '{fs.name}' reads unknown dataset '{fs.dataset}'",
             field=f"feature_sets.{fs.name}.dataset",
         )
+    aggregated = {f.name for f in fs.features if f.ratio is None}
     for i, feature in enumerate(fs.features):
+        where = f"feature_sets.{fs.name}.features.{i}"
+        if feature.ratio is not None:
+            unknown = [name for name in feature.ratio if name not in aggregated]
+            if unknown:
+                raise InvalidInput(
+                    f"ratio '{feature.name}' of '{fs.name}' divides {unknown}, not aggregated "
+                    f"features of the set ({sorted(aggregated)})",
+                    field=f"{where}.ratio",
+                )
+            continue
         if feature.field not in dataset.fields:
             raise InvalidInput(
                 f"feature '{feature.name}' of '{fs.name}' reads unknown field '{feature.field}'",
-                field=f"feature_sets.{fs.name}.features.{i}.field",
+                field=f"{where}.field",
             )
-        if dataset.fields[feature.field] == "str" and feature.agg != "count":
+        kind = dataset.fields[feature.field]
+        if kind == "str" and feature.agg not in ("count", "since_last"):
             raise InvalidInput(
                 f"feature '{feature.name}' of '{fs.name}': {feature.agg} cannot aggregate "
-                f"'{feature.field}', a str field (a text field's only aggregation is count)",
-                field=f"feature_sets.{fs.name}.features.{i}.agg",
+                f"'{feature.field}', a str field (count it, with equals: a category, or take "
+                "the time since_last)",
+                field=f"{where}.agg",
+            )
+        if feature.equals is not None and not _same_kind(feature.equals, kind):
+            raise InvalidInput(
+                f"feature '{feature.name}' of '{fs.name}': equals {feature.equals!r} is not "
+                f"a value of '{feature.field}', a {kind} field",
+                field=f"{where}.equals",
             )
     if fs.label is not None and fs.label not in dataset.labels:
         raise InvalidInput(f"label '{fs.label}' is not a label of '{dataset.name}'")
+
+
+def _same_kind(value: Category, kind: FieldType) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, str) if kind == "str" else isinstance(value, int | float)
 
 
 def coerce_value(value: Any, kind: FieldType) -> Any:

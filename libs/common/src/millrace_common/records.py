@@ -3,6 +3,7 @@ shared by ingest, features and the edge agent."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -57,13 +58,15 @@ def _valid(dataset: Dataset, data: dict[str, Any]) -> ValidRecord | None:
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     values: dict[str, Any] = {}
-    for name, types, to_float in dataset.field_checks:
+    for name, types, to_float, optional in dataset.field_checks:
         value: Any = data.get(name)
         if type(value) not in types:
+            if optional and value is None:
+                continue
             return None
         values[name] = float(value) if to_float else value
     labels: dict[str, Any] = {}
-    for name, types, to_float in dataset.label_checks:
+    for name, types, to_float, _optional in dataset.label_checks:
         value = data.get(name)
         if value is None:
             continue
@@ -85,7 +88,7 @@ def _checked(dataset: Dataset, data: dict[str, Any]) -> ValidRecord:
     if not isinstance(entity, str) or not entity:
         errors.append(FieldError(dataset.entity, "required, a non-empty string"))
     ts = _timestamp(data, dataset.time, errors)
-    values = _typed(data, dataset.fields, errors, required=True)
+    values = _typed(data, dataset.fields, errors, required=True, optional=dataset.optional)
     labels = _typed(data, dataset.labels, errors, required=False)
     known = dataset.known_keys
     if not known.issuperset(data):
@@ -111,12 +114,17 @@ def _timestamp(data: dict[str, Any], name: str, errors: list[FieldError]) -> dat
 
 
 def _typed(
-    data: dict[str, Any], spec: dict[str, Any], errors: list[FieldError], *, required: bool
+    data: dict[str, Any],
+    spec: dict[str, Any],
+    errors: list[FieldError],
+    *,
+    required: bool,
+    optional: Collection[str] = (),
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, kind in spec.items():
         if data.get(name) is None:
-            if required:
+            if required and name not in optional:
                 errors.append(FieldError(name, f"required ({kind})"))
             continue
         try:

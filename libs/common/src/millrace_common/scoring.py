@@ -224,8 +224,9 @@ _PLAIN_NUMBERS = frozenset({int, float})
 
 
 def matrix_from_instances(schema: ModelSchema, instances: Sequence[dict[str, Any]]) -> np.ndarray:
-    """Rows in the model's feature order; a feature that is missing, null, not a number,
-    not finite or beyond float32 (1e39 would be scored as inf) is named."""
+    """Rows in the model's feature order, a null value NaN (missing: the model imputes
+    it); a feature that is absent, not a number, not finite or beyond float32 (1e39
+    would be scored as inf) is named."""
     if not instances:
         raise InvalidInput("at least one instance is required", field="instances")
     rows = _plain_rows(schema.features, instances)
@@ -239,7 +240,7 @@ def matrix_from_instances(schema: ModelSchema, instances: Sequence[dict[str, Any
         except OverflowError:  # an integer beyond even float64
             matrix = _matrix_slowly(schema.features, instances)
     if not np.isfinite(matrix).all():
-        raise _not_finite(schema.features, instances, matrix)
+        _check_finite(schema.features, instances, matrix)
     return matrix
 
 
@@ -263,7 +264,7 @@ def _check_instances(features: list[str], instances: Sequence[dict[str, Any]]) -
                 raise InvalidInput(f"missing feature '{name}'", field=where)
             value = instance[name]
             if value is None:
-                raise InvalidInput(f"feature '{name}' is null", field=where)
+                continue  # missing: NaN
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidInput(f"feature '{name}' must be a number", field=where)
 
@@ -273,9 +274,10 @@ def _matrix_slowly(features: list[str], instances: Sequence[dict[str, Any]]) -> 
     matrix = np.empty((len(instances), len(features)), dtype=np.float32)
     for i, instance in enumerate(instances):
         for j, name in enumerate(features):
+            value = instance[name]
             try:
                 with np.errstate(over="ignore"):
-                    matrix[i, j] = instance[name]
+                    matrix[i, j] = np.nan if value is None else value
             except OverflowError:
                 raise InvalidInput(
                     f"feature '{name}' is out of range", field=f"instances[{i}].{name}"
@@ -283,17 +285,43 @@ def _matrix_slowly(features: list[str], instances: Sequence[dict[str, Any]]) -> 
     return matrix
 
 
-def _not_finite(
+def _check_finite(
     features: list[str], instances: Sequence[dict[str, Any]], matrix: np.ndarray
-) -> InvalidInput:
-    """Names the first value that is NaN or infinite as sent, or became inf in float32."""
-    i, j = (int(k) for k in np.argwhere(~np.isfinite(matrix))[0])
-    name = features[j]
-    value = instances[i][name]
-    problem = "is not a finite number" if not math.isfinite(value) else "is out of range"
-    return InvalidInput(
-        f"feature '{name}' {problem} (the model takes float32)", field=f"instances[{i}].{name}"
-    )
+) -> None:
+    """Names the first value that is NaN or infinite as sent, or became inf in float32;
+    a NaN from a null (missing) value is what it should be."""
+    for i, j in np.argwhere(~np.isfinite(matrix)):
+        name = features[j]
+        value = instances[i][name]
+        if value is None:
+            continue
+        problem = "is not a finite number" if not math.isfinite(value) else "is out of range"
+        raise InvalidInput(
+            f"feature '{name}' {problem} (the model takes float32)", field=f"instances[{i}].{name}"
+        )
+
+
+def refuse_unanswered_missing(
+    features: list[str], matrix: np.ndarray, outputs: list[np.ndarray]
+) -> None:
+    """A null (missing) value is the model's to impute; a model that cannot (it answers
+    NaN for that row) gets a 422 naming the value, never a null answer."""
+    missing = np.isnan(matrix)
+    if not missing.any():
+        return
+    unanswered = np.zeros(len(matrix), dtype=bool)
+    for output in outputs:
+        if output.dtype.kind == "f":
+            unanswered |= np.isnan(output.reshape(len(matrix), -1)).any(axis=1)
+    rows = np.flatnonzero(unanswered & missing.any(axis=1))
+    if len(rows):
+        i = int(rows[0])
+        name = features[int(np.flatnonzero(missing[i])[0])]
+        raise InvalidInput(
+            f"feature '{name}' is null (missing), and this model gives no answer for a "
+            "missing value: send a number, or a model that imputes it (the trainer's do)",
+            field=f"instances[{i}].{name}",
+        )
 
 
 def format_outputs(task: str, outputs: list[Any]) -> list[dict[str, Any]]:

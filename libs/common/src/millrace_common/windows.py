@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from millrace_common.project import Aggregation
+from millrace_common.project import Aggregation, Category
 
-Reducer = Callable[[Sequence[float]], float]
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
+Reducer = Callable[[Sequence[Any]], float | None]
 
 
-def _std(values: Sequence[float]) -> float:
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _std(values: Sequence[float]) -> float | None:
     if not values:
-        return 0.0
+        return None
     mean = sum(values) / len(values)
     return math.sqrt(sum([(v - mean) * (v - mean) for v in values]) / len(values))
 
@@ -29,18 +30,24 @@ def _std(values: Sequence[float]) -> float:
 REDUCERS: dict[Aggregation, Reducer] = {
     "count": lambda values: float(len(values)),
     "mean": _mean,
-    "max": lambda values: float(max(values)) if values else 0.0,
-    "min": lambda values: float(min(values)) if values else 0.0,
+    "max": lambda values: float(max(values)) if values else None,
+    "min": lambda values: float(min(values)) if values else None,
     "sum": lambda values: float(sum(values)),
-    "last": lambda values: float(values[-1]) if values else 0.0,
+    "last": lambda values: float(values[-1]) if values else None,
     "std": _std,
 }
 """Each aggregation of ``values`` in event-time order, a float (a bool field's last is 1.0
-or 0.0); 0.0 for none (count: 0)."""
+or 0.0); of no values, 0.0 for count and sum and None (missing) for the others.
+``since_last`` needs the readings' times: the feature engine computes it."""
 
 
-def reduce_values(agg: Aggregation, values: Sequence[float]) -> float:
-    """``values`` (in event-time order) reduced by ``agg``; 0.0 for none (count: 0)."""
+def counting(value: Category) -> Reducer:
+    """``count`` with ``equals``: how many of the values are ``value`` (a category)."""
+    return lambda values: float(sum(1 for v in values if v == value))
+
+
+def reduce_values(agg: Aggregation, values: Sequence[float]) -> float | None:
+    """``values`` (in event-time order) reduced by ``agg`` (see ``REDUCERS``)."""
     return REDUCERS[agg](values)
 
 

@@ -96,4 +96,4 @@ def _reduce(kind: FieldType, values: list[Any], *, agg: str) -> Any:
     if kind == "bool":
         return any(values)
     reduced = reduce_values("mean" if agg == "mean" else "max", [float(v) for v in values])
-    return round(reduced) if kind == "int" else reduced
+    return round(reduced) if kind == "int" and reduced is not None else reduced

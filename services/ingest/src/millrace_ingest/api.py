@@ -66,6 +66,7 @@ class DatasetOut(BaseModel):
     time: str
     fields: dict[str, str]
     labels: dict[str, str]
+    optional: list[str] = []
 
 
 @router.get("/datasets", response_model=list[DatasetOut])
@@ -178,4 +179,5 @@ def describe(name: str, project: Project) -> DatasetOut:
         time=dataset.time,
         fields=dataset.fields,
         labels=dataset.labels,
+        optional=dataset.optional,
     )

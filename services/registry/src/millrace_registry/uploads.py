@@ -33,8 +33,11 @@ class Samples(BaseModel):
     the uploaded file on the same rows and rejects it when the answers differ."""
 
     model_config = ConfigDict(extra="forbid")
-    rows: list[list[float] | dict[str, float]] = Field(min_length=1, max_length=MAX_SAMPLES)
-    """Feature values in the feature set's order, or objects keyed by feature name."""
+    rows: list[list[float | None] | dict[str, float | None]] = Field(
+        min_length=1, max_length=MAX_SAMPLES
+    )
+    """Feature values in the feature set's order, or objects keyed by feature name (null:
+    missing)."""
     predictions: list[Cell] = Field(min_length=1, max_length=MAX_SAMPLES)
     """A class label or a value per row."""
     probabilities: list[list[float]] | None = None

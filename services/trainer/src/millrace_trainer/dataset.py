@@ -48,7 +48,7 @@ class Split:
 
 
 def read_snapshot(data: bytes, *, features: list[str]) -> Snapshot:
-    """Parse a snapshot; rows without a label or with a missing feature are dropped."""
+    """Parse a snapshot; rows without a label are dropped, a missing feature is NaN."""
     try:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowInvalid, OSError) as exc:
@@ -61,8 +61,9 @@ def read_snapshot(data: bytes, *, features: list[str]) -> Snapshot:
         if features
         else np.empty((table.num_rows, 0))
     )
+    x[~np.isfinite(x)] = np.nan  # missing stays missing: the model imputes it
     y = _floats(table, "label")
-    keep = np.isfinite(y) & np.isfinite(x).all(axis=1)
+    keep = np.isfinite(y)
     times = _times(table)[keep]
     ids = np.asarray(table.column("event_id").to_pylist(), dtype=object)[keep].astype(str)
     order = np.lexsort((ids, times))

@@ -34,6 +34,33 @@ def build_estimator(*, spec: ModelSpec, project_root: str | None = None) -> Any:
     return estimator
 
 
+NATIVE_MISSING = ("XGB", "LGBM", "HistGradientBoosting")
+"""Estimators that take a missing value as one (their trees learn where it goes)."""
+
+
+def imputing(estimator: Any) -> Any:
+    """``estimator`` behind a median imputer, both inside the exported model, so a missing
+    feature (an empty window's mean, a first event's time since the last one) is imputed
+    the same way in training, serving and at the sites; estimators that handle missing
+    values themselves are left as they are."""
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if type(final).__name__.startswith(NATIVE_MISSING):
+        return estimator
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    impute = SimpleImputer(strategy="median", keep_empty_features=True)
+    return Pipeline([("impute", impute), ("model", estimator)])
+
+
+def fitted_params(estimator: Any) -> dict[str, Any]:
+    """The parameters of the spec's estimator, without the imputer ``imputing`` added."""
+    steps = getattr(estimator, "steps", None)
+    if steps and steps[0][0] == "impute" and len(steps) == 2:
+        return jsonable_params(steps[1][1])
+    return jsonable_params(estimator)
+
+
 def _resolve(path: str, *, project_root: str | None) -> Any:
     module_name, _, attribute = path.rpartition(".")
     if not module_name:

@@ -17,7 +17,7 @@ from millrace_common.scoring import LoadedModel, load_model
 
 from millrace_trainer.checks import CheckReport, run_checks
 from millrace_trainer.dataset import Split, read_snapshot, time_split
-from millrace_trainer.estimators import build_estimator, fit, jsonable_params, labels_for
+from millrace_trainer.estimators import build_estimator, fit, fitted_params, imputing, labels_for
 from millrace_trainer.evaluation import Predictions, baseline_metrics, evaluate, from_outputs
 from millrace_trainer.export import export_onnx, schema_of
 
@@ -67,7 +67,7 @@ def train(
         split = time_split(rows, holdout_fraction=spec.holdout_fraction)
     with timer("fit"):
         estimator = fit(
-            estimator=build_estimator(spec=spec, project_root=project_root),
+            estimator=imputing(build_estimator(spec=spec, project_root=project_root)),
             x=split.x_train,
             y=split.y_train,
             task=spec.task,
@@ -103,7 +103,7 @@ def train(
         metrics=metrics,
         baseline=baseline,
         checks=report,
-        params=jsonable_params(estimator),
+        params=fitted_params(estimator),
         data=data,
         timings=timer.seconds,
     )

@@ -204,7 +204,7 @@ def _sample_matrix(rows: list[Any], features: list[str]) -> np.ndarray:
             row = [row[f] for f in features]
         if len(row) != len(features):
             raise ValueError(f"row {i} has {len(row)} values, the feature set {len(features)}")
-        matrix.append(row)
+        matrix.append([np.nan if v is None else v for v in row])  # null: missing
     return np.asarray(matrix, dtype=np.float32)
 
 

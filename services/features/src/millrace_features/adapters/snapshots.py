@@ -138,14 +138,22 @@ def build_parquet(
         "entity_id": [r.entity_id for r in rows],
         "event_time": list(times),
     }
-    values = {name: [float(r.features[name]) for r in rows] for name in feature_set.feature_names}
-    columns.update(values)
+    # a missing value (an empty window's mean, a first event's time since the last one)
+    # stays missing: null in Parquet, imputed by the model the trainer fits
+    values = {
+        name: [_number(r.features.get(name)) for r in rows] for name in feature_set.feature_names
+    }
+    columns.update({name: pa.array(column, type=pa.float64()) for name, column in values.items()})
     columns["label"] = [float(r.label) for r in rows]
-    reference = reference_of(values)
+    reference = reference_of({name: [v for v in c if v is not None] for name, c in values.items()})
     buffer = io.BytesIO()
     pq.write_table(pa.table(columns), buffer)
     cutoff = max(times) if times else datetime.now(UTC)
     return buffer.getvalue(), len(rows), cutoff, reference
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _utc(value: datetime) -> datetime:
