@@ -53,12 +53,12 @@ feature_sets:
     dataset: customers
     label: churned
     features:
-      - {name: tenure_weeks, field: tenure_weeks, agg: last, window: 3650d}
-      - {name: monthly_charges, field: monthly_charges, agg: last, window: 3650d}
-      - {name: total_charges, field: total_charges, agg: last, window: 3650d}
+      - {name: tenure_weeks, field: tenure_weeks, agg: latest}
+      - {name: monthly_charges, field: monthly_charges, agg: latest}
+      - {name: total_charges, field: total_charges, agg: latest}
       - {name: support_calls_28d, field: support_calls, agg: sum, window: 28d}
       - {name: support_calls_max_28d, field: support_calls, agg: max, window: 28d}
-      - {name: paperless_billing, field: paperless_billing, agg: last, window: 3650d}
+      - {name: paperless_billing, field: paperless_billing, agg: latest}
       # a category as numbers: this week's record is (1) or is not (0) of that contract
       - {name: month_to_month, field: contract, agg: count, equals: month-to-month, window: 7d}
       - {name: two_year, field: contract, agg: count, equals: two-year, window: 7d}

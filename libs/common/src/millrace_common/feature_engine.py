@@ -61,9 +61,15 @@ class Window:
     """An entity's readings for one feature set, sorted by (event time, event id), kept
     as one column per field (a feature slices its column: no per-reading lookups)."""
 
-    __slots__ = ("_keys", "_ids", "_columns", "_gaps")
+    __slots__ = ("_keys", "_ids", "_columns", "_gaps", "_sticky", "_older")
 
-    def __init__(self, fields: Sequence[str], readings: Iterable[Reading] = ()) -> None:
+    def __init__(
+        self,
+        fields: Sequence[str],
+        readings: Iterable[Reading] = (),
+        *,
+        sticky: Sequence[str] = (),
+    ) -> None:
         ordered = sorted(readings, key=lambda r: (r.at, r.event_id))
         self._keys = [(r.at, r.event_id) for r in ordered]
         self._ids = {r.event_id for r in ordered}
@@ -71,6 +77,10 @@ class Window:
         # the fields that have ever had a missing value here: only their slices are
         # filtered (a conservative mark; a trimmed gap leaves it set)
         self._gaps = {f for f, column in self._columns.items() if None in column}
+        # the fields whose newest value outlives the window (``latest``), and that value
+        # with its event time once its reading is trimmed
+        self._sticky = tuple(sticky)
+        self._older: dict[str, tuple[float, Any]] = {}
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -106,6 +116,8 @@ class Window:
         if self._keys[0][0] >= oldest:
             return
         cut = bisect.bisect_left(self._keys, (oldest, ""))
+        for field in self._sticky:
+            self._keep_newest(field, cut)
         for _at, event_id in self._keys[:cut]:
             self._ids.discard(event_id)
         del self._keys[:cut]
@@ -117,6 +129,27 @@ class Window:
         lo = bisect.bisect_right(self._keys, (start, _LAST_ID))
         hi = bisect.bisect_right(self._keys, (as_of, _LAST_ID))
         return lo, hi
+
+    def _keep_newest(self, field: str, cut: int) -> None:
+        """Before the readings up to ``cut`` go: remember the newest value of ``field``
+        among them, when it is newer than the one remembered."""
+        column = self._columns[field]
+        for i in range(cut - 1, -1, -1):
+            if column[i] is not None:
+                at = self._keys[i][0]
+                if field not in self._older or self._older[field][0] <= at:
+                    self._older[field] = (at, column[i])
+                return
+
+    def latest(self, field: str, as_of: float) -> Any:
+        """The newest value of ``field`` at or before ``as_of``, however old; None when
+        there is none (or when the only one known is newer than a late ``as_of``)."""
+        column = self._columns[field]
+        for i in range(bisect.bisect_right(self._keys, (as_of, _LAST_ID)) - 1, -1, -1):
+            if column[i] is not None:
+                return column[i]
+        older = self._older.get(field)
+        return older[1] if older is not None and older[0] <= as_of else None
 
     def last_before(self, field: str, as_of: float, *, since: float) -> float | None:
         """The event time of the newest reading before ``as_of`` (and after ``since``)
@@ -154,9 +187,13 @@ class Plan:
         # window length -> field -> the (name, reducer) of the features reading it
         self.by_window: dict[int, dict[str, list[tuple[str, Reducer]]]] = {}
         self.since: list[tuple[str, str, int]] = []  # (name, field, window seconds)
+        self.latest: list[tuple[str, str]] = []  # (name, field)
         for f in aggregated:
             if f.agg == "since_last":
                 self.since.append((f.name, f.field, f.window_seconds))
+                continue
+            if f.agg == "latest":
+                self.latest.append((f.name, f.field))
                 continue
             reduce = counting(f.equals) if f.equals is not None else REDUCERS[f.agg]  # type: ignore[index]
             group = self.by_window.setdefault(f.window_seconds, {})
@@ -166,7 +203,7 @@ class Plan:
         self.keep_seconds = 2 * feature_set.max_window_seconds
 
     def window(self, readings: Iterable[Reading] = ()) -> Window:
-        return Window(self.fields, readings)
+        return Window(self.fields, readings, sticky=self.feature_set.latest_fields)
 
     def compute(self, window: Window, as_of: float) -> dict[str, float | None]:
         out = dict(self.empty)  # in the declared order
@@ -178,6 +215,9 @@ class Plan:
                 values = window.values(field, lo, hi)
                 for name, reduce in features:
                     out[name] = reduce(values)
+        for name, field in self.latest:
+            value = window.latest(field, as_of)
+            out[name] = None if value is None else float(value)
         for name, field, seconds in self.since:
             before = window.last_before(field, as_of, since=as_of - seconds)
             out[name] = None if before is None else as_of - before

@@ -24,7 +24,7 @@ from millrace_common.errors import InvalidInput, NotFound
 
 FieldType = Literal["float", "int", "str", "bool"]
 RESERVED_KEYS = ("dataset", "event_id")  # keys of a raw record that are not dataset fields
-Aggregation = Literal["mean", "max", "min", "sum", "std", "count", "last", "since_last"]
+Aggregation = Literal["mean", "max", "min", "sum", "std", "count", "last", "since_last", "latest"]
 EMPTY_IS_ZERO = frozenset({"count", "sum"})
 """What an aggregation of no values is: 0.0 for these, missing (null) for the others (a
 mean, a minimum or a last value of nothing is unknown, never 0)."""
@@ -106,7 +106,8 @@ class FeatureSpec(BaseModel):
     name: str
     field: str = ""
     agg: Aggregation | None = None
-    window: str = "10m"
+    window: str | None = None
+    """``30s``, ``10m``, ``2h``, ``1d`` (default ``10m``); none for ``latest``."""
     equals: Category | None = None
     ratio: tuple[str, str] | None = None
 
@@ -119,18 +120,25 @@ class FeatureSpec(BaseModel):
             raise ValueError("a feature needs a field and an agg (or a ratio)")
         elif self.equals is not None and self.agg != "count":
             raise ValueError("equals counts readings with that value: agg must be count")
+        elif self.agg == "latest" and self.window is not None:
+            raise ValueError("latest is the newest value ever seen: it takes no window")
         return self
 
     @field_validator("window")
     @classmethod
-    def _window_format(cls, value: str) -> str:
-        if not _WINDOW.fullmatch(value):
+    def _window_format(cls, value: str | None) -> str | None:
+        if value is not None and not _WINDOW.fullmatch(value):
             raise ValueError("window must look like 30s, 10m, 2h or 1d")
         return value
 
     @property
+    def windowed(self) -> bool:
+        """Whether it reads a window (not a ratio, not the latest value ever)."""
+        return self.ratio is None and self.agg != "latest"
+
+    @property
     def window_seconds(self) -> int:
-        return window_seconds(self.window)
+        return window_seconds(self.window or "10m") if self.windowed else 0
 
 
 class FeatureSet(BaseModel):
@@ -147,7 +155,12 @@ class FeatureSet(BaseModel):
 
     @property
     def max_window_seconds(self) -> int:
-        return max((f.window_seconds for f in self.features if f.ratio is None), default=0)
+        return max((f.window_seconds for f in self.features if f.windowed), default=0)
+
+    @property
+    def latest_fields(self) -> list[str]:
+        """The fields whose newest value is kept however old it is (``agg: latest``)."""
+        return sorted({f.field for f in self.features if f.agg == "latest"})
 
 
 class DriftPolicy(BaseModel):

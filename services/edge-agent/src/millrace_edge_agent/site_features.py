@@ -30,6 +30,10 @@ class SiteFeatures:
         self.project = project
         self.tables = tables
         self.engine = FeatureEngine(project, source=self, max_windows=max_windows)
+        # the fields whose newest value outlives the window (agg: latest), per feature set
+        self._latest = {
+            fs.name: fs.latest_fields for fs in project.feature_sets.values() if fs.latest_fields
+        }
         # how far behind its entity's newest reading a reading is kept, per feature set
         self._keep = {
             plan.name: float(plan.keep_seconds)
@@ -48,7 +52,7 @@ class SiteFeatures:
             rows = self.engine.rows(events)
         finally:
             self._tx = None
-        self.tables.write(db, rows, keep_seconds=self._keep)
+        self.tables.write(db, rows, keep_seconds=self._keep, latest_fields=self._latest)
         return rows
 
     def counted(self, rows: Sequence[Row]) -> None:

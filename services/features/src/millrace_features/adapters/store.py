@@ -95,6 +95,8 @@ class FeatureStore:
                     if _aware(at) >= newest[entity] - timedelta(seconds=keep_seconds):
                         reading = Reading(_aware(at).timestamp(), event_id, inputs)
                         found.setdefault(entity, []).append(reading)
+                if feature_set.latest_fields:
+                    _add_latest(session, feature_set, group, cutoff, keep_seconds, newest, found)
         return found
 
     def as_of(
@@ -141,6 +143,56 @@ class FeatureStore:
             when, event_id, features, label = history[i - 1]
             found.append(AsOf(datetime.fromtimestamp(when, UTC), event_id, features, label))
         return found
+
+
+def _add_latest(
+    session: Session,
+    feature_set: FeatureSet,
+    group: list[str],
+    cutoff: datetime,
+    keep_seconds: float,
+    newest: dict[str, datetime],
+    found: dict[str, list[Reading]],
+) -> None:
+    """For the fields whose newest value outlives the window (``agg: latest``): each
+    entity's newest reading of each before its kept ones, however old."""
+    before = max(newest[e] for e in group) - timedelta(seconds=keep_seconds)
+    for field in feature_set.latest_fields:
+        ranked = (
+            sa.select(
+                offline_rows.c.entity_id,
+                offline_rows.c.event_time,
+                offline_rows.c.event_id,
+                offline_rows.c.inputs,
+                sa.func.row_number()
+                .over(
+                    partition_by=offline_rows.c.entity_id,
+                    order_by=(offline_rows.c.event_time.desc(), offline_rows.c.event_id.desc()),
+                )
+                .label("n"),
+            )
+            .where(
+                offline_rows.c.feature_set == feature_set.name,
+                offline_rows.c.entity_id.in_(group),
+                offline_rows.c.event_time < max(before, cutoff),
+                offline_rows.c.inputs[field].as_string().is_not(None),
+            )
+            .subquery()
+        )
+        query = sa.select(ranked.c.entity_id, ranked.c.event_time, ranked.c.event_id,
+                          ranked.c.inputs).where(ranked.c.n == 1)  # fmt: skip
+        for entity, at, event_id, inputs in session.execute(query):
+            reading = Reading(_aware(at).timestamp(), event_id, {field: inputs[field]})
+            _merge(found.setdefault(entity, []), reading)
+
+
+def _merge(readings: list[Reading], reading: Reading) -> None:
+    """Add ``reading``, or its values to the one of the same event already there."""
+    for i, known in enumerate(readings):
+        if known.event_id == reading.event_id:
+            readings[i] = Reading(known.at, known.event_id, reading.values | known.values)
+            return
+    readings.append(reading)
 
 
 class AsOf(NamedTuple):

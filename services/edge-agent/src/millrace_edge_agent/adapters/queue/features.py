@@ -55,10 +55,17 @@ class FeatureTables:
         return found
 
     def write(
-        self, db: sqlite3.Connection, rows: Sequence[Row], *, keep_seconds: dict[str, float]
+        self,
+        db: sqlite3.Connection,
+        rows: Sequence[Row],
+        *,
+        keep_seconds: dict[str, float],
+        latest_fields: dict[str, list[str]] | None = None,
     ) -> None:
         """Keep the rows' readings (a known event id is a no-op), move each entity's
-        online row forward in event time, then prune what fell out of its horizon."""
+        online row forward in event time, then prune what fell out of its horizon, but
+        for each entity's newest reading of each ``latest_fields`` of its feature set
+        (``agg: latest`` outlives the window)."""
         if not rows:
             return
         db.executemany(
@@ -94,11 +101,30 @@ class FeatureTables:
                 for r in latest
             ],
         )
-        db.executemany(
+        prune = (
             "DELETE FROM readings WHERE feature_set = ?1 AND entity_id = ?2 AND at < "
-            "(SELECT event_time FROM online_rows WHERE feature_set = ?1 AND entity_id = ?2) - ?3",
-            [(r.feature_set, r.entity_id, keep_seconds[r.feature_set]) for r in latest],
+            "(SELECT event_time FROM online_rows WHERE feature_set = ?1 AND entity_id = ?2) - ?3"
         )
+        plain = [r for r in latest if not (latest_fields or {}).get(r.feature_set)]
+        db.executemany(
+            prune, [(r.feature_set, r.entity_id, keep_seconds[r.feature_set]) for r in plain]
+        )
+        for r in latest:
+            fields = (latest_fields or {}).get(r.feature_set)
+            if not fields:
+                continue
+            # the newest reading that has each such field stays, however old
+            kept = " AND ".join(
+                "event_id IS NOT (SELECT event_id FROM readings WHERE feature_set = ?1 AND"
+                f" entity_id = ?2 AND json_extract(inputs, ?{4 + i}) IS NOT NULL"
+                " ORDER BY at DESC, event_id DESC LIMIT 1)"
+                for i in range(len(fields))
+            )
+            paths = [f'$."{field}"' for field in fields]
+            db.execute(
+                f"{prune} AND {kept}",
+                (r.feature_set, r.entity_id, keep_seconds[r.feature_set], *paths),
+            )
 
     def online(self, feature_sets: Sequence[str], entities: Iterable[str]) -> list[OnlineRow]:
         """The online rows of ``entities`` in any of ``feature_sets``."""
