@@ -107,6 +107,10 @@ def test_millrace_dev_puts_a_model_in_production_and_stops_cleanly(dev: Dev) -> 
     assert answer.json()["model"] == "machine-failure"
     assert answer.json()["version"] >= version
     assert answer.json()["predictions"][0]["label"] in (0, 1)
+    # the simulator's rule is learnable: a production version is a model worth serving
+    registry = f"{dev.url('registry')}/v1/models/machine-failure/versions/{version}"
+    metrics = httpx.get(registry, headers=key, timeout=10).json()["metrics"]
+    assert metrics["roc_auc"] > 0.8, metrics
 
     # the demo site's edge agent serves the same model once it has read its manifest
     edge = f"{dev.url('edge-agent')}/v1/models/machine-failure/predict"

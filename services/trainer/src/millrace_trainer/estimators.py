@@ -42,7 +42,8 @@ def imputing(estimator: Any) -> Any:
     """``estimator`` behind a median imputer, both inside the exported model, so a missing
     feature (an empty window's mean, a first event's time since the last one) is imputed
     the same way in training, serving and at the sites; estimators that handle missing
-    values themselves are left as they are."""
+    values themselves are left as they are. Added only when the snapshot has a missing
+    value (skl2onnx cannot convert an imputer before a ColumnTransformer)."""
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     if type(final).__name__.startswith(NATIVE_MISSING):
         return estimator

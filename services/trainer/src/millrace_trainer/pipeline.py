@@ -66,8 +66,11 @@ def train(
         rows = dataclasses.replace(rows, y=labels_for(spec.task, rows.y))
         split = time_split(rows, holdout_fraction=spec.holdout_fraction)
     with timer("fit"):
+        estimator = build_estimator(spec=spec, project_root=project_root)
+        if np.isnan(rows.x).any():  # missing values: imputed inside the exported model
+            estimator = imputing(estimator)
         estimator = fit(
-            estimator=imputing(build_estimator(spec=spec, project_root=project_root)),
+            estimator=estimator,
             x=split.x_train,
             y=split.y_train,
             task=spec.task,
