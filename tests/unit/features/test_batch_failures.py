@@ -24,6 +24,7 @@ def consumer() -> tuple[RawConsumer, Any]:
         settings=SimpleNamespace(max_windows=10),
         database_error=None,
         batch_error=None,
+        on_project=[],
     )
     return RawConsumer(runtime), runtime  # type: ignore[arg-type]
 

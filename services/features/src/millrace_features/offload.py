@@ -92,6 +92,11 @@ class Offload:
         measured: DriftMeasurement = await self._call(_drift, model, max_rows)
         return measured
 
+    def restart(self) -> None:
+        """The next call starts a new child, which reads the project again."""
+        self.close()
+        self._pool = None
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)

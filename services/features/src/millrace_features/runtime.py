@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from millrace_common.messaging import Producer, ensure_topics, wait_for_broker
 from millrace_common.objectstore import ObjectStore
 from millrace_common.outbox import OutboxRelay
 from millrace_common.project import Project
+from millrace_common.project_reload import ProjectReloader
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -65,6 +67,20 @@ class Runtime:
         self._relay_task: asyncio.Task[None] | None = None
         self._warm_task: asyncio.Task[None] | None = None
         self.producer_started = asyncio.Event()
+        # what must follow a reloaded project besides ``self.project`` (the stream's engine)
+        self.on_project: list[Callable[[Project], Awaitable[None]]] = []
+        self.reloader = ProjectReloader(
+            settings.project, current=lambda: self.project, apply=self.use_project
+        )
+
+    async def use_project(self, project: Project) -> None:
+        """A reloaded project (SIGHUP): the stream takes it between two batches, with its
+        windows started again from the store (a feature set of a new version computes its
+        own from the same recorded inputs); the child that cuts snapshots restarts on it."""
+        for follow in self.on_project:
+            await follow(project)
+        self.project = project
+        self.offload.restart()
 
     def prepare(self) -> None:
         """Before the stream starts: the schema migrated and the topics there."""
@@ -78,10 +94,12 @@ class Runtime:
         )
 
     async def start(self) -> None:
+        self.reloader.install()
         self._relay_task = asyncio.create_task(self._relay(), name="features-outbox-relay")
         self._warm_task = asyncio.create_task(self.offload.warm(), name="features-offload-warm")
 
     async def stop(self) -> None:
+        self.reloader.uninstall()
         self.offload.close()
         if self._relay_task is not None:
             self._relay_task.cancel()

@@ -39,6 +39,7 @@ from millrace_common.contracts import DLQ, EVENT_TYPES, FEATURES, RAW, DeadLette
 from millrace_common.feature_engine import Event, FeatureEngine, Row
 from millrace_common.kafka_security import client_options, faust_credentials
 from millrace_common.messaging import Envelope, Message, header
+from millrace_common.project import Project
 from millrace_common.service import EmbeddedServer, server_config
 from millrace_common.tracing import new_traceparent, trace_id_of
 
@@ -108,6 +109,7 @@ class RawConsumer(mode.Service):
             runtime.project, source=runtime.features, max_windows=runtime.settings.max_windows
         )
         self._batch = asyncio.Lock()  # a rebalance waits for the batch being computed
+        runtime.on_project.append(self.use_project)
         # the last batch handed on: its write, and its whole finish (write, publish, commit)
         self._writing: asyncio.Future[int] | None = None
         self._pending: asyncio.Future[None] | None = None
@@ -294,6 +296,17 @@ class RawConsumer(mode.Service):
                 log.warning(
                     "dead_lettered", reason=reason, partition=record.partition, offset=record.offset
                 )
+
+    async def use_project(self, project: Project) -> None:
+        """Between two batches: the batches handed on finish with the old project, the
+        next is computed with the new one, its windows loaded again from the store."""
+        async with self._batch:
+            with suppress(Exception):  # its failure is the consume loop's to handle
+                await self._settle()
+            self.engine = FeatureEngine(
+                project, source=self.runtime.features, max_windows=self.runtime.settings.max_windows
+            )
+            self.runtime.project = project
 
     async def revoked(self) -> None:
         RAW_LAG.clear()  # the partitions' new owners report them

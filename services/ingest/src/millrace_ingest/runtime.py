@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 from millrace_common.contracts import PREDICTIONS, RAW
 from millrace_common.messaging import Producer, ensure_topics, wait_for_broker
 from millrace_common.project import Project
+from millrace_common.project_reload import ProjectReloader
 
 from millrace_ingest.adapters.broker import Broker
 from millrace_ingest.config import Settings
@@ -31,6 +32,13 @@ class Runtime:
             producer, timeout=settings.send_timeout, retry_after=settings.retry_after
         )
         self._connecting: asyncio.Task[None] | None = None
+        self.reloader = ProjectReloader(
+            settings.project, current=lambda: self.project, apply=self._use
+        )
+
+    async def _use(self, project: Project) -> None:
+        """A reloaded project (SIGHUP): the next record is validated against it."""
+        self.project = project
 
     @property
     def started(self) -> bool:
@@ -42,6 +50,7 @@ class Runtime:
         self.broker.connected = value
 
     async def start(self) -> None:
+        self.reloader.install()
         self._connecting = asyncio.create_task(self._connect(), name="ingest-connect")
 
     async def _connect(self) -> None:
@@ -62,6 +71,7 @@ class Runtime:
             return
 
     async def stop(self) -> None:
+        self.reloader.uninstall()
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -119,8 +119,8 @@ def recent_window(session: Session, feature_set: str, *, seconds: int, limit: in
 def build_parquet(
     session: Session, feature_set: FeatureSet
 ) -> tuple[bytes, int, datetime, dict[str, Any]]:
-    """All labelled rows of the feature set, in event-time order, and each feature's
-    reference distribution over them."""
+    """All labelled rows of the feature set's current version, in event-time order, and
+    each feature's reference distribution over them."""
     rows = session.execute(
         sa.select(
             offline_rows.c.event_id,
@@ -129,7 +129,12 @@ def build_parquet(
             offline_rows.c.features,
             offline_rows.c.label,
         )
-        .where(offline_rows.c.feature_set == feature_set.name, offline_rows.c.label.is_not(None))
+        .where(
+            offline_rows.c.feature_set == feature_set.name,
+            # the version the spec names now: an older one's rows hold other features
+            offline_rows.c.feature_set_version == feature_set.version,
+            offline_rows.c.label.is_not(None),
+        )
         .order_by(offline_rows.c.event_time, offline_rows.c.event_id)
     ).all()
     times = [_utc(r.event_time) for r in rows]
