@@ -16,7 +16,7 @@ from millrace_common.project import ModelSpec
 from millrace_common.scoring import LoadedModel, load_model
 
 from millrace_trainer.checks import CheckReport, run_checks
-from millrace_trainer.dataset import Split, read_snapshot, time_split
+from millrace_trainer.dataset import Snapshot, Split, read_snapshot, time_split
 from millrace_trainer.estimators import build_estimator, fit, fitted_params, imputing, labels_for
 from millrace_trainer.evaluation import Predictions, baseline_metrics, evaluate, from_outputs
 from millrace_trainer.export import export_onnx, schema_of
@@ -62,9 +62,7 @@ def train(
 ) -> Candidate:
     timer = Timings()
     with timer("load"):
-        rows = read_snapshot(snapshot, features=features)
-        rows = dataclasses.replace(rows, y=labels_for(spec.task, rows.y))
-        split = time_split(rows, holdout_fraction=spec.holdout_fraction)
+        rows, split = load_split(snapshot, spec=spec, features=features)
     with timer("fit"):
         estimator = build_estimator(spec=spec, project_root=project_root)
         if np.isnan(rows.x).any():  # missing values: imputed inside the exported model
@@ -90,13 +88,6 @@ def train(
         task=spec.task, y_true=split.y_holdout, predictions=predictions, classes=classes
     )
     baseline = baseline_metrics(task=spec.task, split=split, seed=spec.seed)
-    data = {
-        "rows_used": rows.rows,
-        "rows_dropped": rows.dropped,
-        "train_rows": len(split.y_train),
-        "holdout_rows": len(split.y_holdout),
-        "holdout_from": split.holdout_from,
-    }
     return Candidate(
         estimator=estimator,
         onnx=onnx,
@@ -107,9 +98,27 @@ def train(
         baseline=baseline,
         checks=report,
         params=fitted_params(estimator),
-        data=data,
+        data=data_of(rows, split),
         timings=timer.seconds,
     )
+
+
+def load_split(snapshot: bytes, *, spec: ModelSpec, features: list[str]) -> tuple[Snapshot, Split]:
+    """The snapshot's usable rows, labels typed for the task, split by time."""
+    rows = read_snapshot(snapshot, features=features)
+    rows = dataclasses.replace(rows, y=labels_for(spec.task, rows.y))
+    return rows, time_split(rows, holdout_fraction=spec.holdout_fraction)
+
+
+def data_of(rows: Snapshot, split: Split) -> dict[str, Any]:
+    """What the lineage records of the rows a version was judged on."""
+    return {
+        "rows_used": rows.rows,
+        "rows_dropped": rows.dropped,
+        "train_rows": len(split.y_train),
+        "holdout_rows": len(split.y_holdout),
+        "holdout_from": split.holdout_from,
+    }
 
 
 def predict(model: LoadedModel, split: Split) -> Predictions:

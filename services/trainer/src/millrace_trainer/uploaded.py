@@ -7,7 +7,6 @@ with the reason; one that passes faces the baseline and the champion."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -17,10 +16,9 @@ from millrace_common.project import ModelSpec
 from millrace_common.scoring import LoadedModel, describe_session, load_model, open_session
 
 from millrace_trainer.checks import CheckReport, classification_parity, regression_parity
-from millrace_trainer.dataset import Split, read_snapshot, time_split
-from millrace_trainer.estimators import labels_for
+from millrace_trainer.dataset import Split
 from millrace_trainer.evaluation import baseline_metrics, evaluate
-from millrace_trainer.pipeline import Candidate, Timings, predict
+from millrace_trainer.pipeline import Candidate, Timings, data_of, load_split, predict
 
 SAMPLES = "the uploaded sample predictions"
 ZIPMAP_HINT = "convert it with the ZipMap disabled (skl2onnx/onnxmltools: zipmap=False)"
@@ -38,9 +36,7 @@ def evaluate_upload(
 ) -> Candidate:
     timer = Timings()
     with timer("load"):
-        rows = read_snapshot(snapshot, features=features)
-        rows = dataclasses.replace(rows, y=labels_for(spec.task, rows.y))
-        split = time_split(rows, holdout_fraction=spec.holdout_fraction)
+        rows, split = load_split(snapshot, spec=spec, features=features)
     classes = _classes(spec.task, split)
     report = CheckReport()
     with timer("checks"):
@@ -76,13 +72,7 @@ def evaluate_upload(
         baseline=baseline_metrics(task=spec.task, split=split, seed=spec.seed),
         checks=report,
         params={},
-        data={
-            "rows_used": rows.rows,
-            "rows_dropped": rows.dropped,
-            "train_rows": len(split.y_train),
-            "holdout_rows": len(split.y_holdout),
-            "holdout_from": split.holdout_from,
-        },
+        data=data_of(rows, split),
         timings=timer.seconds,
     )
 
