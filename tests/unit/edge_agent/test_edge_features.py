@@ -219,3 +219,43 @@ async def test_a_transaction_that_fails_leaves_the_windows_as_the_file_has_them(
     kept = records[:30] + records[60:]
     assert comparable(first + rest) == comparable(expected(project, kept))
     queues.close()
+
+
+def test_a_reloaded_project_is_taken_by_the_agent(tmp_path: Path) -> None:
+    """SIGHUP at a site: the agent reads its project again; a new dataset's records are
+    validated and turn into its feature set's rows, the old stream goes on."""
+    import shutil
+
+    project_dir = tmp_path / "project"
+    shutil.copytree(FACTORY, project_dir)
+    settings = Settings(site=SITE, cache_dir=str(tmp_path / "cache"), project=str(project_dir))
+    pump = {"entity_id": "p-1", "ts": "2026-05-01T00:00:00Z", "flow": 4.5}
+    with TestClient(create_app(bootstrap(settings, store=MemoryStore()))) as client:
+        refused = client.post("/v1/datasets/pumps/records", json={"records": [pump]})
+        assert refused.status_code == 404, refused.text
+        spec = project_dir / "millrace.yaml"
+        spec.write_text(
+            spec.read_text()
+            .replace("datasets:\n", "datasets:\n  pumps:\n    fields: {flow: float}\n", 1)
+            .replace(
+                "feature_sets:\n",
+                "feature_sets:\n  pump_flow:\n    dataset: pumps\n    features:\n"
+                "      - {name: flow_latest, field: flow, agg: latest}\n",
+                1,
+            )
+        )
+        # what SIGHUP runs (a test client's loop is not the main thread's: no signals)
+        reloader = client.app.state.runtime.reloader  # type: ignore[attr-defined]
+        assert client.portal.call(reloader.reload) is True  # type: ignore[union-attr]
+        accepted = client.post("/v1/datasets/pumps/records", json={"records": [pump]})
+        assert accepted.status_code == 202, accepted.text
+        answer = client.post(
+            "/v1/datasets/pumps/records?rows=true",
+            json={"records": [pump | {"ts": "2026-05-01T00:01:00Z", "flow": 6.0}]},
+        )
+        assert [r["features"] for r in answer.json()["rows"]] == [{"flow_latest": 6.0}]
+        machines = take(factory_records(machines=1, seed=2), 1)
+        assert (
+            client.post("/v1/datasets/machines/records", json={"records": machines}).status_code
+            == 202
+        )

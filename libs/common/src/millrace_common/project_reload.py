@@ -42,15 +42,24 @@ class ProjectReloader:
         self._apply = apply
         self._running: asyncio.Task[bool] | None = None
         self._again = False
+        self._installed = False
 
     def install(self) -> None:
-        """Listen for SIGHUP on the running loop (nothing where there is none)."""
-        if hasattr(signal, "SIGHUP"):
+        """Listen for SIGHUP on the running loop. Only a process's main thread receives
+        signals: a loop in another thread (a test client's) does without."""
+        if not hasattr(signal, "SIGHUP"):
+            return
+        try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.trigger)
+        except (ValueError, RuntimeError):  # not the main thread
+            log.info("project_reload_on_sighup_off", reason="the loop is not the main thread's")
+            return
+        self._installed = True
 
     def uninstall(self) -> None:
-        if hasattr(signal, "SIGHUP"):
+        if getattr(self, "_installed", False):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            self._installed = False
 
     def trigger(self) -> None:
         """A reload now; one asked for while another runs follows it (the file may have

@@ -17,6 +17,7 @@ import structlog
 from millrace_common.dataplane import DataPlane
 from millrace_common.http import freeze_startup_heap
 from millrace_common.project import Project
+from millrace_common.project_reload import ProjectReloader
 from millrace_common.scoring import ModelSlots
 
 from millrace_edge_agent.adapters.kafka import ModelEvents
@@ -65,8 +66,26 @@ class Runtime:
     closers: list[Any] = field(default_factory=list)
     """Async ``close()`` of the adapters, called at shutdown."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    reloader: ProjectReloader | None = None
+
+    async def use_project(self, project: Project) -> None:
+        """A reloaded project (SIGHUP): records are validated against it and go through
+        its feature sets (windows started again from the file). The forwarder's
+        aggregate mode keeps the datasets it started with until a restart."""
+        assert self.features is not None
+        await asyncio.to_thread(self.features.use_project, project)
+        self.intake.project = project
+        self.project = project
 
     async def start(self) -> None:
+        if self.project is not None:  # a site without the folder has nothing to reload
+            project = self.project
+            self.reloader = ProjectReloader(
+                self.settings.project,
+                current=lambda: self.project or project,
+                apply=self.use_project,
+            )
+            self.reloader.install()
         restored = await asyncio.to_thread(self.syncer.restore)
         log.info(
             "edge_agent_started",
@@ -98,6 +117,8 @@ class Runtime:
         under way): the loops cancelled, the prediction logs written, the clients
         closed, each step bounded by what is left; what has not finished by then is
         left behind, named in the log. The queue file is closed in every case."""
+        if self.reloader is not None:
+            self.reloader.uninstall()
         started = time.monotonic()
         deadline = started + self.settings.stop_timeout / 2
         for task in self._tasks:

@@ -27,9 +27,14 @@ from millrace_edge_agent.metrics import FEATURE_ROWS
 
 class SiteFeatures:
     def __init__(self, *, project: Project, tables: FeatureTables, max_windows: int) -> None:
-        self.project = project
         self.tables = tables
-        self.engine = FeatureEngine(project, source=self, max_windows=max_windows)
+        self._max_windows = max_windows
+        self._tx: sqlite3.Connection | None = None
+        self._plan(project)
+
+    def _plan(self, project: Project) -> None:
+        self.project = project
+        self.engine = FeatureEngine(project, source=self, max_windows=self._max_windows)
         # the fields whose newest value outlives the window (agg: latest), per feature set
         self._latest = {
             fs.name: fs.latest_fields for fs in project.feature_sets.values() if fs.latest_fields
@@ -40,7 +45,12 @@ class SiteFeatures:
             for dataset in project.datasets
             for plan in self.engine.plans_of(dataset)
         }
-        self._tx: sqlite3.Connection | None = None
+
+    def use_project(self, project: Project) -> None:
+        """A reloaded project (SIGHUP): the next records go through its feature sets,
+        their windows started again from the file."""
+        with self.tables.file.read():  # the engine runs under the file's lock only
+            self._plan(project)
 
     def take(self, db: sqlite3.Connection, records: Sequence[NewRecord]) -> list[Row]:
         """The rows of ``records`` (validated against the project), computed and
