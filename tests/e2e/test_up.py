@@ -4,7 +4,8 @@ runs them: no simulator; the churn CSV, whose entity and time columns are not
 production as good as the same spec fitted by hand, serving answers by customer id, and
 Ctrl-C stops everything. Models of the team's own (a scikit-learn pipeline, XGBoost,
 LightGBM) come in through ``millrace models upload`` and are judged like trained ones;
-each kind of bad upload is refused or rejected with its reason."""
+each kind of bad upload is refused or rejected with its reason; ``millrace score`` of a
+file answers as serving does."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from millrace_common.objectstore import key_of
 from sklearn.ensemble import RandomForestClassifier
@@ -24,7 +27,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.metrics import f1_score
 from sklearn.pipeline import make_pipeline
 
-from tests.support.up import MILLRACE, millrace_up
+from tests.support.up import MILLRACE, Up, millrace_up
 
 RECORDS = 4_000  # what millrace init writes: 400 customers, 10 weeks
 
@@ -96,6 +99,68 @@ def test_millrace_up_brings_a_teams_own_model_to_production(tmp_path: Path) -> N
             features=up.url("features"),
             objects=up.workdir / "objects",
         )
+        batch_scoring_answers_as_serving_does(
+            tmp_path, up=up, rows=time_split(snapshot, features)[2], features=features
+        )
+
+
+def batch_scoring_answers_as_serving_does(
+    tmp_path: Path, *, up: Up, rows: np.ndarray, features: list[str]
+) -> None:
+    """``millrace score`` of the holdout's rows, to Parquet and to CSV, gives serving's
+    answers for the same rows and version; each row names the version and the run."""
+    frame = pa.table({name: rows[:, j] for j, name in enumerate(features)})
+    frame = frame.append_column("customer", pa.array([f"c-{i}" for i in range(len(rows))]))
+    source = tmp_path / "to-score.parquet"
+    pq.write_table(frame, source)
+    headers = {"Authorization": f"Bearer {up.token}"}
+    instances = [
+        {name: (None if np.isnan(v) else float(v)) for name, v in zip(features, row, strict=True)}
+        for row in rows
+    ]
+    served = httpx.post(
+        f"{up.url('serving')}/v1/models/churn/predict",
+        json={"instances": instances},
+        headers=headers,
+        timeout=60,
+    )
+    assert served.status_code == 200, served.text
+    expected, version = served.json()["predictions"], served.json()["version"]
+    for sink in ("scored.parquet", "scored.csv"):
+        done = subprocess.run(
+            [str(MILLRACE), "score", str(source), "--model", "churn", "--version", str(version)]
+            + ["--to", str(tmp_path / sink), "--chunk", "97", "--registry", up.url("registry")],
+            env=up.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"scored {len(rows)} rows with churn v{version}" in done.stdout
+        table = (
+            pq.read_table(tmp_path / sink)
+            if sink.endswith(".parquet")
+            else pcsv.read_csv(tmp_path / sink)
+        )
+        assert table.column("customer").to_pylist() == frame.column("customer").to_pylist()
+        assert table.column("label").to_pylist() == [p["label"] for p in expected]
+        got = np.column_stack([table.column(f"probability_{k}").to_numpy() for k in (0, 1)])
+        want = np.array([p["probabilities"] for p in expected])
+        assert np.abs(got - want).max() < 1e-5  # serving rounds to 6 places
+        assert set(table.column("model_version").to_pylist()) == {version}
+        assert len(set(table.column("run_id").to_pylist())) == 1
+    # a file without one of the model's features: one line naming it, nothing scored
+    pq.write_table(frame.drop_columns([features[0]]), tmp_path / "short.parquet")
+    refused = subprocess.run(
+        [str(MILLRACE), "score", str(tmp_path / "short.parquet"), "--model", "churn"]
+        + ["--to", str(tmp_path / "none.parquet"), "--registry", up.url("registry")],
+        env=up.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"missing feature '{features[0]}'" in refused.stderr
 
 
 def uploads_are_judged(

@@ -53,6 +53,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "PATCH /v1/models/{name}/versions/{version}": "scientist deployer",
         "POST /v1/models/{name}/versions/{version}/checks": "trainer",
         "GET /v1/models/{name}/versions/{version}/lineage": READ,
+        "GET /v1/models/{name}/versions/{version}/artifact": READ,
         "GET /v1/models/{name}/aliases/{alias}": READ,
         "POST /v1/models/{name}/aliases/{alias}": "deployer",
         "DELETE /v1/models/{name}/aliases/{alias}": "deployer",

@@ -70,7 +70,10 @@ class Service:
         files: dict[str, Any] | None = None,
         form: Params | None = None,
         content: bytes | None = None,
+        raw: bool = False,
     ) -> Any:
+        """The answer's JSON (its bytes with ``raw``); a ``CliError`` in one line for a
+        refusal or a service that does not answer."""
         try:
             response = httpx.request(
                 method,
@@ -93,6 +96,8 @@ class Service:
             )
         if response.status_code >= 400:
             raise ServiceError(error_line(response), status=response.status_code)
+        if raw:
+            return response.content
         try:
             return response.json()
         except ValueError:

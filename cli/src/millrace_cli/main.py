@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from millrace_cli.batch import score
 from millrace_cli.db import db_app
 from millrace_cli.dev import dev
 from millrace_cli.drift import drift
@@ -29,6 +30,7 @@ app.command("dev")(dev)
 app.command("up")(up)
 app.command("init")(init)
 app.command("train")(train)
+app.command("score")(score)
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(keys_app, name="keys")

@@ -27,7 +27,11 @@ def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-BINARY = {"/v1/sites/{site_id}/objects/{key}", "/v1/models/{name}/runs/{run_id}/artifacts/{path}"}
+BINARY = {
+    "/v1/sites/{site_id}/objects/{key}",
+    "/v1/models/{name}/runs/{run_id}/artifacts/{path}",
+    "/v1/models/{name}/versions/{version}/artifact",
+}
 """Routes that answer bytes (a site's manifest and models, a run's files), not a JSON
 document."""
 

@@ -12,7 +12,7 @@ import math
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -299,6 +299,36 @@ def _check_finite(
         raise InvalidInput(
             f"feature '{name}' {problem} (the model takes float32)", field=f"instances[{i}].{name}"
         )
+
+
+def matrix_from_columns(schema: ModelSchema, columns: Mapping[str, Any], rows: int) -> np.ndarray:
+    """``matrix_from_instances`` for columnar data (a Parquet or CSV batch): the feature
+    columns in the model's order, a null NaN (missing); a feature that is absent, not
+    numeric, not finite or beyond float32 is named with the first bad row."""
+    matrix = np.empty((rows, len(schema.features)), dtype=np.float32)
+    for j, name in enumerate(schema.features):
+        if name not in columns:
+            raise InvalidInput(f"missing feature '{name}' (a column of that name)", field=name)
+        column = columns[name]
+        try:
+            values = np.asarray(column, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"feature '{name}' must be numeric", field=name) from None
+        if np.isinf(values).any():
+            i = int(np.flatnonzero(np.isinf(values))[0])
+            raise InvalidInput(
+                f"feature '{name}' is not a finite number", field=f"rows[{i}].{name}"
+            )
+        with np.errstate(over="ignore"):
+            matrix[:, j] = values
+    overflow = np.isinf(matrix)
+    if overflow.any():
+        i, j = (int(k) for k in np.argwhere(overflow)[0])
+        name = schema.features[j]
+        raise InvalidInput(
+            f"feature '{name}' is out of range (the model takes float32)", field=f"rows[{i}].{name}"
+        )
+    return matrix
 
 
 def refuse_unanswered_missing(

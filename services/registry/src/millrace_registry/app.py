@@ -54,6 +54,7 @@ def bootstrap(
     manifests = ManifestWriter(factory=factory, store=store, signer=signer)
     bell = RelayBell()
     runs = Runs(factory=factory)
+    artifacts = Artifacts(store)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -61,7 +62,7 @@ def bootstrap(
         manifests=manifests,
         bell=bell,
         connect_producer=connect_producer or (lambda: kafka_producer(settings)),
-        lifecycle=Lifecycle(factory=factory, artifacts=Artifacts(store), on_commit=bell),
+        lifecycle=Lifecycle(factory=factory, artifacts=artifacts, on_commit=bell),
         catalog=Catalog(factory=factory),
         runs=runs,
         sites=Sites(factory=factory, manifests=manifests),
@@ -70,6 +71,7 @@ def bootstrap(
         traffic=TrafficPolicies(factory=factory),
         uploads=Uploads(store, max_bytes=settings.max_upload_bytes),
         run_artifacts=RunArtifacts(store, runs=runs, max_bytes=settings.max_upload_bytes),
+        artifacts=artifacts,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 
 from millrace_common.errors import InvalidInput, MillraceError, NotFound
-from millrace_common.objectstore import ObjectStore, key_of
+from millrace_common.objectstore import ObjectStore, get_verified, key_of
 
 CHUNK = 1024 * 1024
 
@@ -32,6 +32,11 @@ class Artifacts:
         actual = self._digest(key)
         if actual != sha256:
             raise InvalidInput(f"the artifact's sha256 is {actual}", field="sha256")
+
+    def read(self, *, uri: str, sha256: str) -> bytes:
+        """A registered version's file, its digest checked (a mismatch is an
+        ``IntegrityError``: the store changed under the catalog)."""
+        return get_verified(self._store, self._key_in_store(uri), sha256)
 
     def _key_in_store(self, uri: str) -> str:
         outside = InvalidInput(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from millrace_registry.artifacts import Artifacts
 from millrace_registry.catalog import Catalog
 from millrace_registry.fleet import Fleet
 from millrace_registry.lifecycle import Lifecycle
@@ -60,6 +61,10 @@ def get_run_artifacts(runtime: RuntimeDep) -> RunArtifacts:
     return runtime.run_artifacts
 
 
+def get_artifacts(runtime: RuntimeDep) -> Artifacts:
+    return runtime.artifacts
+
+
 def get_uploads(runtime: RuntimeDep) -> Uploads:
     return runtime.uploads
 
@@ -72,3 +77,4 @@ FleetDep = Annotated[Fleet, Depends(get_fleet)]
 TrafficDep = Annotated[TrafficPolicies, Depends(get_traffic)]
 UploadsDep = Annotated[Uploads, Depends(get_uploads)]
 RunArtifactsDep = Annotated[RunArtifacts, Depends(get_run_artifacts)]
+ArtifactsDep = Annotated[Artifacts, Depends(get_artifacts)]

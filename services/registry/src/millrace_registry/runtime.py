@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from millrace_registry.adapters.manifests import ManifestWriter
 from millrace_registry.adapters.tables import SCHEMA, outbox
+from millrace_registry.artifacts import Artifacts
 from millrace_registry.catalog import Catalog
 from millrace_registry.config import Settings
 from millrace_registry.fleet import Fleet
@@ -73,6 +74,7 @@ class Runtime:
         traffic: TrafficPolicies,
         uploads: Uploads,
         run_artifacts: RunArtifacts,
+        artifacts: Artifacts,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -87,6 +89,7 @@ class Runtime:
         self.traffic = traffic
         self.uploads = uploads
         self.run_artifacts = run_artifacts
+        self.artifacts = artifacts
         self.producer: Producer | None = None
         self._bell = bell
         self._connect_producer = connect_producer

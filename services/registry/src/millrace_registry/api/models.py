@@ -13,6 +13,7 @@ from millrace_common.http import errors
 from millrace_common.identity import ADMIN, TRAINER, actor_of, principal_of
 
 from millrace_registry.api.params import (
+    BYTES,
     PAGED,
     Actor,
     Limit,
@@ -24,7 +25,7 @@ from millrace_registry.api.params import (
     paged,
     signed,
 )
-from millrace_registry.deps import CatalogDep, LifecycleDep
+from millrace_registry.deps import ArtifactsDep, CatalogDep, LifecycleDep
 from millrace_registry.names import READY, VersionStatus
 from millrace_registry.schemas import (
     AliasDeleted,
@@ -191,6 +192,28 @@ async def record_checks(
 )
 async def get_lineage(name: str, version: VersionPath, catalog: CatalogDep) -> Lineage:
     return await asyncio.to_thread(catalog.lineage, name=name, version=version)
+
+
+@router.get(
+    "/{name}/versions/{version}/artifact",
+    response_class=Response,
+    responses=BYTES | errors(404, 422, 503),
+)
+async def get_artifact(
+    name: str, version: VersionPath, catalog: CatalogDep, artifacts: ArtifactsDep
+) -> Response:
+    """The version's ONNX file, read from the registry's store with its sha256 checked
+    (also in ``X-Millrace-Sha256``): what batch scoring and a notebook load."""
+    doc = await asyncio.to_thread(catalog.version, name=name, version=version)
+    data = await asyncio.to_thread(artifacts.read, uri=doc.artifact_uri, sha256=doc.sha256)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={
+            "X-Millrace-Sha256": doc.sha256,
+            "Content-Disposition": f'attachment; filename="{name}-v{version}.onnx"',
+        },
+    )
 
 
 @router.get("/{name}/aliases/{alias}", response_model=AliasTarget, responses=errors(404, 422))

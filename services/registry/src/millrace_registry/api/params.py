@@ -48,6 +48,9 @@ def paged(response: Response, total: int) -> None:
     response.headers["X-Total-Count"] = str(total)
 
 
+BYTES: dict[int | str, dict[str, Any]] = {200: {"content": {"application/octet-stream": {}}}}
+"""``responses=`` of a route that answers a file's bytes."""
+
 PAGED: dict[int | str, dict[str, Any]] = {
     200: {
         "headers": {

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from millrace_common.errors import InvalidInput
 from millrace_common.http import errors
 
-from millrace_registry.api.params import PAGED, Limit, Offset, paged
+from millrace_registry.api.params import BYTES, PAGED, Limit, Offset, paged
 from millrace_registry.deps import RunArtifactsDep, RunsDep
 from millrace_registry.names import RunStatus
 from millrace_registry.run_artifacts import RunArtifact
 from millrace_registry.schemas import RunComparison, RunReport, TrainingRun
 
 router = APIRouter(prefix="/models/{name}/runs", tags=["runs"])
-BYTES: dict[int | str, dict[str, Any]] = {200: {"content": {"application/octet-stream": {}}}}
 
 
 @router.get("", response_model=list[TrainingRun], responses=PAGED | errors(404, 422))
