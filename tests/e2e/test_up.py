@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -149,6 +150,32 @@ def batch_scoring_answers_as_serving_does(
         assert np.abs(got - want).max() < 1e-5  # serving rounds to 6 places
         assert set(table.column("model_version").to_pylist()) == {version}
         assert len(set(table.column("run_id").to_pylist())) == 1
+    # entity ids and times instead of features: looked up point in time in the offline
+    # store; at each customer's last week, what serving's online row gives
+    last_week = datetime(2026, 8, 3, tzinfo=UTC)  # the tenth week of the example's data
+    customers = ["c-0007", "c-0121", "c-0333"]
+    keys = pa.table({"customer_id": customers, "as_of": [last_week] * len(customers)})
+    pq.write_table(keys, tmp_path / "keys.parquet")
+    by_id = httpx.post(
+        f"{up.url('serving')}/v1/models/churn/predict",
+        json={"entity_ids": customers},
+        headers=headers,
+        timeout=60,
+    ).json()
+    looked_up = subprocess.run(
+        [str(MILLRACE), "score", str(tmp_path / "keys.parquet"), "--model", "churn"]
+        + ["--version", str(by_id["version"]), "--to", str(tmp_path / "by-id.parquet")]
+        + ["--entity-column", "customer_id", "--time-column", "as_of"]
+        + ["--registry", up.url("registry"), "--features-url", up.url("features")],
+        env=up.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert looked_up.returncode == 0, looked_up.stdout + looked_up.stderr
+    table = pq.read_table(tmp_path / "by-id.parquet")
+    assert table.column("label").to_pylist() == [p["label"] for p in by_id["predictions"]]
+    assert set(features) <= set(table.schema.names)  # the looked-up values, beside the keys
     # a file without one of the model's features: one line naming it, nothing scored
     pq.write_table(frame.drop_columns([features[0]]), tmp_path / "short.parquet")
     refused = subprocess.run(

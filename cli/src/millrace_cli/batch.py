@@ -19,7 +19,7 @@ import typer
 
 from millrace_cli.client import Service
 from millrace_cli.errors import CliError
-from millrace_cli.options import REGISTRY, JsonOpt, RegistryOpt
+from millrace_cli.options import FEATURES, REGISTRY, FeaturesOpt, JsonOpt, RegistryOpt
 from millrace_cli.render import err, print_json, say
 
 CHUNK = 10_000
@@ -71,8 +71,11 @@ def score_file(
     run_id: str,
     chunk: int = CHUNK,
     progress: Callable[[int], None] = lambda _rows: None,
+    lookup: Callable[[Any], dict[str, Any]] | None = None,
 ) -> Scored:
-    """Score every row of ``source`` with ``model`` (a ``LoadedModel``) into ``sink``."""
+    """Score every row of ``source`` with ``model`` (a ``LoadedModel``) into ``sink``;
+    with ``lookup``, each batch's feature columns come from it (the offline store, point
+    in time) and are written beside the input."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -86,6 +89,9 @@ def score_file(
     with ExitStack() as stack:
         writer: Any = None
         for batch in batches(source, chunk=chunk):
+            if lookup is not None:
+                for name, values in lookup(batch).items():
+                    batch = batch.append_column(name, pa.array(values, type=pa.float64()))
             columns = {name: batch.column(name) for name in batch.schema.names}
             try:
                 matrix = matrix_from_columns(model.schema, columns, batch.num_rows)
@@ -141,6 +147,34 @@ def _with_answers(
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
+def point_in_time(
+    features: Service, *, feature_set: str, names: list[str], entity: str, time_column: str
+) -> Callable[[Any], dict[str, Any]]:
+    """A batch's feature values as they were known at each row's time, from the features
+    service (``POST /v1/feature-sets/{name}/historical-features``): null where nothing
+    was known yet."""
+
+    def lookup(batch: Any) -> dict[str, Any]:
+        for column in (entity, time_column):
+            if column not in batch.schema.names:
+                raise CliError(f"the rows have no column '{column}' to look features up by")
+        entities = batch.column(entity).to_pylist()
+        times = batch.column(time_column).to_pylist()
+        asked = [
+            {"entity_id": str(e), "at": t.isoformat() if hasattr(t, "isoformat") else str(t)}
+            for e, t in zip(entities, times, strict=True)
+        ]
+        found = features.post(
+            "feature-sets", feature_set, "historical-features", body={"entities": asked}
+        )["rows"]
+        return {
+            name: [None if row["features"] is None else row["features"].get(name) for row in found]
+            for name in names
+        }
+
+    return lookup
+
+
 def fetch_model(registry: Service, *, name: str, alias: str | None, version: int | None) -> Any:
     """The version (or the one ``alias`` points at) loaded by the scoring core, from the
     registry's own copy, its sha256 checked."""
@@ -172,7 +206,13 @@ def score(
     alias: Annotated[str | None, typer.Option(help="default production")] = None,
     version: Annotated[int | None, typer.Option(help="a version, instead of an alias")] = None,
     chunk: Annotated[int, typer.Option(help="rows per chunk", min=1, max=1_000_000)] = CHUNK,
+    entity_column: Annotated[
+        str | None,
+        typer.Option(help="look the features up by this column and --time-column instead"),
+    ] = None,
+    time_column: Annotated[str, typer.Option(help="with --entity-column: when")] = "at",
     registry: RegistryOpt = REGISTRY,
+    features_url: FeaturesOpt = FEATURES,
     as_json: JsonOpt = False,
 ) -> None:
     """Score a file of rows with a registered model, in chunks, through the scoring core
@@ -181,14 +221,36 @@ def score(
         raise CliError("give --alias or --version, not both")
     if not source.is_file():
         raise CliError(f"{source}: no such file")
-    loaded = fetch_model(Service(registry, timeout=300.0), name=model, alias=alias, version=version)
+    registry_api = Service(registry, timeout=300.0)
+    loaded = fetch_model(registry_api, name=model, alias=alias, version=version)
+    lookup = None
+    if entity_column is not None:
+        lineage = registry_api.get("models", model, "versions", loaded.version, "lineage")
+        feature_set = (lineage.get("feature_set") or {}).get("name")
+        if not feature_set:
+            raise CliError(f"{model} v{loaded.version} records no feature set to look up")
+        lookup = point_in_time(
+            Service(features_url, timeout=300.0),
+            feature_set=feature_set,
+            names=loaded.schema.features,
+            entity=entity_column,
+            time_column=time_column,
+        )
     run_id = f"score-{uuid.uuid4().hex[:12]}"
 
     def progress(rows: int) -> None:
         if err.is_terminal:
             err.print(f"  {rows} rows scored", end="\r")
 
-    done = score_file(loaded, source=source, sink=to, run_id=run_id, chunk=chunk, progress=progress)
+    done = score_file(
+        loaded,
+        source=source,
+        sink=to,
+        run_id=run_id,
+        chunk=chunk,
+        progress=progress,
+        lookup=lookup,
+    )
     summary = {
         "model": model,
         "version": loaded.version,
