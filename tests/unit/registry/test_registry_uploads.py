@@ -81,3 +81,16 @@ def test_what_is_not_a_usable_model_is_refused_naming_the_part(
 def test_an_upload_that_is_not_there_is_404(client: TestClient) -> None:
     answer = client.get(f"/v1/models/own/uploads/{'0' * 32}")
     assert answer.status_code == 404 and answer.json()["field"] == "upload_id"
+
+
+def test_an_upload_has_the_upload_limit_not_the_json_one(client: TestClient) -> None:
+    """A model file is larger than any JSON body: the uploads take
+    MILLRACE_REGISTRY_MAX_UPLOAD_BYTES (512 MiB), every other route the 16 MiB limit."""
+    big = b"\x00" * (17 * 1024 * 1024)  # over the JSON limit
+    answer = client.post("/v1/models/own/uploads", files={"model": ("big.onnx", big)})
+    assert answer.status_code == 422 and answer.json()["field"] == "model", answer.text
+    assert "is not a usable ONNX model" in answer.json()["message"]
+    refused = client.post(
+        "/v1/models/own/versions", content=big, headers={"content-type": "application/json"}
+    )
+    assert refused.status_code == 413

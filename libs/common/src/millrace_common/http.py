@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import re
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -107,6 +109,15 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+@dataclass(frozen=True)
+class BulkRoutes:
+    """Routes whose bodies are files (a model upload): a limit and a time of their own."""
+
+    paths: re.Pattern[str]
+    max_bytes: int
+    timeout: float
+
+
 class BodyLimit:
     """ASGI middleware, on every service (the scaffold adds it): a body over ``max_bytes``
     is a 413 in the one error body before it is read (by its Content-Length; one sent
@@ -114,27 +125,43 @@ class BodyLimit:
     ``timeout`` seconds of the first read is a 408: a client that sends less than its
     Content-Length, or drips it, holds a connection that long, not for ever."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        timeout: float = 30.0,
+        bulk: BulkRoutes | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.bulk = bulk
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, timeout = self.max_bytes, self.timeout
+        if self.bulk is not None and self.bulk.paths.match(scope["path"]):
+            max_bytes, timeout = self.bulk.max_bytes, self.bulk.timeout
         length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_bytes:
-            refused = TooLarge(f"the body is {int(length)} bytes; the limit is {self.max_bytes}")
+        if length.isdigit() and int(length) > max_bytes:
+            refused = TooLarge(f"the body is {int(length)} bytes; the limit is {max_bytes}")
             answer = error_response(
                 Request(scope), status=413, code=refused.code, message=refused.message
             )
             await answer(scope, receive, send)
             return
         # a declared length is all the server reads; only a chunked body is counted
-        await self.app(scope, self._guarded(receive, counted=not length.isdigit()), send)
+        guarded = self._guarded(
+            receive, counted=not length.isdigit(), max_bytes=max_bytes, timeout=timeout
+        )
+        await self.app(scope, guarded, send)
 
-    def _guarded(self, receive: Receive, *, counted: bool) -> Receive:
+    def _guarded(
+        self, receive: Receive, *, counted: bool, max_bytes: int, timeout: float
+    ) -> Receive:
         seen = 0
         deadline: float | None = None
         done = False
@@ -143,7 +170,7 @@ class BodyLimit:
             nonlocal seen, deadline, done
             if done:  # the body is in: what follows is a wait for the disconnect
                 return await receive()
-            deadline = deadline or asyncio.get_running_loop().time() + self.timeout
+            deadline = deadline or asyncio.get_running_loop().time() + timeout
             try:
                 async with asyncio.timeout_at(deadline):  # a timer, not a task per read
                     message = await receive()
@@ -151,13 +178,13 @@ class BodyLimit:
                 # raised while the route reads its body: FastAPI passes HTTPExceptions on
                 # to the app's handler, which answers the one error body
                 raise StarletteHTTPException(
-                    408, f"the body did not arrive within {self.timeout:g} s"
+                    408, f"the body did not arrive within {timeout:g} s"
                 ) from None
             done = message["type"] != "http.request" or not message.get("more_body", False)
             seen += len(message.get("body", b""))
-            if counted and seen > self.max_bytes:
+            if counted and seen > max_bytes:
                 raise StarletteHTTPException(
-                    413, f"the body exceeds the limit of {self.max_bytes} bytes"
+                    413, f"the body exceeds the limit of {max_bytes} bytes"
                 )
             return message
 

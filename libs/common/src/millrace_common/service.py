@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from millrace_common.errors import MillraceError
 from millrace_common.http import (
     BodyLimit,
+    BulkRoutes,
     ErrorBody,
     V2ErrorBody,
     health_router,
@@ -64,13 +65,19 @@ class Runtime(Protocol):
 
 
 def service_app(
-    runtime: Runtime, *, title: str, description: str | None = None, health: bool = True
+    runtime: Runtime,
+    *,
+    title: str,
+    description: str | None = None,
+    health: bool = True,
+    bulk: BulkRoutes | None = None,
 ) -> FastAPI:
     """A FastAPI app that starts and stops ``runtime`` with itself, keeps it in
     ``app.state.runtime``, bounds every request body in size and time (``BodyLimit``,
     from the runtime's settings), answers every error in the one error shape and serves
     /healthz, /readyz and /metrics (``health=False`` for an app whose hot routes must
-    be matched first: add ``health_routes(app, runtime)`` after them)."""
+    be matched first: add ``health_routes(app, runtime)`` after them); ``bulk`` routes
+    (file uploads) have a limit and a time of their own."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +100,7 @@ def service_app(
         BodyLimit,
         max_bytes=getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
         timeout=getattr(settings, "request_body_timeout", 30.0),
+        bulk=bulk,
     )
     install_error_handlers(app)
     document_errors(app)

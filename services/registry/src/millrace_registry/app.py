@@ -5,9 +5,12 @@ The composition root (``bootstrap``), the app and ``main``."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI
 from millrace_common.contracts import MODEL_PUBLISHED
 from millrace_common.db import make_engine, session_factory
+from millrace_common.http import BulkRoutes
 from millrace_common.messaging import Producer, start_producer
 from millrace_common.objectstore import ObjectStore, open_store
 from millrace_common.service import run, secure, service_app
@@ -75,8 +78,14 @@ def bootstrap(
     )
 
 
+UPLOADS = re.compile(r"^/v1/models/[^/]+/(uploads|runs/[^/]+/artifacts/.+)$")
+"""The routes whose bodies are files: MILLRACE_REGISTRY_MAX_UPLOAD_BYTES, not the JSON limit."""
+
+
 def create_app(runtime: Runtime) -> FastAPI:
-    app = service_app(runtime, title="Millrace registry", description=__doc__)
+    settings = runtime.settings
+    bulk = BulkRoutes(UPLOADS, settings.max_upload_bytes, settings.upload_body_timeout)
+    app = service_app(runtime, title="Millrace registry", description=__doc__, bulk=bulk)
     app.include_router(router)
     app.include_router(ui_router)
     app.include_router(home_router)

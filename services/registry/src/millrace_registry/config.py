@@ -14,7 +14,12 @@ class Settings(CommonSettings):
         0.5, description="Seconds between the outbox relay's scans for unpublished events."
     )
     max_upload_bytes: int = Field(
-        512 * 1024 * 1024, ge=1, description="The largest model file an upload may bring."
+        512 * 1024 * 1024,
+        ge=1,
+        description="The largest model file an upload (or a run's file) may bring.",
+    )
+    upload_body_timeout: float = Field(
+        900.0, gt=0, description="Seconds an upload's body may take to arrive (more is a 408)."
     )
     signing_key_file: str = ""
     """An Ed25519 private key (PEM): site manifests and their model digests are signed

@@ -129,14 +129,6 @@ class Uploads:
             raise NotFound(f"model '{name}' has no upload {upload_id}", field="upload_id") from None
         return Upload.model_validate_json(data)
 
-    def samples(self, *, name: str, upload_id: str) -> Samples | None:
-        """The upload's sample predictions, None when it came without."""
-        if self.get(name=name, upload_id=upload_id).samples == 0:
-            return None
-        return Samples.model_validate_json(
-            self._store.get(f"{upload_prefix(name, upload_id)}/samples.json")
-        )
-
     def _read(self, model: IO[bytes]) -> tuple[bytes, str]:
         digest, parts, size = hashlib.sha256(), list[bytes](), 0
         while chunk := model.read(CHUNK):
