@@ -67,3 +67,18 @@ def test_a_model_without_imputation_gets_a_422_for_a_null_never_a_null_answer() 
         refuse_unanswered_missing(model.schema.features, matrix, model.run(matrix))
     assert refused.value.field == "instances[1].speed_last"
     assert "gives no answer for a missing value" in refused.value.message
+
+
+def test_an_upload_that_cannot_answer_a_missing_value_is_rejected_saying_so() -> None:
+    from millrace_trainer.uploaded import evaluate_upload
+
+    snapshot = with_gaps(factory_snapshot(600), "temperature_mean_10m", every=5)
+    artifact = fit(seed=1)  # a bare logistic regression: NaN in, NaN out
+    spec = ModelSpec(feature_set="machine_health", estimator="uploaded")
+    candidate = evaluate_upload(
+        name="m", spec=spec, features=list(FACTORY_FEATURES), snapshot=snapshot,
+        onnx=artifact.data, sha256=sha256_hex(artifact.data), samples=None,
+    )  # fmt: skip
+    assert not candidate.checks.passed and candidate.metrics == {}
+    assert "gives no answer (NaN)" in candidate.checks.reason
+    assert "put an imputer inside it" in candidate.checks.reason

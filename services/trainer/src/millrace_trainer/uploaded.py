@@ -17,7 +17,7 @@ from millrace_common.scoring import LoadedModel, describe_session, load_model, o
 
 from millrace_trainer.checks import CheckReport, classification_parity, regression_parity
 from millrace_trainer.dataset import Split
-from millrace_trainer.evaluation import baseline_metrics, evaluate
+from millrace_trainer.evaluation import Predictions, baseline_metrics, evaluate
 from millrace_trainer.pipeline import Candidate, Timings, data_of, load_split, predict
 
 SAMPLES = "the uploaded sample predictions"
@@ -51,16 +51,13 @@ def evaluate_upload(
         )
         if model is not None and samples is not None:
             check_samples(model, samples, features=features, report=report)
-    metrics = (
-        evaluate(
-            task=spec.task,
-            y_true=split.y_holdout,
-            predictions=predict(model, split),
-            classes=classes,
-        )
-        if model is not None
-        else {}
-    )
+    metrics: dict[str, float] = {}
+    if model is not None:
+        predictions = predict(model, split)
+        if _answers_missing(predictions, split, report):
+            metrics = evaluate(
+                task=spec.task, y_true=split.y_holdout, predictions=predictions, classes=classes
+            )
     schema = model.schema if model is not None else _unchecked_schema(onnx, features, spec.task)
     return Candidate(
         estimator=None,
@@ -75,6 +72,26 @@ def evaluate_upload(
         data=data_of(rows, split),
         timings=timer.seconds,
     )
+
+
+def _answers_missing(predictions: Predictions, split: Split, report: CheckReport) -> bool:
+    """Whether the model answered every holdout row: one that gives NaN for the rows with a
+    missing value (no imputer inside) is rejected, saying so."""
+    answers = [predictions.values.astype(np.float64, copy=False)]
+    if predictions.probabilities is not None:
+        answers.append(np.asarray(predictions.probabilities, dtype=np.float64))
+    rows = np.zeros(len(split.y_holdout), dtype=bool)
+    for answer in answers:
+        rows |= np.isnan(answer.reshape(len(rows), -1)).any(axis=1)
+    unanswered = int(rows.sum())
+    if not unanswered:
+        return True
+    gaps = int(np.isnan(split.x_holdout).any(axis=1).sum())
+    report.fail(
+        f"the model gives no answer (NaN) for {unanswered} holdout rows ({gaps} have a missing "
+        "value): put an imputer inside it, as the trainer does"
+    )
+    return False
 
 
 def _classes(task: str, split: Split) -> list[int] | None:
