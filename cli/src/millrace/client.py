@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from millrace_cli.client import Service
 from millrace_cli.errors import CliError
 from millrace_cli.options import USER
 from millrace_cli.platform import DEFAULT_PORTS
-from millrace_cli.training import FINISHED, run_of
+from millrace_cli.training import follow
 from millrace_cli.uploading import request_evaluation, send_upload
 
 if TYPE_CHECKING:
@@ -176,7 +175,13 @@ class Client:
             request = request_evaluation(self.features, name=model, upload=stored)
             if not wait:
                 return {"upload": stored, "request": request}
-            run = self._finished_run(model, request["request_id"], timeout=timeout)
+            run = follow(
+                self.registry,
+                model=model,
+                request_id=request["request_id"],
+                timeout=timeout,
+                spinner=False,
+            )
         if run["version"] is None:
             raise Error(f"the evaluation of {Path(path).name} failed: {run['failure_reason']}")
         return self.version(model, run["version"])
@@ -215,15 +220,6 @@ class Client:
             )
         served = {k: v for k, v in answer.items() if k != "predictions"}
         return [p | {"served_by": served} for p in answer["predictions"]]
-
-    def _finished_run(self, model: str, request_id: str, *, timeout: float) -> Doc:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = run_of(self.registry, model=model, request_id=request_id)
-            if run is not None and run["status"] in FINISHED:
-                return run
-            time.sleep(0.5)
-        raise Error(f"no finished run for request {request_id} after {timeout:.0f}s")
 
 
 @dataclass

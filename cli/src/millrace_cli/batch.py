@@ -76,7 +76,6 @@ def score_file(
     """Score every row of ``source`` with ``model`` (a ``LoadedModel``) into ``sink``;
     with ``lookup``, each batch's feature columns come from it (the offline store, point
     in time) and are written beside the input."""
-    import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
@@ -99,7 +98,7 @@ def score_file(
                 refuse_unanswered_missing(model.schema.features, matrix, outputs)
             except InvalidInput as exc:
                 raise CliError(f"{source}: {_placed(exc, done)}") from None
-            out = _with_answers(batch, outputs, model=model, run_id=run_id, np=np, pa=pa)
+            out = _with_answers(batch, outputs, model=model, run_id=run_id)
             if writer is None:
                 if sink.name.lower().endswith(".parquet"):
                     writer = stack.enter_context(pq.ParquetWriter(sink, out.schema))
@@ -122,9 +121,11 @@ def _placed(exc: Any, offset: int) -> str:
     return str(exc.message)
 
 
-def _with_answers(
-    batch: Any, outputs: list[Any], *, model: Any, run_id: str, np: Any, pa: Any
-) -> Any:
+def _with_answers(batch: Any, outputs: list[Any], *, model: Any, run_id: str) -> Any:
+    """The batch, then the model's answer, then which model and run gave it."""
+    import numpy as np
+    import pyarrow as pa
+
     rows = batch.num_rows
     arrays, names = list(batch.columns), list(batch.schema.names)
     if model.schema.task == "regression":

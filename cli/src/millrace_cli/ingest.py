@@ -76,18 +76,10 @@ def ingest_file(
     line stops the run after every line before it was sent, unless --max-refused lets
     that many be counted and skipped. Event ids come from the file's content and line, so
     loading the same file again doubles nothing."""
-    from millrace_cli.connectors import send_file
+    from millrace_cli.connectors import Delivery, send_file
 
-    done = run_connector(
-        lambda: send_file(
-            path=path,
-            dataset=dataset,
-            url=url,
-            batch=batch,
-            max_refused=max_refused,
-            console=console,
-        )
-    )
+    delivery = Delivery(url, dataset, batch, max_refused, console)
+    done = run_connector(lambda: send_file(path, delivery))
     say(f"sent {done.sent} records to dataset '{dataset}'{refusals(done, refused)}")
 
 
@@ -107,19 +99,10 @@ def ingest_s3(
     """Send every CSV / JSON-lines object under the prefix (optionally .gz), in key order.
     Keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; event ids from bucket, key, ETag
     and line, so a re-run doubles nothing."""
-    from millrace_cli.connectors import send_s3
+    from millrace_cli.connectors import Delivery, send_s3
 
-    done, scan = run_connector(
-        lambda: send_s3(
-            location=location,
-            endpoint=endpoint,
-            dataset=dataset,
-            url=url,
-            batch=batch,
-            max_refused=max_refused,
-            console=console,
-        )
-    )
+    delivery = Delivery(url, dataset, batch, max_refused, console)
+    done, scan = run_connector(lambda: send_s3(location, endpoint, delivery))
     skipped = f", skipped {len(scan.skipped)} not CSV/JSON lines" if scan.skipped else ""
     say(
         f"sent {done.sent} records from {len(scan.read)} objects to dataset '{dataset}'"
@@ -151,21 +134,12 @@ def ingest_sql(
     in batches; with --since-column, only the rows past the last acknowledged one."""
     from millrace_ingest.connectors.sql import SqlSource
 
-    from millrace_cli.connectors import send_sql
+    from millrace_cli.connectors import Delivery, send_sql
 
     source = SqlSource(
         database_url, table=table, query=query, since_column=since_column, key_column=key_column
     )
-    done, run = run_connector(
-        lambda: send_sql(
-            source=source,
-            state=state,
-            dataset=dataset,
-            url=url,
-            batch=batch,
-            max_refused=max_refused,
-            console=console,
-        )
-    )
+    delivery = Delivery(url, dataset, batch, max_refused, console)
+    done, run = run_connector(lambda: send_sql(source, state, delivery))
     since = f" past {since_column}={run.start.since}" if run.start is not None else ""
     say(f"sent {done.sent} rows{since} to dataset '{dataset}'{refusals(done, refused)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -69,16 +70,20 @@ def train(
         raise typer.Exit(1)
 
 
-def follow(registry: Service, *, model: str, request_id: str, timeout: float) -> Doc:
-    """Poll the registry's runs of ``model`` until the request's run has ended."""
+def follow(
+    registry: Service, *, model: str, request_id: str, timeout: float, spinner: bool = True
+) -> Doc:
+    """Poll the registry's runs of ``model`` until the request's run has ended (with a
+    spinner on stderr, unless a library caller asks for none)."""
     deadline = time.monotonic() + timeout
     started = time.monotonic()
-    with err.status(f"waiting for the trainer to take {request_id}", spinner="dots") as status:
+    waiting = f"waiting for the trainer to take {request_id}"
+    with err.status(waiting, spinner="dots") if spinner else nullcontext() as status:
         while time.monotonic() < deadline:
             run = run_of(registry, model=model, request_id=request_id)
             if run is not None and run["status"] in FINISHED:
                 return run
-            if run is not None:
+            if run is not None and status is not None:
                 status.update(
                     f"run {run['run_id']} {run['status']} ({time.monotonic() - started:.0f}s)"
                 )

@@ -60,6 +60,7 @@ class Upload(BaseModel):
     uploaded_by: str
     uploaded_at: datetime
     artifact_uri: str = Field(description="where the trainer reads it (the registry's store)")
+    samples_uri: str | None = Field(description="where the trainer reads the samples, if any")
 
 
 def upload_prefix(name: str, upload_id: str) -> str:
@@ -115,6 +116,7 @@ class Uploads:
             uploaded_by=actor,
             uploaded_at=datetime.now(UTC),
             artifact_uri=self._store.uri(f"{prefix}/model.onnx"),
+            samples_uri=None if parsed is None else self._store.uri(f"{prefix}/samples.json"),
         )
         # written last: an upload is there once its document is
         document = upload.model_dump_json().encode()

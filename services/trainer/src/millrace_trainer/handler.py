@@ -222,10 +222,9 @@ class TrainService:
         """The uploaded model (its digest checked) and its sample predictions, if any."""
         key = key_of(upload["artifact_uri"])
         onnx = get_verified(self._store, key, upload["sha256"])
-        if not upload["samples"]:
+        if upload["samples_uri"] is None:
             return onnx, None
-        samples_key = f"{key.rsplit('/', 1)[0]}/samples.json"
-        return onnx, orjson.loads(self._store.get(samples_key))
+        return onnx, orjson.loads(self._store.get(key_of(upload["samples_uri"])))
 
     async def _champion(self, name: str, candidate: Candidate) -> ChampionResult | None:
         """Evaluate what runs in production on the candidate's holdout, if anything does."""
@@ -272,7 +271,8 @@ class TrainService:
         )
         if upload is not None:
             # the model is the uploaded file: the spec's estimator never ran
-            record["upload"] = {k: v for k, v in upload.items() if k != "artifact_uri"}
+            internal = {"artifact_uri", "samples_uri"}  # the registry's keys, not the user's
+            record["upload"] = {k: v for k, v in upload.items() if k not in internal}
             record["model_spec"] = record["model_spec"] | {"estimator": None, "params": {}}
         body = registration(
             request=request,

@@ -40,7 +40,7 @@ def evaluate_upload(
     classes = _classes(spec.task, split)
     report = CheckReport()
     with timer("checks"):
-        model = _open(
+        schema, model = _open(
             name=name,
             onnx=onnx,
             sha256=sha256,
@@ -58,7 +58,6 @@ def evaluate_upload(
             metrics = evaluate(
                 task=spec.task, y_true=split.y_holdout, predictions=predictions, classes=classes
             )
-    schema = model.schema if model is not None else _unchecked_schema(onnx, features, spec.task)
     return Candidate(
         estimator=None,
         onnx=onnx,
@@ -109,25 +108,29 @@ def _open(
     features: list[str],
     classes: list[int] | None,
     report: CheckReport,
-) -> LoadedModel | None:
-    """The model through the scoring core's loader, or None with the checks it failed."""
+) -> tuple[ModelSchema, LoadedModel | None]:
+    """The schema the file's tensors give (none when it does not open: a rejected upload
+    is recorded with it) and the model through the scoring core's loader, or None with
+    the checks it failed."""
     try:
         inputs, outputs = describe_session(open_session(onnx))
     except IntegrityError as exc:
         report.fail(f"cannot be opened: {exc.message}")
-        return None
+        inputs, outputs = [], []
+    schema = ModelSchema(features=features, inputs=inputs, outputs=outputs, task=spec.task)
+    if not report.passed:
+        return schema, None
     check_inputs(inputs, features=features, report=report)
     check_outputs(outputs, task=spec.task, classes=classes, report=report)
     if not report.passed:
-        return None
-    schema = ModelSchema(features=features, inputs=inputs, outputs=outputs, task=spec.task)
+        return schema, None
     try:
         model = load_model(name=name, version=0, data=onnx, sha256=sha256, schema=schema)
     except IntegrityError as exc:
         report.fail(f"load or warm-up failed: {exc.message}")
-        return None
+        return schema, None
     report.details["warm_up"] = "ok"
-    return model
+    return schema, model
 
 
 def check_inputs(inputs: list[TensorSpec], *, features: list[str], report: CheckReport) -> None:
@@ -213,12 +216,3 @@ def _sample_matrix(rows: list[Any], features: list[str]) -> np.ndarray:
             raise ValueError(f"row {i} has {len(row)} values, the feature set {len(features)}")
         matrix.append([np.nan if v is None else v for v in row])  # null: missing
     return np.asarray(matrix, dtype=np.float32)
-
-
-def _unchecked_schema(onnx: bytes, features: list[str], task: str) -> ModelSchema:
-    """What a rejected upload is recorded with: its tensors when it opens, else none."""
-    try:
-        inputs, outputs = describe_session(open_session(onnx))
-    except IntegrityError:
-        inputs, outputs = [], []
-    return ModelSchema(features=features, inputs=inputs, outputs=outputs, task=task)  # type: ignore[arg-type]
