@@ -102,6 +102,7 @@ def main(data: Path) -> None:
         raise SystemExit(f"rejected: {version['rejection_reason']}")
     if "production" not in version["aliases"]:
         client.promote(MODEL, version["version"], reason="the notebook's logistic model")
+    client.wait_served(MODEL, version["version"])
     print(f"v{version['version']} is in production")
 
     by_id = client.predict(MODEL, entity_ids=["c-0007", "c-0121"])

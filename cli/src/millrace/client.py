@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -195,6 +196,26 @@ class Client:
         body = {"version": version, "reason": reason, "actor": USER}
         with _errors():
             return self.registry.post("models", model, "aliases", alias, body=body)  # type: ignore[no-any-return]
+
+    def wait_served(
+        self, model: str, version: int, *, alias: str = "production", timeout: float = 120.0
+    ) -> None:
+        """Block until serving answers ``alias`` with ``version``: a promotion reaches
+        serving as a ``model-published`` event, a moment after the registry answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with _errors():
+                loaded = self.serving.get("models")
+            if any(
+                m["name"] == model and m["alias"] == alias and m["version"] == version
+                for m in loaded
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise Error(
+                    f"serving did not load {model} v{version} as {alias!r} in {timeout:g} s"
+                )
+            time.sleep(0.25)
 
     def predict(
         self,
