@@ -39,7 +39,11 @@ def fresh_broker(supervisor: Supervisor) -> Iterator[str]:
 @pytest.fixture
 def registry_settings(broker: str, database_url: str, object_store_url: str) -> RegistrySettings:
     return RegistrySettings(
-        broker=broker, database_url=database_url, object_store=object_store_url, relay_interval=0.1
+        broker=broker,
+        database_url=database_url,
+        object_store=object_store_url,
+        relay_interval=0.1,
+        monitor=False,  # tests/integration/test_monitoring.py turns it on
     )
 
 

@@ -135,3 +135,18 @@ async def _send(broker: str, topic: str, event: Any, *, key: str, source: str) -
         await producer.send(topic, event, key=key, envelope=envelope)
     finally:
         await producer.stop()
+
+
+async def produce_events(
+    broker: str, topic: str, items: Iterable[tuple[str, Any]], *, source: str = "test"
+) -> None:
+    """Each ``(key, contract)`` on ``topic``, as a Millrace producer sends it."""
+    await ensure_topics(broker, [topic])
+    producer = Producer(broker, source=source)
+    await producer.start()
+    try:
+        for key, event in items:
+            envelope = Envelope.new(type=EVENT_TYPES[topic], source=source)
+            await producer.send(topic, event, key=key, envelope=envelope)
+    finally:
+        await producer.stop()

@@ -134,6 +134,7 @@ def registry_runtime(
             raise OSError("no broker in this test: nothing is relayed")
         return producer
 
+    settings.setdefault("monitor", False)  # its intake would need a broker
     runtime = bootstrap(
         Settings(database_url=database_url, **settings),
         store=WithStandIns(store or MemoryStore()),  # type: ignore[arg-type]

@@ -59,6 +59,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "DELETE /v1/models/{name}/aliases/{alias}": "deployer",
         "POST /v1/models/{name}/rollback": "deployer",
         "GET /v1/models/{name}/audit": READ,
+        "GET /v1/models/{name}/monitoring": READ,
         "POST /v1/models/{name}/uploads": "scientist",
         "GET /v1/models/{name}/uploads/{upload_id}": READ,
         "GET /v1/models/{name}/runs": READ,
@@ -113,6 +114,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "GET /v1/datasets/{name}": f"producer {READ}",
         "POST /v1/datasets/{name}/records": f"producer {ANY_SITE}",
         "POST /v1/predictions": ANY_SITE,
+        "POST /v1/datasets/{name}/labels": f"producer {ANY_SITE}",
     },
     "features": {
         **HEALTH,

@@ -17,6 +17,7 @@ from millrace_cli.views import (
     lineage_grid,
     model_grid,
     models_grid,
+    monitoring_grid,
     reproduce_grid,
     versions_grid,
 )
@@ -79,6 +80,24 @@ def audit(
     """Every alias move of a model, newest first: who, when, why."""
     found = Service(registry).get("models", name, "audit", params={"limit": limit})
     emit(found, as_json=as_json, view=audit_grid)
+
+
+@models_app.command("monitor")
+def monitor(
+    name: str,
+    registry: RegistryOpt = REGISTRY,
+    as_json: JsonOpt = False,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 (default: a day ago)")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 (default: now)")] = None,
+    window: Annotated[
+        str | None, typer.Option(help="30s, 10m, 1h, 1d (default: the spec's)")
+    ] = None,
+) -> None:
+    """Live quality from labelled predictions: per version, alias and site, then per
+    window; and what became of the labels."""
+    params = query(since=since, until=until, window=window)
+    found = Service(registry).get("models", name, "monitoring", params=params)
+    emit(found, as_json=as_json, view=monitoring_grid)
 
 
 @models_app.command("promote")

@@ -66,6 +66,33 @@ def audit_grid(entries: list[Doc]) -> Grid:
     return grid
 
 
+def monitoring_grid(doc: Doc) -> Grid:
+    """Live quality: one row per version, alias and site over the range, then per window."""
+    labels = doc["labels"]
+    grid = Grid(
+        ["version", "alias", "site", "from", "to", "predictions", "labelled", "late", "quality"],
+        title=f"{doc['model']}: live quality ({doc['task']}, decisions on {doc['metric']})",
+        caption=(
+            f"labels: {labels['received']} received, {labels['matched']} matched, "
+            f"{labels['unmatched']} unmatched, {labels['duplicate']} duplicate, "
+            f"{labels['late']} late"
+        ),
+    )
+    for entry in [*doc["versions"], *doc["windows"]]:
+        grid.add(
+            version_text(entry["version"]),
+            entry["alias"] or "-",
+            entry["site"] or "-",
+            str(entry["start"])[:19],
+            str(entry["end"])[:19],
+            str(entry["predictions"]),
+            str(entry["labelled"]),
+            str(entry["late_labels"]),
+            metrics_text(entry["metrics"]) or "-",
+        )
+    return grid
+
+
 def version_text(version: int | None) -> str:
     return "-" if version is None else f"v{version}"
 

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from millrace_common.quality import Predictions, evaluate, from_outputs
 from millrace_trainer.dataset import Split
-from millrace_trainer.evaluation import Predictions, baseline_metrics, evaluate, from_outputs
+from millrace_trainer.evaluation import baseline_metrics
 
 
 def test_binary_classification_metrics() -> None:

@@ -9,15 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RAW = "raw"
 FEATURES = "features"
 TRAIN_REQUESTS = "train-requests"
 MODEL_PUBLISHED = "model-published"
 PREDICTIONS = "predictions"
+LABELS = "labels"
 DLQ = "dlq"
-ALL_TOPICS = (RAW, FEATURES, TRAIN_REQUESTS, MODEL_PUBLISHED, PREDICTIONS, DLQ)
+ALL_TOPICS = (RAW, FEATURES, TRAIN_REQUESTS, MODEL_PUBLISHED, PREDICTIONS, LABELS, DLQ)
 
 
 class Contract(BaseModel):
@@ -113,6 +114,32 @@ class PredictionLogged(Contract):
     at: datetime
     site: str | None = None
     """The edge site whose agent answered; None when a serving pod did."""
+    entity_ids: list[str] | None = None
+    """One per output row, when the request named entities (their online features)."""
+
+
+class LabelObserved(Contract):
+    """Ground truth that arrived after the prediction: the label of one of a dataset's
+    label fields, for a request id that serving answered (and the row or entity in it),
+    or for an entity at an event time (matched to the predictions made for that entity
+    within the model's ``monitoring.label_horizon`` after it)."""
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(description="unique per label: a second one with it is a duplicate")
+    dataset: str
+    field: str = Field(description="the dataset's label field")
+    value: float | int | str | bool
+    request_id: str | None = None
+    row: int | None = Field(None, ge=0, description="the row of a request that had several")
+    entity_id: str | None = None
+    ts: datetime | None = Field(None, description="the event time the label is for")
+    at: datetime = Field(description="when the label was observed")
+
+    @model_validator(mode="after")
+    def _names_what_it_labels(self) -> LabelObserved:
+        if self.request_id is None and (self.entity_id is None or self.ts is None):
+            raise ValueError("a label names a request_id, or an entity_id and a ts")
+        return self
 
 
 class DeadLetter(Contract):
@@ -133,6 +160,7 @@ TOPIC_CONTRACTS: dict[str, type[BaseModel]] = {
     TRAIN_REQUESTS: TrainRequest,
     MODEL_PUBLISHED: ModelPublished,
     PREDICTIONS: PredictionLogged,
+    LABELS: LabelObserved,
     DLQ: DeadLetter,
 }
 
@@ -143,6 +171,7 @@ EVENT_TYPES: dict[str, str] = {
     TRAIN_REQUESTS: "millrace.train.requested",
     MODEL_PUBLISHED: "millrace.model.published",
     PREDICTIONS: "millrace.prediction.logged",
+    LABELS: "millrace.label.observed",
     DLQ: "millrace.message.dead_lettered",
 }
 """The ``ce_type`` header of each topic's messages: one spelling, whoever produces."""

@@ -149,6 +149,10 @@ def _latency(model: str) -> Histogram:
     return LATENCY.labels(model)
 
 
+_Logged = tuple[str | None, list[str] | None, bool]
+"""A request's id and entities, and whether its log was sampled: the shadow's log follows."""
+
+
 @dataclass
 class DataPlane:
     slots: ModelSlots
@@ -181,17 +185,27 @@ class DataPlane:
             )
 
     async def infer(
-        self, choice: Choice, matrix: np.ndarray, *, started: float
+        self, choice: Choice, matrix: np.ndarray, *, started: float, request_id: str | None = None
     ) -> list[np.ndarray]:
         """Score ``matrix`` on the chosen model; counts, times and logs the request."""
-        _answered, outputs = await self.answer(choice, matrix, started=started)
+        _answered, outputs = await self.answer(
+            choice, matrix, started=started, request_id=request_id
+        )
         return outputs
 
     async def answer(
-        self, choice: Choice, matrix: np.ndarray, *, started: float
+        self,
+        choice: Choice,
+        matrix: np.ndarray,
+        *,
+        started: float,
+        request_id: str | None = None,
+        entity_ids: list[str] | None = None,
     ) -> tuple[Choice, list[np.ndarray]]:
         """Like ``infer``, and also says which choice answered: with ``recover`` set, a
-        model that fails to score is replaced, for this request, by the one it names."""
+        model that fails to score is replaced, for this request, by the one it names.
+        The log carries ``request_id`` (one is drawn when it is None) and the entities the
+        rows were looked up for, so that labels arriving later find the prediction."""
         try:
             self.check_rows(len(matrix), field="instances")
             outputs = await self._run_bounded(choice.model, matrix)
@@ -212,10 +226,18 @@ class DataPlane:
         _requests(model.name, model.version, "ok").inc()
         _latency(model.name).observe(elapsed)
         model.stats.answered(rows=len(matrix), ns=int(elapsed * 1e9))
-        if self.sink is not None and self._sampled():
-            self.sink(prediction_log(model, choice.alias, matrix, outputs, elapsed))
+        sampled = self.sink is not None and self._sampled()
+        if self.sink is not None and sampled:
+            self.sink(
+                prediction_log(
+                    model, choice.alias, matrix, outputs, elapsed, request_id, entity_ids
+                )
+            )
         if choice.shadow is not None:
-            self._mirror(choice.shadow, choice.shadow_alias, matrix)
+            request_id = request_id or next_request_id()
+            self._mirror(
+                choice.shadow, choice.shadow_alias, matrix, (request_id, entity_ids, sampled)
+            )
         return choice, outputs
 
     def _sampled(self) -> bool:
@@ -239,13 +261,19 @@ class DataPlane:
         except TimeoutError:
             raise TimedOut(f"scoring took longer than {self.timeout}s") from None
 
-    def _mirror(self, shadow: LoadedModel, alias: str | None, matrix: np.ndarray) -> None:
+    def _mirror(
+        self, shadow: LoadedModel, alias: str | None, matrix: np.ndarray, logged: _Logged
+    ) -> None:
         """Score the shadow after the answer has gone, off the request's path."""
-        task = asyncio.get_running_loop().create_task(self._shadow(shadow, alias, matrix))
+        task = asyncio.get_running_loop().create_task(self._shadow(shadow, alias, matrix, logged))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _shadow(self, shadow: LoadedModel, alias: str | None, matrix: np.ndarray) -> None:
+    async def _shadow(
+        self, shadow: LoadedModel, alias: str | None, matrix: np.ndarray, logged: _Logged
+    ) -> None:
+        """The shadow's log shares the request id of the answer's (and is sampled with
+        it), so the two sides are compared on the same rows."""
         started = time.perf_counter()
         try:
             outputs = await settled(self.run(shadow, matrix))
@@ -253,8 +281,12 @@ class DataPlane:
             SHADOW_FAILURES.labels(shadow.name).inc()
             log.warning("shadow_failed", model=shadow.name, version=shadow.version, error=repr(exc))
             return
-        if self.sink is not None and self._sampled():
-            self.sink(prediction_log(shadow, alias, matrix, outputs, time.perf_counter() - started))
+        request_id, entity_ids, sampled = logged
+        if self.sink is not None and sampled:
+            elapsed = time.perf_counter() - started
+            self.sink(
+                prediction_log(shadow, alias, matrix, outputs, elapsed, request_id, entity_ids)
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,10 +302,12 @@ class PendingLog:
     outputs: list[np.ndarray]
     elapsed: float
     at: float
+    request_id: str | None = None
+    entity_ids: list[str] | None = None
 
     def event(self, *, site: str | None = None) -> PredictionLogged:
         return PredictionLogged(
-            request_id=next_request_id(),
+            request_id=self.request_id or next_request_id(),
             model=self.model.name,
             version=self.model.version,
             alias=self.alias,
@@ -282,6 +316,7 @@ class PendingLog:
             latency_ms=round(self.elapsed * 1000, 3),
             at=datetime.fromtimestamp(self.at, UTC),
             site=site,
+            entity_ids=self.entity_ids,
         )
 
 
@@ -291,8 +326,10 @@ def prediction_log(
     matrix: np.ndarray,
     outputs: list[np.ndarray],
     elapsed: float,
+    request_id: str | None = None,
+    entity_ids: list[str] | None = None,
 ) -> PendingLog:
-    return PendingLog(model, alias, matrix, outputs, elapsed, time.time())
+    return PendingLog(model, alias, matrix, outputs, elapsed, time.time(), request_id, entity_ids)
 
 
 async def cooperatively(items: Sequence[T], work: Callable[[T], R], *, chunk: int = 16) -> list[R]:

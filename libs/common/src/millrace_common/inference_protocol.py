@@ -213,7 +213,13 @@ def v2_router(
         key = request.headers.get(ROUTING_KEY_HEADER) or _parameter(body, "routing_key")
         choice = plane.choose(_route(name, version, key=key))
         matrix = _decoded(plane, choice, body, chunks, started=started)
-        outputs = await plane.infer(choice, matrix, started=started)
+        request_id = body.get("id")
+        outputs = await plane.infer(
+            choice,
+            matrix,
+            started=started,
+            request_id=request_id if isinstance(request_id, str) and request_id else None,
+        )
         return encode_response(choice, body, outputs)
 
     # registered first: routes are matched in order, and this is the one under load

@@ -28,6 +28,7 @@ from millrace_common.dataplane import (
     PredictionSink,
     Route,
     describe_loaded,
+    next_request_id,
 )
 from millrace_common.errors import InvalidInput, MillraceError
 from millrace_common.http import DirectRoute, errors
@@ -58,6 +59,7 @@ OnlineLookup = Callable[[ModelSchema, Sequence[str]], Awaitable[list[dict[str, A
 NO_LOOKUP = "this server has no online feature store: send 'instances' with the features"
 ROUTING_KEY_HEADER = "x-millrace-routing-key"
 VERSION_HEADER = "x-millrace-model-version"
+REQUEST_ID_HEADER = "x-millrace-request-id"
 
 
 class PredictRequest(BaseModel):
@@ -80,6 +82,13 @@ class PredictRequest(BaseModel):
         description="a routing key for sticky traffic policies (or the "
         "X-Millrace-Routing-Key header)",
     )
+    request_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="the caller's own id for this request (else one is drawn): labels that "
+        "arrive later name it (``POST /v1/datasets/{name}/labels``)",
+    )
 
 
 class Prediction(BaseModel):
@@ -95,6 +104,7 @@ class PredictResponse(BaseModel):
     model: str
     version: int
     alias: str | None = Field(description="the alias that answered; null for a pinned version")
+    request_id: str = Field(description="what a label for these predictions names")
     predictions: list[Prediction]
 
 
@@ -145,9 +155,13 @@ def predict_router(
         except MillraceError as exc:
             plane.failed(choice, exc, started=started)
             raise
-        choice, outputs = await plane.answer(choice, matrix, started=started)
+        request_id = body.request_id or next_request_id()
+        choice, outputs = await plane.answer(
+            choice, matrix, started=started, request_id=request_id, entity_ids=body.entity_ids
+        )
         refuse_unanswered_missing(choice.model.schema.features, matrix, outputs)
-        return _answer(name, choice, format_outputs(choice.model.schema.task, outputs))
+        answered = format_outputs(choice.model.schema.task, outputs)
+        return _answer(name, choice, answered, request_id)
 
     router.add_api_route(
         "/v1/models/{name}/predict",
@@ -157,7 +171,12 @@ def predict_router(
         dependencies=[Depends(_documents_predict_request)],
         response_model=PredictResponse,
         responses={
-            200: {"headers": {VERSION_HEADER: _header("the version that answered", "integer")}},
+            200: {
+                "headers": {
+                    VERSION_HEADER: _header("the version that answered", "integer"),
+                    REQUEST_ID_HEADER: _header("the request id labels name", "string"),
+                }
+            },
             **errors(404, 422, 504),
         },
         openapi_extra={"parameters": [routing_key_parameter()]},
@@ -204,14 +223,21 @@ def parse_body(raw: bytes) -> PredictRequest:
         ) from None
 
 
-def _answer(name: str, choice: Choice, predictions: list[dict[str, Any]]) -> Response:
+def _answer(
+    name: str, choice: Choice, predictions: list[dict[str, Any]], request_id: str
+) -> Response:
     version = choice.model.version
+    answer = {
+        "model": name,
+        "version": version,
+        "alias": choice.alias,
+        "request_id": request_id,
+        "predictions": predictions,
+    }
     return Response(
-        orjson.dumps(
-            {"model": name, "version": version, "alias": choice.alias, "predictions": predictions}
-        ),
+        orjson.dumps(answer),
         media_type="application/json",
-        headers={VERSION_HEADER: str(version)},
+        headers={VERSION_HEADER: str(version), REQUEST_ID_HEADER: request_id},
     )
 
 

@@ -216,6 +216,43 @@ class RetrainPolicy(BaseModel):
         return window_seconds(self.at_most_every) if self.at_most_every is not None else 0
 
 
+class RollbackPolicy(BaseModel):
+    """Move production back to the version it replaced when the new one's live ``metric``
+    (the model's) is worse than its predecessor's was by more than ``margin``, once each
+    has at least ``min_labelled`` labelled predictions in production."""
+
+    model_config = ConfigDict(extra="forbid")
+    margin: float = Field(default=0.05, ge=0)
+    min_labelled: int = Field(default=200, ge=1)
+
+
+class MonitoringSpec(BaseModel):
+    """Live quality: a label for an entity at event time ``ts`` is the ground truth of the
+    predictions made for that entity from ``ts`` until ``label_horizon`` later (or until
+    the entity's next label); a label naming a request id is the ground truth of that
+    request. Quality is reported per ``window`` of prediction time."""
+
+    model_config = ConfigDict(extra="forbid")
+    label_horizon: str = "1h"
+    window: str = "1h"
+    rollback: RollbackPolicy | None = None
+
+    @field_validator("label_horizon", "window")
+    @classmethod
+    def _duration(cls, value: str, info: ValidationInfo) -> str:
+        if not _WINDOW.fullmatch(value) or window_seconds(value) == 0:
+            raise ValueError(f"{info.field_name} must look like 30s, 10m, 2h or 1d")
+        return value
+
+    @property
+    def label_horizon_seconds(self) -> int:
+        return window_seconds(self.label_horizon)
+
+    @property
+    def window_seconds(self) -> int:
+        return window_seconds(self.window)
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     name: str = ""
@@ -229,6 +266,7 @@ class ModelSpec(BaseModel):
     promotion_margin: float = 0.0
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
 
 
 class Project(BaseModel):

@@ -11,4 +11,6 @@ RULES = Rules(
     # records from producers, and from sites forwarding what they buffered
     ("POST", "/v1/datasets/{name}/records", {PRODUCER, ANY_SITE}),
     ("POST", "/v1/predictions", {ANY_SITE}),
+    # ground truth that arrived later: from the producers of the data it labels
+    ("POST", "/v1/datasets/{name}/labels", {PRODUCER, ANY_SITE}),
 )

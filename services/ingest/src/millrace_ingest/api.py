@@ -16,7 +16,8 @@ from millrace_common.tracing import child_of, trace_id_of
 from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
-from millrace_ingest.accept import accept_batch, accept_predictions, raw_values
+from millrace_ingest.accept import accept_batch, accept_labels, accept_predictions, raw_values
+from millrace_ingest.adapters.labels_topic import publish_labels
 from millrace_ingest.adapters.predictions_topic import publish_predictions
 from millrace_ingest.adapters.raw_topic import publish_records
 from millrace_ingest.deps import RuntimeDep
@@ -26,6 +27,9 @@ ACCEPTED = Counter("millrace_ingest_records_total", "Records accepted into raw",
 REJECTED = Counter("millrace_ingest_rejected_batches_total", "Batches refused", ["dataset"])
 PREDICTIONS_ACCEPTED = Counter(
     "millrace_ingest_prediction_logs_total", "Prediction logs accepted into predictions"
+)
+LABELS_ACCEPTED = Counter(
+    "millrace_ingest_labels_total", "Labels accepted into labels", ["dataset"]
 )
 PREDICTIONS_REJECTED = Counter(
     "millrace_ingest_rejected_prediction_batches_total", "Prediction-log batches refused"
@@ -47,6 +51,20 @@ class PredictionBatch(BaseModel):
     a 422 names ``predictions[i].field`` like the records route does."""
 
     predictions: list[Any] = Field(min_length=1)
+
+
+class LabelBatch(BaseModel):
+    """``{"labels": [...]}``: each names a ``request_id`` that serving answered (with a
+    ``row`` for a request of several rows) or the dataset's entity and time fields, and
+    one or more of the dataset's label fields; optionally ``event_id`` and
+    ``observed_at`` (default now)."""
+
+    labels: list[Any] = Field(min_length=1)
+
+
+class LabelsAccepted(BaseModel):
+    accepted: int
+    event_ids: list[str]
 
 
 class RecordsAccepted(BaseModel):
@@ -126,6 +144,33 @@ async def post_records(
         event_ids=[v["event_id"] for v in values],
         trace_id=trace_id_of(parent),
     )
+
+
+@router.post(
+    "/datasets/{name}/labels",
+    status_code=202,
+    response_model=LabelsAccepted,
+    responses=errors(404, 422, 503),
+)
+async def post_labels(
+    name: str,
+    rt: RuntimeDep,
+    batch: Annotated[LabelBatch, Body()],
+    traceparent: Annotated[str | None, Header()] = None,
+) -> LabelsAccepted:
+    """Ground truth that arrived after the predictions, to ``labels`` (the registry's
+    monitor joins it to what was served); all of a batch or none, 422 naming each bad
+    field. A label without ``event_id`` gets one from its content: a resent label is
+    counted as a duplicate, not used twice."""
+    dataset = rt.project.dataset(name)
+    _bounded(len(batch.labels), rt.settings.max_records_per_request, field="labels")
+    labels = accept_labels(dataset, batch.labels)
+    parent = child_of(traceparent)
+    bind_trace(trace_id_of(parent))
+    await publish_labels(rt.broker, labels, traceparent=parent)
+    LABELS_ACCEPTED.labels(name).inc(len(labels))
+    log.info("labels_accepted", dataset=name, count=len(labels))
+    return LabelsAccepted(accepted=len(labels), event_ids=[label.event_id for label in labels])
 
 
 @router.post(

@@ -10,7 +10,7 @@ import contextlib
 
 import structlog
 from aiokafka.errors import KafkaError
-from millrace_common.contracts import PREDICTIONS, RAW
+from millrace_common.contracts import LABELS, PREDICTIONS, RAW
 from millrace_common.messaging import Producer, ensure_topics, wait_for_broker
 from millrace_common.project import Project
 from millrace_common.project_reload import ProjectReloader
@@ -58,7 +58,7 @@ class Runtime:
         while True:
             try:
                 await wait_for_broker(self.settings.broker, timeout=30.0)
-                await ensure_topics(self.settings.broker, [RAW, PREDICTIONS])
+                await ensure_topics(self.settings.broker, [RAW, PREDICTIONS, LABELS])
                 await self.producer.start()
             except (TimeoutError, OSError, KafkaError) as exc:
                 log.warning(

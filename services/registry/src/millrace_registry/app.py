@@ -25,9 +25,16 @@ from millrace_registry.catalog import Catalog
 from millrace_registry.config import Settings
 from millrace_registry.fleet import Fleet
 from millrace_registry.lifecycle import Lifecycle
+from millrace_registry.monitoring import Monitoring
 from millrace_registry.run_artifacts import RunArtifacts
 from millrace_registry.runs import Runs
-from millrace_registry.runtime import MIGRATIONS, ConnectProducer, RelayBell, Runtime
+from millrace_registry.runtime import (
+    MIGRATIONS,
+    ConnectProducer,
+    ProjectHolder,
+    RelayBell,
+    Runtime,
+)
 from millrace_registry.site_objects import SiteObjects
 from millrace_registry.sites import Sites
 from millrace_registry.traffic import TrafficPolicies
@@ -58,6 +65,8 @@ def bootstrap(
     bell = RelayBell()
     runs = Runs(factory=factory)
     artifacts = Artifacts(store)
+    lifecycle = Lifecycle(factory=factory, artifacts=artifacts, on_commit=bell)
+    project = ProjectHolder(settings.project)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -65,7 +74,7 @@ def bootstrap(
         manifests=manifests,
         bell=bell,
         connect_producer=connect_producer or (lambda: kafka_producer(settings)),
-        lifecycle=Lifecycle(factory=factory, artifacts=artifacts, on_commit=bell),
+        lifecycle=lifecycle,
         catalog=Catalog(factory=factory),
         runs=runs,
         sites=Sites(factory=factory, manifests=manifests),
@@ -75,6 +84,8 @@ def bootstrap(
         uploads=Uploads(store, max_bytes=settings.max_upload_bytes),
         run_artifacts=RunArtifacts(store, runs=runs, max_bytes=settings.max_upload_bytes),
         artifacts=artifacts,
+        monitoring=Monitoring(factory=factory, lifecycle=lifecycle, project=project),
+        project=project,
     )
 
 

@@ -24,3 +24,17 @@ class Settings(CommonSettings):
     signing_key_file: str = ""
     """An Ed25519 private key (PEM): site manifests and their model digests are signed
     with it. Empty: manifests are unsigned."""
+    monitor: bool = Field(
+        True,
+        description="Consume `predictions`, `labels` and labelled `features` rows for live "
+        "quality (GET /v1/models/{name}/monitoring) and act on the models' monitoring policies.",
+    )
+    monitor_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds between the monitor's checks (Prometheus gauges, rollbacks).",
+    )
+    monitor_group: str = Field(
+        "registry-monitor",
+        description="The monitor's Kafka consumer group: the registry's replicas share it.",
+    )

@@ -10,6 +10,7 @@ from millrace_registry.artifacts import Artifacts
 from millrace_registry.catalog import Catalog
 from millrace_registry.fleet import Fleet
 from millrace_registry.lifecycle import Lifecycle
+from millrace_registry.monitoring import Monitoring
 from millrace_registry.run_artifacts import RunArtifacts
 from millrace_registry.runs import Runs
 from millrace_registry.runtime import Runtime
@@ -78,3 +79,10 @@ TrafficDep = Annotated[TrafficPolicies, Depends(get_traffic)]
 UploadsDep = Annotated[Uploads, Depends(get_uploads)]
 RunArtifactsDep = Annotated[RunArtifacts, Depends(get_run_artifacts)]
 ArtifactsDep = Annotated[Artifacts, Depends(get_artifacts)]
+
+
+def get_monitoring(runtime: RuntimeDep) -> Monitoring:
+    return runtime.monitoring
+
+
+MonitoringDep = Annotated[Monitoring, Depends(get_monitoring)]

@@ -13,8 +13,11 @@ import sqlalchemy as sa
 import structlog
 from millrace_common.contracts import MODEL_PUBLISHED, ModelPublished
 from millrace_common.db import migrate
-from millrace_common.messaging import Producer, connect_retrying
+from millrace_common.errors import InvalidInput
+from millrace_common.messaging import Producer, connect_retrying, ensure_topics
 from millrace_common.outbox import OutboxRelay, PendingEvent
+from millrace_common.project import Project, load_project
+from millrace_common.project_reload import ProjectReloader
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +28,8 @@ from millrace_registry.catalog import Catalog
 from millrace_registry.config import Settings
 from millrace_registry.fleet import Fleet
 from millrace_registry.lifecycle import Lifecycle
+from millrace_registry.monitor_intake import TOPICS, MonitorIntake
+from millrace_registry.monitoring import Monitoring
 from millrace_registry.run_artifacts import RunArtifacts
 from millrace_registry.runs import Runs
 from millrace_registry.site_objects import SiteObjects
@@ -53,8 +58,31 @@ class RelayBell:
             self._loop.call_soon_threadsafe(self._relay.wake)
 
 
+class ProjectHolder:
+    """The project the monitor reads its policies from (``MILLRACE_PROJECT``), read at
+    start and again on SIGHUP; None when there is none (labels then match by request id
+    only, with the default horizon)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.project: Project | None = None
+
+    def __call__(self) -> Project | None:
+        return self.project
+
+    def load(self) -> None:
+        try:
+            self.project = load_project(self.folder)
+        except InvalidInput as exc:
+            log.warning("monitor_without_project", folder=self.folder, reason=exc.message)
+
+    async def apply(self, project: Project) -> None:
+        self.project = project
+
+
 class Runtime:
-    """What the routes need, built once by ``bootstrap``; the relay runs from ``start``."""
+    """What the routes need, built once by ``bootstrap``; the relay (and the monitor, when
+    it is on) runs from ``start``."""
 
     def __init__(
         self,
@@ -75,6 +103,8 @@ class Runtime:
         uploads: Uploads,
         run_artifacts: RunArtifacts,
         artifacts: Artifacts,
+        monitoring: Monitoring,
+        project: ProjectHolder,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -90,20 +120,35 @@ class Runtime:
         self.uploads = uploads
         self.run_artifacts = run_artifacts
         self.artifacts = artifacts
+        self.monitoring = monitoring
+        self.project = project
+        self.intake: MonitorIntake | None = None
         self.producer: Producer | None = None
         self._bell = bell
         self._connect_producer = connect_producer
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reloader: ProjectReloader | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.engine, schema=SCHEMA, versions=MIGRATIONS)
-        self._task = asyncio.create_task(self._relay_forever(), name="registry-outbox-relay")
+        self._tasks.append(asyncio.create_task(self._relay_forever(), name="registry-outbox-relay"))
+        if self.settings.monitor:
+            await asyncio.to_thread(self.project.load)
+            self._reloader = ProjectReloader(
+                self.settings.project,
+                current=lambda: self.project() or Project(datasets={}),
+                apply=self.project.apply,
+            )
+            self._reloader.install()
+            self._tasks.append(asyncio.create_task(self._monitor(), name="registry-monitor"))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        if self._reloader is not None:
+            self._reloader.uninstall()
+        for task in self._tasks:
+            task.cancel()
             with suppress(asyncio.CancelledError):
-                await self._task
+                await task
         if self.producer is not None:
             await self.producer.stop()
         self.engine.dispose()
@@ -133,6 +178,45 @@ class Runtime:
         )
         self._bell.attach(relay)
         await relay.run()
+
+    async def _monitor(self) -> None:
+        """The intake once the broker answers (the relay's producer is its dlq), and the
+        checks every ``monitor_interval``; a failed check is logged and tried again."""
+        while self.producer is None:
+            await asyncio.sleep(0.2)
+        await ensure_topics(self.settings.broker, TOPICS)
+        self.intake = MonitorIntake(
+            bootstrap=self.settings.broker,
+            monitoring=self.monitoring,
+            producer=self.producer,
+            project=self.project,
+            group_id=self.settings.monitor_group,
+        )
+        intake = asyncio.create_task(self._intake_forever(self.intake), name="monitor-intake")
+        try:
+            while True:
+                await asyncio.sleep(self.settings.monitor_interval)
+                try:
+                    await asyncio.to_thread(self.monitoring.check)
+                except Exception as exc:  # noqa: BLE001 - the next check tries again
+                    log.warning("monitor_check_failed", error=repr(exc))
+        finally:
+            intake.cancel()
+            with suppress(asyncio.CancelledError):
+                await intake
+
+    @staticmethod
+    async def _intake_forever(intake: MonitorIntake) -> None:
+        """The intake again after a failure (the broker away): it resumes from its group's
+        committed offsets."""
+        while True:
+            try:
+                await intake.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - start again; nothing is lost
+                log.warning("monitor_intake_failed_restarting", error=repr(exc))
+                await asyncio.sleep(2.0)
 
     async def _connect(self) -> Producer:
         """Connect to Kafka, retrying while the broker is away (the outbox keeps events)."""

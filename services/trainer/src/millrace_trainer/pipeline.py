@@ -13,12 +13,13 @@ import numpy as np
 from millrace_common.contracts import AliasTarget, ModelSchema
 from millrace_common.errors import IntegrityError
 from millrace_common.project import ModelSpec
+from millrace_common.quality import Predictions, evaluate, from_outputs
 from millrace_common.scoring import LoadedModel, load_model
 
 from millrace_trainer.checks import CheckReport, run_checks
 from millrace_trainer.dataset import Snapshot, Split, read_snapshot, time_split
 from millrace_trainer.estimators import build_estimator, fit, fitted_params, imputing, labels_for
-from millrace_trainer.evaluation import Predictions, baseline_metrics, evaluate, from_outputs
+from millrace_trainer.evaluation import baseline_metrics
 from millrace_trainer.export import export_onnx, schema_of
 
 

@@ -17,10 +17,10 @@ from millrace_common.contracts import ModelSchema
 from millrace_common.errors import InvalidInput
 from millrace_common.objectstore import ObjectStore, get_verified, key_of, sha256_hex
 from millrace_common.project import ModelSpec
+from millrace_common.quality import from_outputs
 from millrace_common.scoring import load_model
 
 from millrace_trainer.checks import PROBABILITY_TOLERANCE, RELATIVE_TOLERANCE
-from millrace_trainer.evaluation import from_outputs
 from millrace_trainer.lineage import environment, find_lock_file
 from millrace_trainer.pipeline import Candidate, train
 

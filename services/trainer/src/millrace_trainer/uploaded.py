@@ -13,11 +13,12 @@ import numpy as np
 from millrace_common.contracts import ModelSchema, TensorSpec
 from millrace_common.errors import IntegrityError
 from millrace_common.project import ModelSpec
+from millrace_common.quality import Predictions, evaluate
 from millrace_common.scoring import LoadedModel, describe_session, load_model, open_session
 
 from millrace_trainer.checks import CheckReport, classification_parity, regression_parity
 from millrace_trainer.dataset import Split
-from millrace_trainer.evaluation import Predictions, baseline_metrics, evaluate
+from millrace_trainer.evaluation import baseline_metrics
 from millrace_trainer.pipeline import Candidate, Timings, data_of, load_split, predict
 
 SAMPLES = "the uploaded sample predictions"

@@ -92,7 +92,7 @@ class RunColumns(TypedDict):
     finished_at: datetime | None
 
 
-def _insert(session: Session, table: sa.Table) -> Any:
+def dialect_insert(session: Session, table: sa.Table) -> Any:
     """An INSERT that knows ON CONFLICT on both Postgres and SQLite."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
@@ -102,7 +102,7 @@ def lock_model(session: Session, *, name: str, description: str = "") -> RowMapp
     """Create the model if needed and lock its row: version numbers and alias moves of one
     model are serialised (``FOR UPDATE`` on Postgres; SQLite's ``BEGIN IMMEDIATE``)."""
     session.execute(
-        _insert(session, models)
+        dialect_insert(session, models)
         .values(
             name=name,
             description=description,
@@ -218,7 +218,7 @@ def alias_version(session: Session, *, name: str, alias: str) -> int | None:
 def set_alias(session: Session, *, name: str, alias: str, version: int) -> None:
     now = datetime.now(UTC)
     session.execute(
-        _insert(session, aliases)
+        dialect_insert(session, aliases)
         .values(
             model=name,
             alias=alias,
@@ -277,7 +277,7 @@ def count_audit(session: Session, *, name: str) -> int:
 def set_deployment(session: Session, *, site_id: str, model: str, alias: str) -> None:
     now = datetime.now(UTC)
     session.execute(
-        _insert(session, site_deployments)
+        dialect_insert(session, site_deployments)
         .values(
             site_id=site_id,
             model=model,
@@ -319,7 +319,7 @@ def upsert_run(session: Session, *, values: RunColumns) -> None:
     """A run is reported when it starts and again when it ends: the last report wins."""
     changing = {k: v for k, v in values.items() if k not in ("model", "run_id", "started_at")}
     session.execute(
-        _insert(session, runs)
+        dialect_insert(session, runs)
         .values(**values)
         .on_conflict_do_update(index_elements=["model", "run_id"], set_=changing)
     )

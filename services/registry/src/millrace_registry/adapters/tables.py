@@ -158,3 +158,44 @@ traffic_policies = sa.Table(
 )
 
 outbox = outbox_table(metadata, SCHEMA)
+
+served_predictions = sa.Table(
+    "served_predictions",
+    metadata,
+    sa.Column("model", sa.String(120), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("row", sa.Integer, primary_key=True),
+    sa.Column("alias", sa.String(63)),
+    sa.Column("site", sa.String(120)),
+    sa.Column("entity_id", sa.String(200)),
+    sa.Column("at", _TS, nullable=False),
+    sa.Column("label", sa.JSON),
+    sa.Column("value", sa.Float),
+    sa.Column("probabilities", sa.JSON),
+    schema=SCHEMA,
+)
+
+observed_labels = sa.Table(
+    "observed_labels",
+    metadata,
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("dataset", sa.String(120), nullable=False),
+    sa.Column("field", sa.String(120), nullable=False),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("request_id", sa.String(128)),
+    sa.Column("row", sa.Integer),
+    sa.Column("entity_id", sa.String(200)),
+    sa.Column("ts", _TS),
+    sa.Column("at", _TS, nullable=False),
+    schema=SCHEMA,
+)
+
+label_counts = sa.Table(
+    "label_counts",
+    metadata,
+    sa.Column("dataset", sa.String(120), primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    schema=SCHEMA,
+)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from millrace_registry.api import fleet, models, runs, sites, traffic, uploads
+from millrace_registry.api import fleet, models, monitoring, runs, sites, traffic, uploads
 
 router = APIRouter(prefix="/v1")
-for part in (models, uploads, runs, sites, fleet, traffic):
+for part in (models, monitoring, uploads, runs, sites, fleet, traffic):
     router.include_router(part.router)

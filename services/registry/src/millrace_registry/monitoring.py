@@ -1,0 +1,275 @@
+"""The monitor's use cases: store what was served and the labels that came later, report
+a model's live quality, and act on it. A production version whose live quality is worse
+than its predecessor's by the spec's margin (``monitoring.rollback``) is rolled back,
+audited with the numbers that decided it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from millrace_common.db import transaction
+from millrace_common.errors import Conflict, NotFound
+from millrace_common.project import MonitoringSpec, Project, RollbackPolicy
+from millrace_common.quality import LOWER_IS_BETTER
+from prometheus_client import Gauge
+from sqlalchemy.orm import Session, sessionmaker
+
+from millrace_registry.adapters import monitor_store as store
+from millrace_registry.adapters import repository as repo
+from millrace_registry.lifecycle import Lifecycle
+from millrace_registry.live_quality import (
+    Join,
+    LabelCounts,
+    WindowQuality,
+    join,
+    overall,
+    totals,
+    windows,
+)
+from millrace_registry.names import PRODUCTION
+
+log = structlog.get_logger(__name__)
+MONITOR = "monitor"
+"""The actor of the monitor's decisions in the audit log."""
+
+LIVE_QUALITY = Gauge(
+    "millrace_monitor_live_quality",
+    "Live quality over the last window, from labelled predictions",
+    ["model", "version", "alias", "site", "metric"],
+)
+LABELLED = Gauge(
+    "millrace_monitor_labelled_predictions",
+    "Predictions of the last window, and how many of them have a label",
+    ["model", "version", "alias", "site", "kind"],
+)
+LABELS = Gauge(
+    "millrace_monitor_labels",
+    "Labels of the last window by outcome (matched, unmatched, late, duplicate)",
+    ["model", "outcome"],
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the monitor knows of a model: from the project's spec, else defaults (labels by
+    request id only)."""
+
+    task: str = "classification"
+    dataset: str | None = None
+    field: str | None = None
+    metric: str = "f1"
+    direction: str = "maximize"
+    monitoring: MonitoringSpec = dataclasses.field(default_factory=MonitoringSpec)
+
+    @property
+    def horizon(self) -> float:
+        return float(self.monitoring.label_horizon_seconds)
+
+    @property
+    def window(self) -> float:
+        return float(self.monitoring.window_seconds)
+
+
+@dataclass(frozen=True)
+class Report:
+    model: str
+    policy: Policy
+    since: datetime
+    until: datetime
+    window: float
+    labels: LabelCounts
+    windows: list[WindowQuality]
+    overall: list[WindowQuality]
+    """One entry per (version, alias, site) over the whole range."""
+
+
+@dataclass(frozen=True)
+class Tenure:
+    version: int
+    since: datetime
+    until: datetime
+
+
+class Monitoring:
+    def __init__(
+        self,
+        *,
+        factory: sessionmaker[Session],
+        lifecycle: Lifecycle,
+        project: Callable[[], Project | None],
+    ) -> None:
+        self._factory = factory
+        self._lifecycle = lifecycle
+        self._project = project
+
+    # -- intake ----------------------------------------------------------------------
+
+    def record(
+        self, *, predictions: Sequence[dict[str, Any]], labels: Sequence[dict[str, Any]]
+    ) -> int:
+        """Store a batch in one transaction (rows already stored are skipped); returns how
+        many labels were new."""
+        with transaction(self._factory) as session:
+            if predictions:
+                store.add_predictions(session, predictions)
+            return store.add_labels(session, labels) if labels else 0
+
+    # -- reading ---------------------------------------------------------------------
+
+    def policy(self, name: str) -> Policy:
+        project = self._project()
+        spec = project.models.get(name) if project is not None else None
+        if spec is None or project is None:
+            return Policy()
+        feature_set = project.feature_sets.get(spec.feature_set)
+        return Policy(
+            task=spec.task,
+            dataset=feature_set.dataset if feature_set is not None else None,
+            field=feature_set.label if feature_set is not None else None,
+            metric=spec.metric,
+            direction=spec.direction,
+            monitoring=spec.monitoring,
+        )
+
+    def report(
+        self,
+        *,
+        name: str,
+        since: datetime,
+        until: datetime,
+        window: float | None = None,
+    ) -> Report:
+        """Live quality of ``name``'s predictions made in [since, until)."""
+        with self._factory() as session:
+            if repo.get_model(session, name=name) is None:
+                raise NotFound(f"no model '{name}'")
+        policy = self.policy(name)
+        window = window or policy.window
+        joined = self._join(name, policy, since=since, until=until)
+        found = windows(joined, task=policy.task, window=window)
+        counts = joined.counts
+        counts.late = sum(w.late_labels for w in found)
+        with self._factory() as session:
+            counts.duplicate += store.duplicates(session, dataset=policy.dataset)
+        return Report(
+            model=name,
+            policy=policy,
+            since=since,
+            until=until,
+            window=window,
+            labels=counts,
+            windows=found,
+            overall=totals(joined, task=policy.task, since=since, until=until),
+        )
+
+    def _join(self, name: str, policy: Policy, *, since: datetime, until: datetime) -> Join:
+        with self._factory() as session:
+            served = store.served(session, model=name, since=since, until=until)
+            truths = store.truths(
+                session,
+                dataset=policy.dataset,
+                field=policy.field,
+                since=since,
+                until=until,
+                horizon=policy.horizon,
+            )
+        return join(served, truths, horizon=policy.horizon)
+
+    # -- decisions -------------------------------------------------------------------
+
+    def check(self, *, now: datetime | None = None) -> list[str]:
+        """Export every model's last window to Prometheus and apply rollback policies;
+        returns the decisions taken, as their audited reasons."""
+        now = now or datetime.now(UTC)
+        with self._factory() as session:
+            names = [row["name"] for row in repo.list_models(session)]
+        decisions = []
+        for name in names:
+            policy = self.policy(name)
+            self._export(name, policy, now=now)
+            if policy.monitoring.rollback is not None:
+                decided = self._check_rollback(name, policy, policy.monitoring.rollback, now=now)
+                if decided:
+                    decisions.append(decided)
+        return decisions
+
+    def _export(self, name: str, policy: Policy, *, now: datetime) -> None:
+        since = now - timedelta(seconds=policy.window)
+        report = self.report(name=name, since=since, until=now)
+        for entry in report.overall:
+            labels = (name, str(entry.version), entry.alias or "", entry.site or "")
+            LABELLED.labels(*labels, "predictions").set(entry.predictions)
+            LABELLED.labels(*labels, "labelled").set(entry.labelled)
+            for metric, value in entry.metrics.items():
+                LIVE_QUALITY.labels(*labels, metric).set(value)
+        for outcome in ("matched", "unmatched", "late", "duplicate"):
+            LABELS.labels(name, outcome).set(getattr(report.labels, outcome))
+
+    def _check_rollback(
+        self, name: str, policy: Policy, rule: RollbackPolicy, *, now: datetime
+    ) -> str | None:
+        """Roll production back when its live ``metric`` since it went to production is
+        worse than its predecessor's over the predecessor's last time in production."""
+        tenures = self._tenures(name, now=now)
+        if len(tenures) < 2:
+            return None
+        current, previous = tenures[0], tenures[1]
+        if previous.version >= current.version:
+            return None  # production already went back: nothing newer to judge
+        mine = self._quality(name, policy, current)
+        theirs = self._quality(name, policy, previous)
+        if mine is None or theirs is None:
+            return None
+        (value, n), (before, m) = mine, theirs
+        if n < rule.min_labelled or m < rule.min_labelled:
+            return None
+        lower = policy.metric in LOWER_IS_BETTER or policy.direction == "minimize"
+        worse_by = (value - before) if lower else (before - value)
+        if worse_by <= rule.margin:
+            return None
+        reason = (
+            f"monitor: live {policy.metric} {value:.4f} of v{current.version} on {n} labelled "
+            f"predictions since {current.since:%Y-%m-%d %H:%M:%S} UTC is worse than "
+            f"v{previous.version}'s {before:.4f} on {m} by {worse_by:.4f}, more than the "
+            f"margin {rule.margin:g}"
+        )
+        try:
+            self._lifecycle.rollback(
+                name=name, version=previous.version, reason=reason, actor=MONITOR
+            )
+        except (Conflict, NotFound) as exc:
+            log.warning("rollback_refused", model=name, version=previous.version, error=str(exc))
+            return None
+        log.warning("rolled_back", model=name, version=previous.version, reason=reason)
+        return f"rollback: {reason}"
+
+    def _quality(self, name: str, policy: Policy, tenure: Tenure) -> tuple[float, int] | None:
+        joined = self._join(name, policy, since=tenure.since, until=tenure.until)
+        labelled = [
+            item
+            for item in joined.labelled
+            if item.served.version == tenure.version and item.served.alias == PRODUCTION
+        ]
+        value = overall(policy.task, Join(labelled, [], joined.counts)).get(policy.metric)
+        return None if value is None else (value, len(labelled))
+
+    def _tenures(self, name: str, *, now: datetime) -> list[Tenure]:
+        """Production's versions, newest first, each with when it held production."""
+        with self._factory() as session:
+            entries = repo.list_audit(session, name=name, limit=1000)
+        tenures: list[Tenure] = []
+        until = now
+        for entry in entries:
+            if entry["alias"] != PRODUCTION or entry["to_version"] is None:
+                continue
+            since = entry["at"] if entry["at"].tzinfo else entry["at"].replace(tzinfo=UTC)
+            tenures.append(Tenure(entry["to_version"], since, until))
+            until = since
+            if len(tenures) == 2:
+                break
+        return tenures

@@ -1,0 +1,286 @@
+"""The registry's monitor on a broker of the test's own: predictions as served, labels over
+REST (ingest), on the ``labels`` topic and on later records (labelled ``features`` rows),
+joined into live quality; and production rolled back when a new version does worse live
+than the one it replaced."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from millrace_cli.processes import Supervisor
+from millrace_common.contracts import (
+    FEATURES,
+    LABELS,
+    PREDICTIONS,
+    FeatureRowComputed,
+    LabelObserved,
+    PredictionLogged,
+)
+from millrace_registry.config import Settings as RegistrySettings
+
+from tests.support.ingest import start_ingest
+from tests.support.kafka import produce_events
+from tests.support.registry import registration, running_registry
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.integration
+MODEL = "machine-failure"
+
+
+def monitored_project(source: Path, folder: Path, **monitoring: Any) -> Path:
+    """The factory project whose model has ``monitoring``."""
+    spec = yaml.safe_load((source / "millrace.yaml").read_text())
+    spec["models"][MODEL]["monitoring"] = monitoring
+    folder.mkdir()
+    (folder / "millrace.yaml").write_text(yaml.safe_dump(spec))
+    return folder
+
+
+@pytest.fixture
+def monitor(
+    fresh_broker: str, database_url: str, object_store_url: str, project_dir: Path, tmp_path: Path
+) -> Iterator[str]:
+    project = monitored_project(
+        project_dir,
+        tmp_path / "project",
+        label_horizon="10m",
+        window="1h",
+        rollback={"margin": 0.1, "min_labelled": 20},
+    )
+    settings = RegistrySettings(
+        broker=fresh_broker,
+        database_url=database_url,
+        object_store=object_store_url,
+        relay_interval=0.1,
+        project=str(project),
+        monitor=True,
+        monitor_interval=0.5,
+    )
+    with running_registry(settings) as url:
+        yield url
+
+
+def logged(
+    request_id: str, *, version: int, at: datetime, label: int, p1: float, entity: str | None = None
+) -> PredictionLogged:
+    return PredictionLogged(
+        request_id=request_id,
+        model=MODEL,
+        version=version,
+        alias="production",
+        inputs_sha256="0" * 64,
+        outputs=[{"label": label, "probabilities": [round(1 - p1, 6), p1]}],
+        latency_ms=1.0,
+        at=at,
+        entity_ids=None if entity is None else [entity],
+    )
+
+
+def monitoring(url: str, **params: Any) -> dict[str, Any]:
+    answer = httpx.get(f"{url}/v1/models/{MODEL}/monitoring", params=params, timeout=30)
+    answer.raise_for_status()
+    return answer.json()  # type: ignore[no-any-return]
+
+
+async def test_labels_over_rest_kafka_and_later_records_make_live_quality(
+    monitor: str,
+    fresh_broker: str,
+    supervisor: Supervisor,
+    project_dir: Path,
+    object_store_url: str,
+) -> None:
+    from millrace_common.objectstore import open_store
+
+    store = open_store(object_store_url)
+    created = httpx.post(
+        f"{monitor}/v1/models/{MODEL}/versions",
+        json=registration("r1", 0.8, store=store),
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    # the predictions' hour has ended: labels observed now are late, those on `labels`
+    # (observed five minutes after the predictions) are not
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+
+    # 10 answered by values, labelled by request id on `labels`; 10 by entity id, labelled
+    # by entity and time: 5 over REST, 5 on later records. 15 of the 20 predictions are right.
+    predictions = [
+        logged(
+            f"req-{i}",
+            version=1,
+            at=base + timedelta(seconds=i),
+            label=i % 2,
+            p1=0.8 if i % 2 else 0.2,
+        )
+        for i in range(10)
+    ] + [
+        logged(
+            f"ent-{i}",
+            version=1,
+            at=base + timedelta(minutes=2, seconds=i),
+            label=1,
+            p1=0.7,
+            entity=f"m-{i}",
+        )
+        for i in range(10)
+    ]
+    kafka_labels = [
+        LabelObserved(
+            event_id=f"k-{i}",
+            dataset="machines",
+            field="failure_within_1h",
+            value=i % 2 if i < 5 else 1 - i % 2,
+            request_id=f"req-{i}",
+            at=base + timedelta(minutes=5),
+        )
+        for i in range(10)
+    ]
+    repeated = kafka_labels[0]
+    rows = [
+        FeatureRowComputed(
+            event_id=f"row-{i}",
+            feature_set="machine_health",
+            feature_set_version=1,
+            entity_id=f"m-{i}",
+            event_time=base + timedelta(minutes=1),
+            features={},
+            label=1.0,
+        )
+        for i in range(5, 10)
+    ]
+    await produce_events(fresh_broker, PREDICTIONS, [(p.model, p) for p in predictions])
+    await produce_events(fresh_broker, LABELS, [(k.dataset, k) for k in [*kafka_labels, repeated]])
+    await produce_events(fresh_broker, FEATURES, [(r.entity_id, r) for r in rows])
+
+    port = start_ingest(
+        supervisor,
+        name=f"ingest-{secrets.token_hex(3)}",
+        broker=fresh_broker,
+        project_dir=project_dir,
+    )
+    posted = httpx.post(
+        f"http://127.0.0.1:{port}/v1/datasets/machines/labels",
+        json={
+            "labels": [
+                {
+                    "entity_id": f"m-{i}",
+                    "ts": (base + timedelta(minutes=1)).isoformat(),
+                    "failure_within_1h": 1,
+                }
+                for i in range(5)
+            ]
+            + [{"request_id": "nobody-asked", "failure_within_1h": 0}]
+        },
+        timeout=30,
+    )
+    assert posted.status_code == 202, posted.text
+    refused = httpx.post(
+        f"http://127.0.0.1:{port}/v1/datasets/machines/labels",
+        json={"labels": [{"entity_id": "m-1", "failure_within_1h": "yes"}]},
+        timeout=30,
+    )
+    assert refused.status_code == 422
+    fields = {e["field"] for e in refused.json()["errors"]}
+    assert {"labels[0].failure_within_1h", "labels[0]"} <= fields, refused.text
+
+    since = (base - timedelta(hours=1)).isoformat()
+
+    def joined() -> dict[str, Any] | None:
+        report = monitoring(monitor, since=since)
+        labels = report["labels"]
+        return report if labels["matched"] >= 20 and labels["duplicate"] >= 1 else None
+
+    report = await until(joined, timeout=120, what="20 labelled predictions and the duplicate")
+    [entry] = report["versions"]
+    assert (entry["version"], entry["alias"], entry["predictions"], entry["labelled"]) == (
+        1,
+        "production",
+        20,
+        20,
+    )
+    assert entry["metrics"]["accuracy"] == pytest.approx(15 / 20)
+    assert report["labels"] == {
+        "received": 21,
+        "matched": 20,
+        "unmatched": 1,
+        "late": 10,
+        "duplicate": 1,
+    }
+    assert [(w["labelled"], w["late_labels"]) for w in report["windows"]] == [(20, 10)]
+
+
+async def test_production_worse_live_than_its_predecessor_is_rolled_back(
+    monitor: str, fresh_broker: str, object_store_url: str
+) -> None:
+    from millrace_common.objectstore import open_store
+
+    store = open_store(object_store_url)
+    for body in (
+        registration("r1", 0.7, store=store),
+        registration("r2", 0.9, champion=0.7, champion_version=1, store=store),
+    ):
+        answer = httpx.post(f"{monitor}/v1/models/{MODEL}/versions", json=body, timeout=30)
+        assert answer.status_code == 201, answer.text
+    audit = httpx.get(f"{monitor}/v1/models/{MODEL}/audit", timeout=30).json()
+    moves = sorted((e for e in audit if e["alias"] == "production"), key=lambda e: e["at"])
+    assert [m["to_version"] for m in moves] == [1, 2]
+    v1_since = datetime.fromisoformat(moves[0]["at"])
+    v2_since = datetime.fromisoformat(moves[1]["at"])
+    assert v2_since > v1_since
+
+    # v1 was right on 30 of 30 while it served; v2 on 10 of 30 since it went to production
+    step = (v2_since - v1_since) / 31
+    served, labels = [], []
+    for i in range(30):
+        truth = i % 2
+        served.append(
+            logged(
+                f"old-{i}",
+                version=1,
+                at=v1_since + step * (i + 1),
+                label=truth,
+                p1=0.9 if truth else 0.1,
+            )
+        )
+        served.append(
+            logged(
+                f"new-{i}",
+                version=2,
+                at=v2_since + timedelta(milliseconds=10 * (i + 1)),
+                label=truth if i < 10 else 1 - truth,
+                p1=0.5,
+            )
+        )
+        for side in ("old", "new"):
+            labels.append(
+                LabelObserved(
+                    event_id=f"{side}-{i}",
+                    dataset="machines",
+                    field="failure_within_1h",
+                    value=truth,
+                    request_id=f"{side}-{i}",
+                    at=datetime.now(UTC),
+                )
+            )
+    await produce_events(fresh_broker, PREDICTIONS, [(p.model, p) for p in served])
+    await produce_events(fresh_broker, LABELS, [(k.dataset, k) for k in labels])
+
+    def production() -> int:
+        model = httpx.get(f"{monitor}/v1/models/{MODEL}", timeout=30).json()
+        return int(model["aliases"]["production"])
+
+    await until(lambda: production() == 1, timeout=120, what="the rollback to v1")
+    [rollback] = [
+        e
+        for e in httpx.get(f"{monitor}/v1/models/{MODEL}/audit", timeout=30).json()
+        if e["actor"] == "monitor" and e["alias"] == "production"
+    ]
+    assert (rollback["from_version"], rollback["to_version"]) == (2, 1)
+    assert "live f1" in rollback["reason"] and "on 30 labelled predictions" in rollback["reason"]
