@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,29 @@ def monitor(
         window="1h",
         rollback={"margin": 0.1, "min_labelled": 20},
     )
+    with monitoring_registry(fresh_broker, database_url, object_store_url, project) as url:
+        yield url
+
+
+@pytest.fixture
+def canary_monitor(
+    fresh_broker: str, database_url: str, object_store_url: str, project_dir: Path, tmp_path: Path
+) -> Iterator[str]:
+    project = monitored_project(
+        project_dir,
+        tmp_path / "project",
+        canary={"steps": [10, 50], "min_labelled": 20, "confidence": 0.95},
+    )
+    with monitoring_registry(fresh_broker, database_url, object_store_url, project) as url:
+        yield url
+
+
+@contextmanager
+def monitoring_registry(
+    broker: str, database_url: str, object_store_url: str, project: Path
+) -> Iterator[str]:
     settings = RegistrySettings(
-        broker=fresh_broker,
+        broker=broker,
         database_url=database_url,
         object_store=object_store_url,
         relay_interval=0.1,
@@ -68,13 +90,20 @@ def monitor(
 
 
 def logged(
-    request_id: str, *, version: int, at: datetime, label: int, p1: float, entity: str | None = None
+    request_id: str,
+    *,
+    version: int,
+    at: datetime,
+    label: int,
+    p1: float,
+    entity: str | None = None,
+    alias: str = "production",
 ) -> PredictionLogged:
     return PredictionLogged(
         request_id=request_id,
         model=MODEL,
         version=version,
-        alias="production",
+        alias=alias,
         inputs_sha256="0" * 64,
         outputs=[{"label": label, "probabilities": [round(1 - p1, 6), p1]}],
         latency_ms=1.0,
@@ -284,3 +313,104 @@ async def test_production_worse_live_than_its_predecessor_is_rolled_back(
     ]
     assert (rollback["from_version"], rollback["to_version"]) == (2, 1)
     assert "live f1" in rollback["reason"] and "on 30 labelled predictions" in rollback["reason"]
+
+
+async def register_canary(url: str, object_store_url: str) -> dict[str, Any]:
+    """v1 in production, then v2 (better on its holdout) as the challenger at 10%."""
+    from millrace_common.objectstore import open_store
+
+    store = open_store(object_store_url)
+    bodies = (
+        registration("r1", 0.7, store=store),
+        registration("r2", 0.9, champion=0.7, champion_version=1, store=store),
+    )
+    for body in bodies:
+        answer = httpx.post(f"{url}/v1/models/{MODEL}/versions", json=body, timeout=30)
+        assert answer.status_code == 201, answer.text
+    model = httpx.get(f"{url}/v1/models/{MODEL}", timeout=30).json()
+    assert (model["aliases"]["production"], model["aliases"]["challenger"]) == (1, 2)
+    return traffic(url)
+
+
+def traffic(url: str) -> dict[str, Any]:
+    return httpx.get(f"{url}/v1/models/{MODEL}/traffic", timeout=30).json()  # type: ignore[no-any-return]
+
+
+async def serve_labelled(
+    broker: str, since: str, tag: str, *, canary_right: int, n: int = 30
+) -> None:
+    """``n`` labelled predictions of each side after ``since``: production right on all,
+    the canary on ``canary_right``."""
+    start = datetime.fromisoformat(since)
+    served, labels = [], []
+    for i in range(n):
+        truth = i % 2
+        at = start + timedelta(milliseconds=5 * (i + 1))
+        served.append(
+            logged(f"{tag}-p-{i}", version=1, at=at, label=truth, p1=0.8 if truth else 0.2)
+        )
+        guess = truth if i < canary_right else 1 - truth
+        served.append(
+            logged(f"{tag}-c-{i}", version=2, at=at, label=guess, p1=0.6, alias="challenger")
+        )
+        for side in ("p", "c"):
+            labels.append(
+                LabelObserved(
+                    event_id=f"{tag}-{side}-{i}",
+                    dataset="machines",
+                    field="failure_within_1h",
+                    value=truth,
+                    request_id=f"{tag}-{side}-{i}",
+                    at=datetime.now(UTC),
+                )
+            )
+    await produce_events(broker, PREDICTIONS, [(p.model, p) for p in served])
+    await produce_events(broker, LABELS, [(k.dataset, k) for k in labels])
+
+
+async def test_a_canary_as_good_as_production_ramps_then_takes_production(
+    canary_monitor: str, fresh_broker: str, object_store_url: str
+) -> None:
+    first = await register_canary(canary_monitor, object_store_url)
+    assert (first["mode"], first["percent"], first["challenger_version"]) == ("canary", 10, 2)
+
+    await serve_labelled(fresh_broker, first["updated_at"], "s1", canary_right=29)
+    ramped = await until(
+        lambda: (t := traffic(canary_monitor))["percent"] == 50 and t,
+        timeout=120,
+        what="the canary ramped to 50%",
+    )
+    await serve_labelled(fresh_broker, ramped["updated_at"], "s2", canary_right=30)
+
+    def promoted() -> bool:
+        model = httpx.get(f"{canary_monitor}/v1/models/{MODEL}", timeout=30).json()
+        return bool(model["aliases"]["production"] == 2)
+
+    await until(promoted, timeout=120, what="the canary in production")
+    assert traffic(canary_monitor)["mode"] == "none"
+    audit = httpx.get(f"{canary_monitor}/v1/models/{MODEL}/audit", timeout=30).json()
+    by_monitor = [e["reason"] for e in audit if e["actor"] == "monitor"]
+    assert any("ramped to 50%" in r and "on 30 labelled predictions" in r for r in by_monitor)
+    assert any(r.startswith("monitor: canary passed every step") for r in by_monitor)
+    report = monitoring(canary_monitor, since=first["updated_at"])
+    assert report["comparisons"]["challenger"]["challenger_labelled"] == 60
+
+
+async def test_a_canary_worse_than_production_is_stopped(
+    canary_monitor: str, fresh_broker: str, object_store_url: str
+) -> None:
+    first = await register_canary(canary_monitor, object_store_url)
+    await serve_labelled(fresh_broker, first["updated_at"], "bad", canary_right=10)
+    await until(
+        lambda: traffic(canary_monitor)["mode"] == "none", timeout=120, what="the canary stopped"
+    )
+    model = httpx.get(f"{canary_monitor}/v1/models/{MODEL}", timeout=30).json()
+    assert model["aliases"]["production"] == 1
+    [stopped] = [
+        e
+        for e in httpx.get(f"{canary_monitor}/v1/models/{MODEL}/audit", timeout=30).json()
+        if e["action"] == "traffic_none"
+    ]
+    assert (
+        stopped["actor"] == "monitor" and "monitor: stopped: canary v2 at 10%" in stopped["reason"]
+    )

@@ -226,6 +226,27 @@ class RollbackPolicy(BaseModel):
     min_labelled: int = Field(default=200, ge=1)
 
 
+class CanaryPolicy(BaseModel):
+    """A version that wins the promotion rule while a production version serves becomes
+    the challenger with ``steps[0]`` percent of production's traffic; at every check the
+    monitor compares its labelled predictions since the step began with production's over
+    the same time. Once each side has ``min_labelled``, a canary worse with ``confidence``
+    is stopped; otherwise it moves to the next step, and after the last it takes
+    production."""
+
+    model_config = ConfigDict(extra="forbid")
+    steps: list[float] = Field(default_factory=lambda: [10.0, 50.0], min_length=1)
+    min_labelled: int = Field(default=100, ge=1)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+    @field_validator("steps")
+    @classmethod
+    def _rising(cls, steps: list[float]) -> list[float]:
+        if any(not 0 < s < 100 for s in steps) or steps != sorted(set(steps)):
+            raise ValueError("steps are rising percents between 0 and 100 (100 is the promotion)")
+        return steps
+
+
 class MonitoringSpec(BaseModel):
     """Live quality: a label for an entity at event time ``ts`` is the ground truth of the
     predictions made for that entity from ``ts`` until ``label_horizon`` later (or until
@@ -236,6 +257,7 @@ class MonitoringSpec(BaseModel):
     label_horizon: str = "1h"
     window: str = "1h"
     rollback: RollbackPolicy | None = None
+    canary: CanaryPolicy | None = None
 
     @field_validator("label_horizon", "window")
     @classmethod

@@ -65,8 +65,11 @@ def bootstrap(
     bell = RelayBell()
     runs = Runs(factory=factory)
     artifacts = Artifacts(store)
-    lifecycle = Lifecycle(factory=factory, artifacts=artifacts, on_commit=bell)
     project = ProjectHolder(settings.project)
+    lifecycle = Lifecycle(
+        factory=factory, artifacts=artifacts, on_commit=bell, canary_start=project.canary_start
+    )
+    traffic = TrafficPolicies(factory=factory)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -80,11 +83,13 @@ def bootstrap(
         sites=Sites(factory=factory, manifests=manifests),
         site_objects=SiteObjects(store),
         fleet=Fleet(factory=factory),
-        traffic=TrafficPolicies(factory=factory),
+        traffic=traffic,
         uploads=Uploads(store, max_bytes=settings.max_upload_bytes),
         run_artifacts=RunArtifacts(store, runs=runs, max_bytes=settings.max_upload_bytes),
         artifacts=artifacts,
-        monitoring=Monitoring(factory=factory, lifecycle=lifecycle, project=project),
+        monitoring=Monitoring(
+            factory=factory, lifecycle=lifecycle, traffic=traffic, project=project
+        ),
         project=project,
     )
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session, sessionmaker
 
 from millrace_registry.adapters import repository as repo
-from millrace_registry.adapters import rows
+from millrace_registry.adapters import rows, traffic_policies
 from millrace_registry.adapters.repository import VersionChanges, VersionColumns
 from millrace_registry.adapters.tables import outbox
 from millrace_registry.artifacts import Artifacts
@@ -39,6 +39,7 @@ from millrace_registry.schemas import (
     ChecksReport,
     ModelVersion,
     Registration,
+    TrafficPolicy,
 )
 
 log = structlog.get_logger(__name__)
@@ -56,10 +57,12 @@ class Lifecycle:
         factory: sessionmaker[Session],
         artifacts: Artifacts,
         on_commit: Callable[[], None] = lambda: None,
+        canary_start: Callable[[str], float | None] = lambda _name: None,
     ) -> None:
         self._factory = factory
         self._artifacts = artifacts
         self._on_commit = on_commit
+        self._canary_start = canary_start
 
     # -- versions --------------------------------------------------------------------
 
@@ -126,7 +129,16 @@ class Lifecycle:
         return row
 
     def _apply(self, session: Session, *, row: RowMapping, decision: Decision, actor: str) -> None:
-        """A ready version takes production and champion, or becomes the challenger."""
+        """A ready version takes production and champion, or becomes the challenger; a
+        winner of a model whose spec asks for a canary becomes the challenger with the
+        first step's share of production's traffic (the monitor ramps it)."""
+        first_step = self._canary_start(row["model"]) if decision.promote else None
+        if (
+            first_step is not None
+            and repo.alias_version(session, name=row["model"], alias=PRODUCTION) is not None
+        ):
+            self._start_canary(session, row=row, decision=decision, actor=actor, percent=first_step)
+            return
         if decision.promote:
             for alias in (PRODUCTION, CHAMPION):
                 self._move(
@@ -146,6 +158,40 @@ class Lifecycle:
                 actor=actor,
                 action="not_promoted",
             )
+
+    def _start_canary(
+        self, session: Session, *, row: RowMapping, decision: Decision, actor: str, percent: float
+    ) -> None:
+        reason = f"{decision.reason}; a canary at {percent:g}% first (monitoring.canary)"
+        self._move(
+            session, row=row, alias=CHALLENGER, reason=reason, actor=actor, action="canary_started"
+        )
+        policy = TrafficPolicy(
+            mode="canary",
+            challenger_alias=CHALLENGER,
+            percent=percent,
+            reason=reason[:2000],
+            actor="monitor",
+        )
+        traffic_policies.put(
+            session,
+            name=row["model"],
+            mode=policy.mode,
+            challenger_alias=policy.challenger_alias,
+            percent=policy.percent,
+            key_field=None,
+            reason=policy.reason,
+            actor=policy.actor,
+            updated_at=datetime.now(UTC),
+        )
+        repo.add_audit(
+            session,
+            model=row["model"],
+            action="traffic_canary",
+            alias=CHALLENGER,
+            actor=policy.actor,
+            reason=f"canary {percent:g}% to '{CHALLENGER}': {reason}",
+        )
 
     def _decide(self, session: Session, *, name: str, registration: Registration) -> Decision:
         if registration.status == REJECTED:

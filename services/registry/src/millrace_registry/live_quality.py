@@ -259,3 +259,70 @@ def _class(value: Any) -> int:
 def overall(task: str, joined: Join) -> dict[str, float]:
     """The metrics over every labelled prediction of ``joined`` (what a decision compares)."""
     return metrics(task, [(item.served, item.truth) for item in joined.labelled])
+
+
+Z_CAP = 40.0
+"""A z beyond which nothing changes (the normal's tail is 0 in a double), kept finite for
+JSON."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A challenger's labelled predictions against production's over the same time: the
+    mean loss of each (classification: the share wrong; regression: the mean absolute
+    error), and how sure it is that the challenger is worse: ``z`` of the difference
+    (positive: the challenger errs more) and ``p_worse``, the one-sided confidence."""
+
+    challenger: int
+    production: int
+    challenger_loss: float
+    production_loss: float
+    z: float
+    p_worse: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "challenger_labelled": self.challenger,
+            "production_labelled": self.production,
+            "challenger_loss": self.challenger_loss,
+            "production_loss": self.production_loss,
+            "z": self.z,
+            "p_worse": self.p_worse,
+        }
+
+
+def compare(
+    task: str, challenger: Sequence[Labelled], production: Sequence[Labelled]
+) -> Comparison | None:
+    """A two-sample z-test of the per-row losses (pooled for two proportions, unpooled for
+    absolute errors); None when either side has no labelled prediction."""
+    if not challenger or not production:
+        return None
+    a, b = _losses(task, challenger), _losses(task, production)
+    mean_a, mean_b = float(a.mean()), float(b.mean())
+    if task == "regression":
+        spread = (
+            math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+            if min(len(a), len(b)) > 1
+            else 0.0
+        )
+    else:
+        pooled = (a.sum() + b.sum()) / (len(a) + len(b))
+        spread = math.sqrt(pooled * (1 - pooled) * (1 / len(a) + 1 / len(b)))
+    diff = mean_a - mean_b
+    # no spread (every row right, or every row wrong, on both sides): as sure as it gets
+    z = diff / spread if spread > 0 else math.copysign(Z_CAP, diff) if diff else 0.0
+    z = max(-Z_CAP, min(Z_CAP, z))
+    return Comparison(len(a), len(b), mean_a, mean_b, z, _normal_cdf(z))
+
+
+def _losses(task: str, labelled: Sequence[Labelled]) -> np.ndarray:
+    if task == "regression":
+        return np.array(
+            [abs(float(i.served.value or 0.0) - float(i.truth.value)) for i in labelled]
+        )
+    return np.array([float(_class(i.served.label) != _class(i.truth.value)) for i in labelled])
+
+
+def _normal_cdf(z: float) -> float:
+    return 0.5 * (1 + math.erf(z / math.sqrt(2)))

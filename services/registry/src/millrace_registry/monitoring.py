@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from millrace_common.db import transaction
 from millrace_common.errors import Conflict, NotFound
-from millrace_common.project import MonitoringSpec, Project, RollbackPolicy
+from millrace_common.project import CanaryPolicy, MonitoringSpec, Project, RollbackPolicy
 from millrace_common.quality import LOWER_IS_BETTER
 from prometheus_client import Gauge
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,15 +23,19 @@ from millrace_registry.adapters import monitor_store as store
 from millrace_registry.adapters import repository as repo
 from millrace_registry.lifecycle import Lifecycle
 from millrace_registry.live_quality import (
+    Comparison,
     Join,
     LabelCounts,
     WindowQuality,
+    compare,
     join,
     overall,
     totals,
     windows,
 )
 from millrace_registry.names import PRODUCTION
+from millrace_registry.schemas import TrafficPolicy
+from millrace_registry.traffic import TrafficPolicies
 
 log = structlog.get_logger(__name__)
 MONITOR = "monitor"
@@ -86,6 +90,9 @@ class Report:
     windows: list[WindowQuality]
     overall: list[WindowQuality]
     """One entry per (version, alias, site) over the whole range."""
+    comparisons: dict[str, Comparison]
+    """Each other alias's labelled predictions (a canary, a shadow) against production's
+    over the range."""
 
 
 @dataclass(frozen=True)
@@ -101,10 +108,12 @@ class Monitoring:
         *,
         factory: sessionmaker[Session],
         lifecycle: Lifecycle,
+        traffic: TrafficPolicies,
         project: Callable[[], Project | None],
     ) -> None:
         self._factory = factory
         self._lifecycle = lifecycle
+        self._traffic = traffic
         self._project = project
 
     # -- intake ----------------------------------------------------------------------
@@ -165,6 +174,7 @@ class Monitoring:
             labels=counts,
             windows=found,
             overall=totals(joined, task=policy.task, since=since, until=until),
+            comparisons=_comparisons(policy.task, joined),
         )
 
     def _join(self, name: str, policy: Policy, *, since: datetime, until: datetime) -> Join:
@@ -196,7 +206,77 @@ class Monitoring:
                 decided = self._check_rollback(name, policy, policy.monitoring.rollback, now=now)
                 if decided:
                     decisions.append(decided)
+            if policy.monitoring.canary is not None:
+                decided = self._check_canary(name, policy, policy.monitoring.canary, now=now)
+                if decided:
+                    decisions.append(decided)
         return decisions
+
+    def _check_canary(
+        self, name: str, policy: Policy, rule: CanaryPolicy, *, now: datetime
+    ) -> str | None:
+        """One step of the canary in force: stop it, ramp it, promote it, or wait."""
+        traffic = self._traffic.get(name=name)
+        if traffic.mode != "canary" or traffic.updated_at is None or traffic.percent is None:
+            return None
+        challenger = traffic.challenger_version
+        with self._factory() as session:
+            production = repo.alias_version(session, name=name, alias=PRODUCTION)
+        if challenger is None or production is None or challenger == production:
+            return None
+        since = (
+            traffic.updated_at
+            if traffic.updated_at.tzinfo
+            else traffic.updated_at.replace(tzinfo=UTC)
+        )
+        joined = self._join(name, policy, since=since, until=now)
+        sides = {
+            side: [i for i in joined.labelled if (i.served.alias, i.served.version) == key]
+            for side, key in (
+                ("challenger", (traffic.challenger_alias, challenger)),
+                ("production", (PRODUCTION, production)),
+            )
+        }
+        found = compare(policy.task, sides["challenger"], sides["production"])
+        if found is None or min(found.challenger, found.production) < rule.min_labelled:
+            return None
+        evidence = (
+            f"canary v{challenger} at {traffic.percent:g}%: loss {found.challenger_loss:.4f} on "
+            f"{found.challenger} labelled predictions against production v{production}'s "
+            f"{found.production_loss:.4f} on {found.production} since "
+            f"{since:%Y-%m-%d %H:%M:%S} UTC (z {found.z:.2f}, worse with confidence "
+            f"{found.p_worse:.3f}; the bar is {rule.confidence:g})"
+        )
+        if found.p_worse >= rule.confidence:
+            reason = f"monitor: stopped: {evidence}"
+            self._set_traffic(name, "none", traffic.challenger_alias, None, reason)
+            log.warning("canary_stopped", model=name, version=challenger, reason=reason)
+            return reason
+        later = [step for step in rule.steps if step > traffic.percent]
+        if later:
+            reason = f"monitor: ramped to {later[0]:g}%: {evidence}"
+            self._set_traffic(name, "canary", traffic.challenger_alias, later[0], reason)
+            log.info("canary_ramped", model=name, version=challenger, percent=later[0])
+            return reason
+        reason = f"monitor: canary passed every step: {evidence}"
+        self._lifecycle.move_alias(
+            name=name, alias=PRODUCTION, version=challenger, reason=reason, actor=MONITOR
+        )
+        self._set_traffic(name, "none", traffic.challenger_alias, None, reason)
+        log.info("canary_promoted", model=name, version=challenger)
+        return reason
+
+    def _set_traffic(
+        self, name: str, mode: str, alias: str, percent: float | None, reason: str
+    ) -> None:
+        policy = TrafficPolicy(
+            mode=mode,  # type: ignore[arg-type]
+            challenger_alias=alias,
+            percent=percent,
+            reason=reason[:2000],
+            actor=MONITOR,
+        )
+        self._traffic.set(name=name, policy=policy)
 
     def _export(self, name: str, policy: Policy, *, now: datetime) -> None:
         since = now - timedelta(seconds=policy.window)
@@ -273,3 +353,18 @@ class Monitoring:
             if len(tenures) == 2:
                 break
         return tenures
+
+
+def _comparisons(task: str, joined: Join) -> dict[str, Comparison]:
+    """Every alias but production against production, over the same range."""
+    by_alias: dict[str, list[Any]] = {}
+    for item in joined.labelled:
+        by_alias.setdefault(item.served.alias or "", []).append(item)
+    production = by_alias.get(PRODUCTION, [])
+    found = {}
+    for alias, items in by_alias.items():
+        if alias and alias != PRODUCTION:
+            compared = compare(task, items, production)
+            if compared is not None:
+                found[alias] = compared
+    return found

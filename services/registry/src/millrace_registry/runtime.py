@@ -79,6 +79,13 @@ class ProjectHolder:
     async def apply(self, project: Project) -> None:
         self.project = project
 
+    def canary_start(self, name: str) -> float | None:
+        """The percent a new winner starts at as a canary, when the model's spec has
+        ``monitoring.canary``; None: it takes production at once."""
+        spec = self.project.models.get(name) if self.project is not None else None
+        canary = spec.monitoring.canary if spec is not None else None
+        return canary.steps[0] if canary is not None else None
+
 
 class Runtime:
     """What the routes need, built once by ``bootstrap``; the relay (and the monitor, when

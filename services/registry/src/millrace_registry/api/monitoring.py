@@ -50,6 +50,20 @@ class LabelsOut(BaseModel):
     duplicate: int = Field(description="labels for a row already labelled, or a repeated id")
 
 
+class ComparisonOut(BaseModel):
+    """An alias's labelled predictions (a canary, a shadow) against production's over the
+    range: the mean loss of each (the share wrong, or the mean absolute error), ``z`` of
+    the difference (positive: the alias errs more) and ``p_worse``, the one-sided
+    confidence that it is worse."""
+
+    challenger_labelled: int
+    production_labelled: int
+    challenger_loss: float
+    production_loss: float
+    z: float
+    p_worse: float
+
+
 class MonitoringOut(BaseModel):
     model: str
     task: str
@@ -61,6 +75,9 @@ class MonitoringOut(BaseModel):
     labels: LabelsOut
     versions: list[QualityOut] = Field(description="each version, alias and site over the range")
     windows: list[QualityOut]
+    comparisons: dict[str, ComparisonOut] = Field(
+        description="each other alias against production, by alias"
+    )
 
     @classmethod
     def of(cls, report: Report) -> MonitoringOut:
@@ -75,6 +92,10 @@ class MonitoringOut(BaseModel):
             labels=LabelsOut.model_validate(report.labels, from_attributes=True),
             versions=[QualityOut.of(w) for w in report.overall],
             windows=[QualityOut.of(w) for w in report.windows],
+            comparisons={
+                alias: ComparisonOut.model_validate(c.as_dict())
+                for alias, c in report.comparisons.items()
+            },
         )
 
 
