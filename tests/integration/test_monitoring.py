@@ -5,6 +5,7 @@ than the one it replaced."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,19 +16,22 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from millrace_cli.processes import Supervisor
+from millrace_cli.processes import ProcessSpec, Supervisor
 from millrace_common.contracts import (
     FEATURES,
     LABELS,
     PREDICTIONS,
+    TRAIN_REQUESTS,
     FeatureRowComputed,
     LabelObserved,
     PredictionLogged,
+    TrainRequest,
 )
 from millrace_registry.config import Settings as RegistrySettings
 
+from tests.support.features import load_factory
 from tests.support.ingest import start_ingest
-from tests.support.kafka import produce_events
+from tests.support.kafka import produce_events, read_topic
 from tests.support.registry import registration, running_registry
 from tests.support.waiting import until
 
@@ -72,11 +76,17 @@ def canary_monitor(
         yield url
 
 
+@pytest.fixture
+def broker(fresh_broker: str) -> str:
+    """The features worker's broker (its fixture asks for ``broker``): the test's own."""
+    return fresh_broker
+
+
 @contextmanager
 def monitoring_registry(
-    broker: str, database_url: str, object_store_url: str, project: Path
+    broker: str, database_url: str, object_store_url: str, project: Path, **settings: Any
 ) -> Iterator[str]:
-    settings = RegistrySettings(
+    options = RegistrySettings(
         broker=broker,
         database_url=database_url,
         object_store=object_store_url,
@@ -84,8 +94,9 @@ def monitoring_registry(
         project=str(project),
         monitor=True,
         monitor_interval=0.5,
+        **settings,
     )
-    with running_registry(settings) as url:
+    with running_registry(options) as url:
         yield url
 
 
@@ -414,3 +425,76 @@ async def test_a_canary_worse_than_production_is_stopped(
     assert (
         stopped["actor"] == "monitor" and "monitor: stopped: canary v2 at 10%" in stopped["reason"]
     )
+
+
+async def test_live_quality_under_the_threshold_asks_features_for_a_model_once(
+    features: ProcessSpec,
+    fresh_broker: str,
+    database_url: str,
+    object_store_url: str,
+    project_dir: Path,
+    tmp_path: Path,
+) -> None:
+    from millrace_common.objectstore import open_store
+
+    project = monitored_project(project_dir, tmp_path / "project", window="1h")
+    spec = yaml.safe_load((project / "millrace.yaml").read_text())
+    spec["models"][MODEL]["retrain"]["on_quality"] = {"threshold": 0.8, "min_labelled": 20}
+    (project / "millrace.yaml").write_text(yaml.safe_dump(spec))
+    assert features.ready_url is not None
+    features_url = features.ready_url.removesuffix("/readyz")
+    load_factory(fresh_broker, database_url, count=400, total=400, seed=6)
+
+    with monitoring_registry(
+        fresh_broker, database_url, object_store_url, project, features_url=features_url
+    ) as url:
+        store = open_store(object_store_url)
+        created = httpx.post(
+            f"{url}/v1/models/{MODEL}/versions",
+            json=registration("r1", 0.9, store=store),
+            timeout=30,
+        )
+        assert created.status_code == 201, created.text
+        # production right on 10 of 30 in the last hour: f1 far under 0.8
+        now = datetime.now(UTC)
+        served = [
+            logged(
+                f"q-{i}",
+                version=1,
+                at=now - timedelta(minutes=5, seconds=i),
+                label=i % 2 if i < 10 else 1 - i % 2,
+                p1=0.5,
+            )
+            for i in range(30)
+        ]
+        labels = [
+            LabelObserved(
+                event_id=f"q-{i}",
+                dataset="machines",
+                field="failure_within_1h",
+                value=i % 2,
+                request_id=f"q-{i}",
+                at=now,
+            )
+            for i in range(30)
+        ]
+        await produce_events(fresh_broker, PREDICTIONS, [(p.model, p) for p in served])
+        await produce_events(fresh_broker, LABELS, [(k.dataset, k) for k in labels])
+
+        def asked() -> list[dict[str, Any]]:
+            audit = httpx.get(f"{url}/v1/models/{MODEL}/audit", timeout=30).json()
+            return [e for e in audit if e["action"] == "retrain_requested"]
+
+        [entry] = await until(asked, timeout=120, what="a retrain asked for on live quality")
+        assert entry["actor"] == "monitor" and "is worse than the threshold 0.8" in entry["reason"]
+        request_id = entry["reason"].rsplit("train request ", 1)[1]
+        [record] = await read_topic(
+            fresh_broker,
+            TRAIN_REQUESTS,
+            until=lambda found: any(request_id.encode() in (r.value or b"") for r in found),
+            what=f"train request {request_id}",
+        )
+        request = TrainRequest.model_validate_json(record.value or b"")
+        assert request.reason.startswith("quality: live f1") and request.requested_by == "monitor"
+        await asyncio.sleep(3)  # six more checks: the cooldown (the window, an hour) holds
+        assert len(asked()) == 1

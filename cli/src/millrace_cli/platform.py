@@ -57,6 +57,7 @@ class PlatformConfig:
             "MILLRACE_PROJECT": str(self.project),
             "MILLRACE_TRAINER_REGISTRY_URL": self.url("registry"),
             "MILLRACE_SERVING_REGISTRY_URL": self.url("registry"),
+            "MILLRACE_REGISTRY_FEATURES_URL": self.url("features"),
             "MILLRACE_FEATURES_DATA_DIR": str(self.workdir / "features-state"),
             "MILLRACE_SERVING_CACHE_DIR": str(self.workdir / "serving-cache"),
             "MILLRACE_AUTH": "required" if self.auth else "off",
@@ -67,6 +68,7 @@ class PlatformConfig:
 IDENTITIES = {
     "trainer": "trainer",  # registers the versions its checks passed, reports runs
     "serving": "scientist",  # reads aliases and traffic policies from the registry
+    "registry": "scientist",  # asks features for a model when live quality falls
     "simulator": "producer",  # the demo's records
     "user": "admin",  # the person at the keyboard: the key the console prints
 }

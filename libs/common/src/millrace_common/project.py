@@ -185,6 +185,17 @@ class DriftPolicy(BaseModel):
         return window_seconds(self.window)
 
 
+class QualityPolicy(BaseModel):
+    """Retrain when production's live ``metric`` (the model's) over the last monitoring
+    window, on at least ``min_labelled`` labelled predictions, is worse than
+    ``threshold`` (below it for a metric to maximize, above for one to minimize). The
+    registry's monitor asks; not again sooner than ``at_most_every`` (or the window)."""
+
+    model_config = ConfigDict(extra="forbid")
+    threshold: float
+    min_labelled: int = Field(default=200, ge=1)
+
+
 class RetrainPolicy(BaseModel):
     """When features asks for a new model: after ``every_n_labelled_rows`` new labelled
     rows (null or 0: never by count), and/or ``every`` so long (``30m``, ``24h``, ``7d``)
@@ -199,6 +210,7 @@ class RetrainPolicy(BaseModel):
     every: str | None = None
     at_most_every: str | None = None
     drift: DriftPolicy | None = None
+    on_quality: QualityPolicy | None = None
 
     @field_validator("every", "at_most_every")
     @classmethod

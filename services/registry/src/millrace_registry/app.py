@@ -18,6 +18,7 @@ from millrace_common.signing import Signer
 from sqlalchemy import Engine
 
 from millrace_registry.access import RULES
+from millrace_registry.adapters.features_client import FeaturesClient
 from millrace_registry.adapters.manifests import ManifestWriter
 from millrace_registry.api import router
 from millrace_registry.artifacts import Artifacts
@@ -88,7 +89,13 @@ def bootstrap(
         run_artifacts=RunArtifacts(store, runs=runs, max_bytes=settings.max_upload_bytes),
         artifacts=artifacts,
         monitoring=Monitoring(
-            factory=factory, lifecycle=lifecycle, traffic=traffic, project=project
+            factory=factory,
+            lifecycle=lifecycle,
+            traffic=traffic,
+            project=project,
+            ask_retrain=FeaturesClient(
+                settings.features_url, headers=settings.bearer()
+            ).ask_retrain,
         ),
         project=project,
     )

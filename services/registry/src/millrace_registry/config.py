@@ -38,3 +38,9 @@ class Settings(CommonSettings):
         "registry-monitor",
         description="The monitor's Kafka consumer group: the registry's replicas share it.",
     )
+    features_url: str = Field(
+        "http://127.0.0.1:8040",
+        description="The features service, asked for a snapshot and a train request when a "
+        "model's live quality falls below its `retrain.on_quality` threshold (with "
+        "`MILLRACE_TOKEN`, a key with the scientist role).",
+    )

@@ -13,8 +13,15 @@ from typing import Any
 
 import structlog
 from millrace_common.db import transaction
-from millrace_common.errors import Conflict, NotFound
-from millrace_common.project import CanaryPolicy, MonitoringSpec, Project, RollbackPolicy
+from millrace_common.errors import Conflict, NotFound, Unavailable
+from millrace_common.project import (
+    CanaryPolicy,
+    MonitoringSpec,
+    Project,
+    QualityPolicy,
+    RetrainPolicy,
+    RollbackPolicy,
+)
 from millrace_common.quality import LOWER_IS_BETTER
 from prometheus_client import Gauge
 from sqlalchemy.orm import Session, sessionmaker
@@ -69,6 +76,13 @@ class Policy:
     metric: str = "f1"
     direction: str = "maximize"
     monitoring: MonitoringSpec = dataclasses.field(default_factory=MonitoringSpec)
+    retrain: RetrainPolicy = dataclasses.field(default_factory=RetrainPolicy)
+
+    def worse(self, value: float, than: float) -> float:
+        """How much worse ``value`` is than ``than`` on the model's metric (negative:
+        better)."""
+        lower = self.metric in LOWER_IS_BETTER or self.direction == "minimize"
+        return value - than if lower else than - value
 
     @property
     def horizon(self) -> float:
@@ -110,11 +124,13 @@ class Monitoring:
         lifecycle: Lifecycle,
         traffic: TrafficPolicies,
         project: Callable[[], Project | None],
+        ask_retrain: Callable[..., str] | None = None,
     ) -> None:
         self._factory = factory
         self._lifecycle = lifecycle
         self._traffic = traffic
         self._project = project
+        self._ask_retrain = ask_retrain
 
     # -- intake ----------------------------------------------------------------------
 
@@ -143,6 +159,7 @@ class Monitoring:
             metric=spec.metric,
             direction=spec.direction,
             monitoring=spec.monitoring,
+            retrain=spec.retrain,
         )
 
     def report(
@@ -206,11 +223,59 @@ class Monitoring:
                 decided = self._check_rollback(name, policy, policy.monitoring.rollback, now=now)
                 if decided:
                     decisions.append(decided)
+            if policy.retrain.on_quality is not None:
+                decided = self._check_quality(name, policy, policy.retrain.on_quality, now=now)
+                if decided:
+                    decisions.append(decided)
             if policy.monitoring.canary is not None:
                 decided = self._check_canary(name, policy, policy.monitoring.canary, now=now)
                 if decided:
                     decisions.append(decided)
         return decisions
+
+    def _check_quality(
+        self, name: str, policy: Policy, rule: QualityPolicy, *, now: datetime
+    ) -> str | None:
+        """Ask features for a new model when production's live metric over the last
+        window is worse than the threshold; audited, and not again within the cooldown."""
+        if self._ask_retrain is None:
+            return None
+        with self._factory() as session:
+            production = repo.alias_version(session, name=name, alias=PRODUCTION)
+            entries = repo.list_audit(session, name=name, limit=200)
+        if production is None:
+            return None
+        cooldown = max(policy.window, float(policy.retrain.at_most_every_seconds))
+        for entry in entries:
+            at = entry["at"] if entry["at"].tzinfo else entry["at"].replace(tzinfo=UTC)
+            if entry["action"] == "retrain_requested" and (now - at).total_seconds() < cooldown:
+                return None
+        since = now - timedelta(seconds=policy.window)
+        found = self._quality(name, policy, Tenure(production, since, now))
+        if found is None:
+            return None
+        value, n = found
+        if n < rule.min_labelled or policy.worse(value, than=rule.threshold) <= 0:
+            return None
+        evidence = (
+            f"live {policy.metric} {value:.4f} of production v{production} on {n} labelled "
+            f"predictions in the last {policy.monitoring.window} is worse than the threshold "
+            f"{rule.threshold:g} (retrain.on_quality)"
+        )
+        try:
+            request_id = self._ask_retrain(
+                name, reason=f"quality: {evidence}", requested_by=MONITOR
+            )
+        except Unavailable as exc:
+            log.warning("retrain_not_asked", model=name, error=exc.message)
+            return None
+        reason = f"monitor: {evidence}; train request {request_id}"
+        with transaction(self._factory) as session:
+            repo.add_audit(
+                session, model=name, action="retrain_requested", actor=MONITOR, reason=reason
+            )
+        log.info("retrain_requested", model=name, request_id=request_id, reason=reason)
+        return reason
 
     def _check_canary(
         self, name: str, policy: Policy, rule: CanaryPolicy, *, now: datetime
@@ -308,8 +373,7 @@ class Monitoring:
         (value, n), (before, m) = mine, theirs
         if n < rule.min_labelled or m < rule.min_labelled:
             return None
-        lower = policy.metric in LOWER_IS_BETTER or policy.direction == "minimize"
-        worse_by = (value - before) if lower else (before - value)
+        worse_by = policy.worse(value, than=before)
         if worse_by <= rule.margin:
             return None
         reason = (
