@@ -23,3 +23,26 @@ def start_ingest(supervisor: Supervisor, *, name: str, broker: str, project_dir:
         )
     )
     return port
+
+
+CUSTOMERS_SPEC = """
+project: churn
+datasets:
+  customers:
+    entity: customer_id
+    time: as_of
+    fields: {tenure: int, monthly_charges: float}
+    labels: {churned: int}
+feature_sets:
+  customer_profile:
+    dataset: customers
+    label: churned
+    features:
+      - {name: charges_mean_90d, field: monthly_charges, agg: mean, window: 90d}
+models:
+  churn:
+    feature_set: customer_profile
+    task: classification
+    estimator: sklearn.linear_model.LogisticRegression
+"""
+"""A churn project whose dataset names its entity and time fields its own way."""

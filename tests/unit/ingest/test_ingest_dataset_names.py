@@ -13,27 +13,7 @@ from millrace_ingest.app import bootstrap, create_app
 from millrace_ingest.config import Settings
 
 from tests.support.fakes import FakeProducer
-
-SPEC = """
-project: churn
-datasets:
-  customers:
-    entity: customer_id
-    time: as_of
-    fields: {tenure: int, monthly_charges: float}
-    labels: {churned: int}
-feature_sets:
-  customer_profile:
-    dataset: customers
-    label: churned
-    features:
-      - {name: charges_mean_90d, field: monthly_charges, agg: mean, window: 90d}
-models:
-  churn:
-    feature_set: customer_profile
-    task: classification
-    estimator: sklearn.linear_model.LogisticRegression
-"""
+from tests.support.ingest import CUSTOMERS_SPEC as SPEC
 
 
 def test_records_reach_raw_under_the_datasets_own_names(tmp_path: Path) -> None:

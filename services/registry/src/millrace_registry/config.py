@@ -44,3 +44,8 @@ class Settings(CommonSettings):
         "model's live quality falls below its `retrain.on_quality` threshold (with "
         "`MILLRACE_TOKEN`, a key with the scientist role).",
     )
+    monitor_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Days the monitor keeps served predictions and labels (purged hourly).",
+    )

@@ -144,6 +144,13 @@ class Monitoring:
                 store.add_predictions(session, predictions)
             return store.add_labels(session, labels) if labels else 0
 
+    def purge(self, *, before: datetime) -> None:
+        """Forget what was served and observed before ``before`` (the retention)."""
+        with transaction(self._factory) as session:
+            served, labels = store.purge(session, before=before)
+        if served or labels:
+            log.info("monitor_purged", predictions=served, labels=labels, before=before.isoformat())
+
     # -- reading ---------------------------------------------------------------------
 
     def policy(self, name: str) -> Policy:

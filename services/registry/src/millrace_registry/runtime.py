@@ -5,8 +5,10 @@ the app."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -40,6 +42,8 @@ from millrace_registry.uploads import Uploads
 log = structlog.get_logger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 ConnectProducer = Callable[[], Awaitable[Producer]]
+PURGE_EVERY = 3600.0
+"""Seconds between the monitor's purges of what is older than its retention."""
 
 
 class RelayBell:
@@ -200,11 +204,17 @@ class Runtime:
             group_id=self.settings.monitor_group,
         )
         intake = asyncio.create_task(self._intake_forever(self.intake), name="monitor-intake")
+        purged_at = 0.0
         try:
             while True:
                 await asyncio.sleep(self.settings.monitor_interval)
                 try:
                     await asyncio.to_thread(self.monitoring.check)
+                    if time.monotonic() - purged_at > PURGE_EVERY:
+                        retention = timedelta(days=self.settings.monitor_retention_days)
+                        before = datetime.now(UTC) - retention
+                        await asyncio.to_thread(self.monitoring.purge, before=before)
+                        purged_at = time.monotonic()
                 except Exception as exc:  # noqa: BLE001 - the next check tries again
                     log.warning("monitor_check_failed", error=repr(exc))
         finally:

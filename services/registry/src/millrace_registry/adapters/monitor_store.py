@@ -114,6 +114,16 @@ def truths(
     ]
 
 
+def purge(session: Session, *, before: datetime) -> tuple[int, int]:
+    """Delete predictions made and labels observed before ``before``: (predictions, labels)."""
+    gone = [
+        session.execute(sa.delete(table).where(table.c.at < before))
+        for table in (served_predictions, observed_labels)
+    ]
+    served_gone, labels_gone = (int(getattr(result, "rowcount", 0) or 0) for result in gone)
+    return served_gone, labels_gone
+
+
 def duplicates(session: Session, *, dataset: str | None) -> int:
     """Labels that repeated an event id already stored, since the first."""
     query = sa.select(sa.func.coalesce(sa.func.sum(label_counts.c.n), 0)).where(

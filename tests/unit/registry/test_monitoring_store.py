@@ -1,0 +1,96 @@
+"""The monitor's rows on SQLite (millrace dev's database): written once however often a
+batch is replayed, duplicate labels counted, old rows purged, and the report's route."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+from millrace_common.contracts import LabelObserved, PredictionLogged
+from millrace_registry.app import Runtime
+from millrace_registry.monitor_intake import label_row, prediction_rows
+
+from tests.support.registry import registration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def logged(request_id: str, *, at: datetime, label: int) -> PredictionLogged:
+    return PredictionLogged(
+        request_id=request_id,
+        model="m",
+        version=1,
+        alias="production",
+        inputs_sha256="0" * 64,
+        outputs=[{"label": label, "probabilities": [1.0 - label, float(label)]}],
+        latency_ms=1.0,
+        at=at,
+    )
+
+
+def label(event_id: str, request_id: str, value: int, *, at: datetime) -> LabelObserved:
+    return LabelObserved(
+        event_id=event_id,
+        dataset="machines",
+        field="failure_within_1h",
+        value=value,
+        request_id=request_id,
+        at=at,
+    )
+
+
+def test_a_replayed_batch_writes_nothing_twice_and_repeated_labels_are_counted(
+    runtime: Runtime, client: TestClient
+) -> None:
+    assert client.post("/v1/models/m/versions", json=registration("r1", 0.8)).status_code == 201
+    predictions = [
+        row
+        for i in range(4)
+        for row in prediction_rows(logged(f"q{i}", at=NOW - timedelta(minutes=i), label=i % 2))
+    ]
+    labels = [label_row(label(f"l{i}", f"q{i}", 1, at=NOW)) for i in range(4)]
+    assert runtime.monitoring.record(predictions=predictions, labels=labels) == 4
+    assert runtime.monitoring.record(predictions=predictions, labels=labels[:2]) == 0
+
+    report = client.get("/v1/models/m/monitoring", params={"window": "1d"}).json()
+    [entry] = report["versions"]
+    assert (entry["predictions"], entry["labelled"], entry["metrics"]["accuracy"]) == (4, 4, 0.5)
+    assert report["labels"] == {
+        "received": 4,
+        "matched": 4,
+        "unmatched": 0,
+        "late": 0,
+        "duplicate": 2,
+    }
+
+
+def test_rows_older_than_the_retention_are_purged(runtime: Runtime, client: TestClient) -> None:
+    assert client.post("/v1/models/m/versions", json=registration("r1", 0.8)).status_code == 201
+    old, new = NOW - timedelta(days=40), NOW - timedelta(minutes=1)
+    runtime.monitoring.record(
+        predictions=[
+            *prediction_rows(logged("old", at=old, label=1)),
+            *prediction_rows(logged("new", at=new, label=1)),
+        ],
+        labels=[
+            label_row(label("l-old", "old", 1, at=old)),
+            label_row(label("l-new", "new", 1, at=new)),
+        ],
+    )
+    runtime.monitoring.purge(before=NOW - timedelta(days=30))
+    report = client.get(
+        "/v1/models/m/monitoring", params={"since": (NOW - timedelta(days=60)).isoformat()}
+    ).json()
+    assert [(e["predictions"], e["labelled"]) for e in report["versions"]] == [(1, 1)]
+
+
+def test_the_route_names_a_bad_query_and_an_unknown_model(client: TestClient) -> None:
+    assert client.get("/v1/models/nobody/monitoring").status_code == 404
+    assert client.post("/v1/models/m/versions", json=registration("r1", 0.8)).status_code == 201
+    bad = client.get("/v1/models/m/monitoring", params={"window": "fortnight"})
+    assert bad.status_code == 422 and bad.json()["field"] == "window"
+    backwards = client.get(
+        "/v1/models/m/monitoring",
+        params={"since": NOW.isoformat(), "until": (NOW - timedelta(hours=1)).isoformat()},
+    )
+    assert backwards.status_code == 422 and backwards.json()["field"] == "since"
