@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime
+import xml.etree.ElementTree as ElementTree
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from millrace_registry.app import create_app
+from millrace_common.contracts import LabelObserved, PredictionLogged
+from millrace_registry.app import Runtime, create_app
+from millrace_registry.monitor_intake import label_row, prediction_rows
 
 from tests.support.identity import key_file
 from tests.support.registry import registry_runtime, stand_in
@@ -192,3 +195,69 @@ def test_a_browser_signs_in_with_the_key_as_its_password(tmp_path: Path) -> None
     assert ui.get("/ui", auth=("alice", keys.tokens["scientist"])).status_code == 200
     assert ui.get("/ui", auth=("alice", keys.tokens["producer"])).status_code == 403
     assert ui.get("/ui", auth=("alice", "not-a-key")).status_code == 401
+
+
+def test_the_live_quality_page_charts_each_version_per_window_and_by_version(
+    client: TestClient, runtime: Runtime
+) -> None:
+    populate(client)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    predictions, labels = [], []
+    for hour in range(3):
+        for i in range(10):
+            for version, alias, right in ((1, "production", 8), (2, "challenger", 5 + hour)):
+                request = f"{version}-{hour}-{i}"
+                truth = i % 2
+                guess = truth if i < right else 1 - truth
+                predictions += prediction_rows(
+                    PredictionLogged(
+                        request_id=request,
+                        model="machine-failure",
+                        version=version,
+                        alias=alias,
+                        inputs_sha256="0" * 64,
+                        outputs=[{"label": guess, "probabilities": [1.0 - guess, float(guess)]}],
+                        latency_ms=1.0,
+                        at=now - timedelta(hours=3 - hour, minutes=-i),
+                    )
+                )
+                labels.append(
+                    label_row(
+                        LabelObserved(
+                            event_id=request,
+                            dataset="machines",
+                            field="failure_within_1h",
+                            value=truth,
+                            request_id=request,
+                            at=now,
+                        )
+                    )
+                )
+    runtime.monitoring.record(predictions=predictions, labels=labels)
+
+    body = page(client, "/ui/models/machine-failure/monitoring", metric="accuracy")
+    charts = {svg.get("id"): svg for svg in _svgs(body)}
+    lines = charts["quality-over-time"].findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 2  # v1 production, v2 challenger
+    points = charts["quality-over-time"].findall("{http://www.w3.org/2000/svg}circle")
+    assert len(points) == 6  # three windows each
+    tips = [c.find("{http://www.w3.org/2000/svg}title").text for c in points]  # type: ignore[union-attr]
+    assert any("v2 challenger" in t and "accuracy 0.7000 on 10 labelled of 10" in t for t in tips)
+    bars = charts["quality-by-version"].findall("{http://www.w3.org/2000/svg}rect")
+    assert len(bars) == 2
+    shown = text(body)
+    assert "Labels: 60 received, 60 matched, 0 unmatched" in shown
+    assert "Against production" in shown and "challenger" in shown
+    empty = page(client, "/ui/models/other/monitoring")
+    assert "No labelled predictions" in text(empty)
+    bad = client.get("/ui/models/machine-failure/monitoring", params={"window": "soon"})
+    assert bad.status_code == 422 and "window" in text(bad.text)
+
+
+def _svgs(body: str) -> list[ElementTree.Element]:
+    """Every inline chart, parsed as XML: a browser draws only well-formed SVG."""
+    found = re.findall(r"<svg .*?</svg>", body, flags=re.S)
+    return [
+        ElementTree.fromstring(svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1))
+        for svg in found
+    ]

@@ -101,6 +101,7 @@ def data_plane(
         sink=publisher.offer if publisher is not None else None,
         max_rows=settings.max_batch,
         timeout=settings.request_timeout,
+        log_sample_rate=settings.prediction_sample_rate,
     )
 
 

@@ -36,6 +36,10 @@ class Settings(CommonSettings):
     """Most rows one request may carry (more is a 422)."""
     request_timeout: float = 10.0
     """Seconds a request may wait for scoring (then 504)."""
+    prediction_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    """The share of answered predictions logged to ``predictions`` (what the registry's
+    monitor joins to labels): 1.0 logs every one, 0 none. Drawn before the log is built,
+    so an unlogged prediction costs nothing."""
     batching: str = ""
     """Adaptive batching per model, ``name:window:max_rows``, e.g. ``machine-failure:8ms:64``."""
     traffic: str = ""

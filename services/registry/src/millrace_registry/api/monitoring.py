@@ -116,14 +116,14 @@ async def get_monitoring(
     since = _aware(since) if since is not None else until - DEFAULT_RANGE
     if since >= until:
         raise InvalidInput("since must be before until", field="since")
-    seconds = _window(window) if window is not None else None
+    seconds = window_length(window) if window is not None else None
     report = await asyncio.to_thread(
         monitoring.report, name=name, since=since, until=until, window=seconds
     )
     return MonitoringOut.of(report)
 
 
-def _window(text: str) -> float:
+def window_length(text: str) -> float:
     try:
         seconds = window_seconds(text)
     except ValueError:

@@ -5,6 +5,7 @@ use cases as the REST API (changes stay audited REST or CLI calls; the pages sho
     /ui/models/{name}                     aliases, traffic policy, versions
     /ui/models/{name}/runs                runs, with a form to compare selected ones
     /ui/models/{name}/compare?run=&run=   runs side by side, differences highlighted
+    /ui/models/{name}/monitoring          live quality: charts per window and version
     /ui/models/{name}/audit               the audit log, newest first
     /ui/models/{name}/versions/{version}  the version's lineage
     /ui/sites, /ui/sites/{site}           should run vs reported, heartbeat history

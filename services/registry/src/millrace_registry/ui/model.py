@@ -4,13 +4,17 @@ selected runs, and its audit log."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from millrace_common.errors import InvalidInput
 
+from millrace_registry.api.monitoring import DEFAULT_RANGE, MonitoringOut, window_length
 from millrace_registry.catalog import Catalog
-from millrace_registry.deps import CatalogDep, RunsDep, TrafficDep
+from millrace_registry.deps import CatalogDep, MonitoringDep, RunsDep, TrafficDep
+from millrace_registry.monitoring import Report
 from millrace_registry.names import PRODUCTION, RunStatus, VersionStatus
 from millrace_registry.schemas import (
     AuditEntry,
@@ -21,6 +25,7 @@ from millrace_registry.schemas import (
     TrainingRun,
 )
 from millrace_registry.traffic import TrafficPolicies
+from millrace_registry.ui import charts
 from millrace_registry.ui.render import (
     MAX_PAGE,
     PAGE_SIZE,
@@ -178,3 +183,51 @@ async def audit_page(
         page=Pager(request=request, offset=offset, limit=limit, total=total),
         tab="audit",
     )
+
+
+@router.get("/monitoring")
+async def monitoring_page(
+    name: str,
+    catalog: CatalogDep,
+    monitoring: MonitoringDep,
+    since: Annotated[datetime | None, Query()] = None,
+    window: Annotated[str | None, Query(max_length=10)] = None,
+    metric: Annotated[str | None, Query(max_length=40)] = None,
+) -> HTMLResponse:
+    """Live quality: the metric per window and by version as charts (inline SVG), the
+    versions' numbers, and each other alias against production."""
+    until = datetime.now(UTC)
+    start = (
+        since.replace(tzinfo=since.tzinfo or UTC) if since is not None else until - DEFAULT_RANGE
+    )
+    if start >= until:
+        raise InvalidInput("since must be before now", field="since")
+    seconds = window_length(window) if window else None
+
+    def collect() -> tuple[RegisteredModel, Report]:
+        model = catalog.model(name=name)
+        return model, monitoring.report(name=name, since=start, until=until, window=seconds)
+
+    model, report = await asyncio.to_thread(collect)
+    found = sorted({k for w in report.overall for k in w.metrics})
+    chosen = _shown_metric(metric, found, default=report.policy.metric)
+    return render(
+        "monitoring.html",
+        model=model,
+        report=MonitoringOut.of(report),
+        over_time=charts.quality_over_time(report.windows, chosen),
+        by_version=charts.quality_by_version(report.overall, chosen),
+        metric=chosen,
+        metrics=found or [chosen],
+        since=start.isoformat(timespec="seconds"),
+        window=window or "",
+        tab="monitoring",
+    )
+
+
+def _shown_metric(asked: str | None, found: list[str], *, default: str) -> str:
+    """The metric asked for when the report has it, else the model's, else any."""
+    for name in (asked, default):
+        if name in found:
+            return name  # type: ignore[return-value]
+    return found[0] if found else default

@@ -46,6 +46,7 @@ def environment() -> Environment:
         short=short,
         pretty=pretty,
         seconds=seconds,
+        duration=duration,
         plain=plain,
         in_sync=in_sync,
     )
@@ -195,6 +196,14 @@ def num(value: Any) -> str:
 
 def seconds(value: Any) -> str:
     return "-" if value is None else f"{float(value):.2f} s"
+
+
+def duration(value: float) -> str:
+    """Seconds as the spec writes them: ``1h``, ``10m``, ``90s``, ``1d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if value >= size and value % size == 0:
+            return f"{int(value // size)}{unit}"
+    return f"{value:g}s"
 
 
 def short(value: str | None, length: int = 12) -> str:
