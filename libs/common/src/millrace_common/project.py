@@ -211,8 +211,11 @@ class RetrainPolicy(BaseModel):
     at_most_every: str | None = None
     drift: DriftPolicy | None = None
     on_quality: QualityPolicy | None = None
+    lookback: str | None = None
+    """A snapshot holds the labelled rows of this much event time up to its newest (``90d``,
+    ``1h``); none: every labelled row. After the world changed, train on the new one."""
 
-    @field_validator("every", "at_most_every")
+    @field_validator("every", "at_most_every", "lookback")
     @classmethod
     def _every_format(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not _WINDOW.fullmatch(value):
@@ -222,6 +225,10 @@ class RetrainPolicy(BaseModel):
     @property
     def every_seconds(self) -> int | None:
         return window_seconds(self.every) if self.every is not None else None
+
+    @property
+    def lookback_seconds(self) -> int | None:
+        return window_seconds(self.lookback) if self.lookback is not None else None
 
     @property
     def at_most_every_seconds(self) -> int:

@@ -47,6 +47,8 @@ from millrace_registry.traffic import TrafficPolicies
 log = structlog.get_logger(__name__)
 MONITOR = "monitor"
 """The actor of the monitor's decisions in the audit log."""
+ROLLBACK = "rollback: "
+"""How the reason of the monitor's rollback begins (the audit log tells it apart)."""
 
 LIVE_QUALITY = Gauge(
     "millrace_monitor_live_quality",
@@ -114,6 +116,8 @@ class Tenure:
     version: int
     since: datetime
     until: datetime
+    rolled_back: bool = False
+    """It began with the monitor's rollback."""
 
 
 class Monitoring:
@@ -371,8 +375,8 @@ class Monitoring:
         if len(tenures) < 2:
             return None
         current, previous = tenures[0], tenures[1]
-        if previous.version >= current.version:
-            return None  # production already went back: nothing newer to judge
+        if current.rolled_back or current.version == previous.version:
+            return None  # the monitor's own rollback: not judged again (no ping-pong)
         mine = self._quality(name, policy, current)
         theirs = self._quality(name, policy, previous)
         if mine is None or theirs is None:
@@ -390,14 +394,18 @@ class Monitoring:
             f"margin {rule.margin:g}"
         )
         try:
-            self._lifecycle.rollback(
-                name=name, version=previous.version, reason=reason, actor=MONITOR
+            self._lifecycle.move_alias(
+                name=name,
+                alias=PRODUCTION,
+                version=previous.version,
+                reason=f"{ROLLBACK}{reason}",
+                actor=MONITOR,
             )
         except (Conflict, NotFound) as exc:
             log.warning("rollback_refused", model=name, version=previous.version, error=str(exc))
             return None
         log.warning("rolled_back", model=name, version=previous.version, reason=reason)
-        return f"rollback: {reason}"
+        return f"{ROLLBACK}{reason}"
 
     def _quality(self, name: str, policy: Policy, tenure: Tenure) -> tuple[float, int] | None:
         joined = self._join(name, policy, since=tenure.since, until=tenure.until)
@@ -419,7 +427,8 @@ class Monitoring:
             if entry["alias"] != PRODUCTION or entry["to_version"] is None:
                 continue
             since = entry["at"] if entry["at"].tzinfo else entry["at"].replace(tzinfo=UTC)
-            tenures.append(Tenure(entry["to_version"], since, until))
+            rolled_back = entry["actor"] == MONITOR and entry["reason"].startswith(ROLLBACK)
+            tenures.append(Tenure(entry["to_version"], since, until, rolled_back))
             until = since
             if len(tenures) == 2:
                 break

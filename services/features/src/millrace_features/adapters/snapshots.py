@@ -117,10 +117,24 @@ def recent_window(session: Session, feature_set: str, *, seconds: int, limit: in
 
 
 def build_parquet(
-    session: Session, feature_set: FeatureSet
+    session: Session, feature_set: FeatureSet, *, lookback: float | None = None
 ) -> tuple[bytes, int, datetime, dict[str, Any]]:
-    """All labelled rows of the feature set's current version, in event-time order, and
-    each feature's reference distribution over them."""
+    """The labelled rows of the feature set's current version (those of the last
+    ``lookback`` seconds of event time up to the newest, when given), in event-time order,
+    and each feature's reference distribution over them."""
+    labelled = sa.and_(
+        offline_rows.c.feature_set == feature_set.name,
+        # the version the spec names now: an older one's rows hold other features
+        offline_rows.c.feature_set_version == feature_set.version,
+        offline_rows.c.label.is_not(None),
+    )
+    if lookback is not None:
+        newest = session.execute(sa.select(sa.func.max(offline_rows.c.event_time)).where(labelled))
+        latest = newest.scalar_one_or_none()
+        if latest is not None:
+            labelled = sa.and_(
+                labelled, offline_rows.c.event_time >= latest - timedelta(seconds=lookback)
+            )
     rows = session.execute(
         sa.select(
             offline_rows.c.event_id,
@@ -129,12 +143,7 @@ def build_parquet(
             offline_rows.c.features,
             offline_rows.c.label,
         )
-        .where(
-            offline_rows.c.feature_set == feature_set.name,
-            # the version the spec names now: an older one's rows hold other features
-            offline_rows.c.feature_set_version == feature_set.version,
-            offline_rows.c.label.is_not(None),
-        )
+        .where(labelled)
         .order_by(offline_rows.c.event_time, offline_rows.c.event_id)
     ).all()
     times = [_utc(r.event_time) for r in rows]
@@ -178,7 +187,9 @@ def snapshot_and_request(
     """Write an immutable snapshot, then record it and its train request in one transaction."""
     with factory() as session:
         labelled = labelled_count(session, feature_set.name)
-        data, rows, cutoff, reference = build_parquet(session, feature_set)
+        data, rows, cutoff, reference = build_parquet(
+            session, feature_set, lookback=model.retrain.lookback_seconds
+        )
     snapshot_id = f"{cutoff:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     key = f"datasets/{feature_set.name}/{snapshot_id}.parquet"
     store.put(key, data)
