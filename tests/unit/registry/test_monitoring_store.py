@@ -3,10 +3,13 @@ batch is replayed, duplicate labels counted, old rows purged, and the report's r
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
+import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 from millrace_common.contracts import LabelObserved, PredictionLogged
+from millrace_common.objectstore import MemoryStore
 from millrace_registry.app import Runtime
 from millrace_registry.monitor_intake import label_row, prediction_rows
 
@@ -94,3 +97,33 @@ def test_the_route_names_a_bad_query_and_an_unknown_model(client: TestClient) ->
         params={"since": NOW.isoformat(), "until": (NOW - timedelta(hours=1)).isoformat()},
     )
     assert backwards.status_code == 422 and backwards.json()["field"] == "since"
+
+
+def test_finished_days_are_archived_once_as_parquet_with_their_labels(
+    runtime: Runtime, client: TestClient, store: MemoryStore
+) -> None:
+    assert client.post("/v1/models/m/versions", json=registration("r1", 0.8)).status_code == 201
+    day = datetime(2026, 11, 30, tzinfo=UTC)
+    runtime.monitoring.record(
+        predictions=[
+            *prediction_rows(logged("a", at=day + timedelta(hours=1), label=1)),
+            *prediction_rows(logged("b", at=day + timedelta(hours=23), label=0)),
+            *prediction_rows(logged("c", at=day + timedelta(days=1, hours=2), label=1)),
+        ],
+        labels=[label_row(label("l-a", "a", 1, at=day + timedelta(hours=3)))],
+    )
+    archive = runtime.archive
+    # the 30th is over for 24 hours at midnight of the 2nd; the 1st is not yet
+    assert archive.run(now=day + timedelta(days=1, hours=23)) == []
+    written = archive.run(now=day + timedelta(days=2))
+    assert written == ["monitoring/m/predictions/day=2026-11-30.parquet"]
+    table = pq.read_table(io.BytesIO(store.get(written[0])))
+    rows = table.select(["request_id", "version", "label", "truth", "truth_event_id"]).to_pylist()
+    assert rows == [
+        {"request_id": "a", "version": 1, "label": 1.0, "truth": 1.0, "truth_event_id": "l-a"},
+        {"request_id": "b", "version": 1, "label": 0.0, "truth": None, "truth_event_id": None},
+    ]
+    assert archive.run(now=day + timedelta(days=2, hours=1)) == []  # written once
+    assert archive.run(now=day + timedelta(days=3)) == [
+        "monitoring/m/predictions/day=2026-12-01.parquet"
+    ]

@@ -6,6 +6,7 @@ The composition root (``bootstrap``), the app and ``main``."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from fastapi import FastAPI
 from millrace_common.contracts import MODEL_PUBLISHED
@@ -36,6 +37,7 @@ from millrace_registry.runtime import (
     RelayBell,
     Runtime,
 )
+from millrace_registry.served_archive import ServedArchive
 from millrace_registry.site_objects import SiteObjects
 from millrace_registry.sites import Sites
 from millrace_registry.traffic import TrafficPolicies
@@ -71,6 +73,14 @@ def bootstrap(
         factory=factory, artifacts=artifacts, on_commit=bell, canary_start=project.canary_start
     )
     traffic = TrafficPolicies(factory=factory)
+    features = FeaturesClient(settings.features_url, headers=settings.bearer())
+    monitoring = Monitoring(
+        factory=factory,
+        lifecycle=lifecycle,
+        traffic=traffic,
+        project=project,
+        ask_retrain=features.ask_retrain,
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -88,14 +98,12 @@ def bootstrap(
         uploads=Uploads(store, max_bytes=settings.max_upload_bytes),
         run_artifacts=RunArtifacts(store, runs=runs, max_bytes=settings.max_upload_bytes),
         artifacts=artifacts,
-        monitoring=Monitoring(
+        monitoring=monitoring,
+        archive=ServedArchive(
             factory=factory,
-            lifecycle=lifecycle,
-            traffic=traffic,
-            project=project,
-            ask_retrain=FeaturesClient(
-                settings.features_url, headers=settings.bearer()
-            ).ask_retrain,
+            store=store,
+            monitoring=monitoring,
+            after=timedelta(hours=settings.monitor_archive_after_hours),
         ),
         project=project,
     )

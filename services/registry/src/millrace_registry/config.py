@@ -49,3 +49,10 @@ class Settings(CommonSettings):
         gt=0,
         description="Days the monitor keeps served predictions and labels (purged hourly).",
     )
+    monitor_archive_after_hours: float = Field(
+        24.0,
+        ge=0,
+        description="Hours after a day ends before its served predictions and their labels "
+        "are archived to the object store as Parquet (monitoring/<model>/predictions/); late "
+        "labels have this long to arrive.",
+    )

@@ -205,6 +205,10 @@ class Monitoring:
             comparisons=_comparisons(policy.task, joined),
         )
 
+    def joined(self, name: str, *, since: datetime, until: datetime) -> Join:
+        """The predictions made in [since, until), each with the label it got."""
+        return self._join(name, self.policy(name), since=since, until=until)
+
     def _join(self, name: str, policy: Policy, *, since: datetime, until: datetime) -> Join:
         with self._factory() as session:
             served = store.served(session, model=name, since=since, until=until)

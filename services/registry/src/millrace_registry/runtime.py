@@ -34,6 +34,7 @@ from millrace_registry.monitor_intake import TOPICS, MonitorIntake
 from millrace_registry.monitoring import Monitoring
 from millrace_registry.run_artifacts import RunArtifacts
 from millrace_registry.runs import Runs
+from millrace_registry.served_archive import ServedArchive
 from millrace_registry.site_objects import SiteObjects
 from millrace_registry.sites import Sites
 from millrace_registry.traffic import TrafficPolicies
@@ -115,6 +116,7 @@ class Runtime:
         run_artifacts: RunArtifacts,
         artifacts: Artifacts,
         monitoring: Monitoring,
+        archive: ServedArchive,
         project: ProjectHolder,
     ) -> None:
         self.settings = settings
@@ -132,6 +134,7 @@ class Runtime:
         self.run_artifacts = run_artifacts
         self.artifacts = artifacts
         self.monitoring = monitoring
+        self.archive = archive
         self.project = project
         self.intake: MonitorIntake | None = None
         self.producer: Producer | None = None
@@ -213,6 +216,7 @@ class Runtime:
                     if time.monotonic() - purged_at > PURGE_EVERY:
                         retention = timedelta(days=self.settings.monitor_retention_days)
                         before = datetime.now(UTC) - retention
+                        await asyncio.to_thread(self.archive.run)
                         await asyncio.to_thread(self.monitoring.purge, before=before)
                         purged_at = time.monotonic()
                 except Exception as exc:  # noqa: BLE001 - the next check tries again
