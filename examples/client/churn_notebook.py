@@ -32,14 +32,16 @@ FEATURE_SET, MODEL = "customer_profile", "churn"
 
 
 def training_frame(client: Client, records: pd.DataFrame, timeout: float = 300) -> pd.DataFrame:
-    """Every record's features as of its time, once the stream has computed them all."""
+    """Every record's features as of its time, once the stream has computed them all (a
+    record whose own row is not in yet is answered by the customer's row before it)."""
     entities = records[["customer_id", "as_of"]]
     deadline = time.monotonic() + timeout
     while True:
         frame = client.training_frame(
             FEATURE_SET, entities, entity_column="customer_id", time_column="as_of"
         )
-        if frame["event_time"].notna().all() or time.monotonic() > deadline:
+        own_rows = (frame["event_time"] == pd.to_datetime(frame["as_of"], utc=True)).all()
+        if own_rows or time.monotonic() > deadline:
             return frame
         time.sleep(2)
 
@@ -50,11 +52,10 @@ def main(data: Path) -> None:
     print(f"sent {client.send('customers', records)} records")
 
     frame = training_frame(client, records)
-    known = frame["event_time"].notna()
-    if not known.all():
-        raise SystemExit(f"{int((~known).sum())} records have no feature row yet")
-    if (frame["event_time"] == frame["as_of"]).all():
-        print(f"training frame: {len(frame)} rows, each as of its own time")
+    own = frame["event_time"] == pd.to_datetime(frame["as_of"], utc=True)
+    if not own.all():
+        raise SystemExit(f"{int((~own).sum())} records have no feature row of their own yet")
+    print(f"training frame: {len(frame)} rows, each as of its own time")
     features, label = frame.attrs["features"], frame.attrs["label"]
     frame = frame.sort_values("as_of", kind="stable")
     cut = int(len(frame) * 0.8)

@@ -77,6 +77,15 @@ def canary_monitor(
 
 
 @pytest.fixture
+def labels_ingest(supervisor: Supervisor, fresh_broker: str, project_dir: Path) -> Iterator[str]:
+    """Ingest on the test's broker, for labels over REST."""
+    name = f"ingest-labels-{secrets.token_hex(3)}"
+    port = start_ingest(supervisor, name=name, broker=fresh_broker, project_dir=project_dir)
+    yield f"http://127.0.0.1:{port}"
+    supervisor.stop(name)
+
+
+@pytest.fixture
 def broker(fresh_broker: str) -> str:
     """The features worker's broker (its fixture asks for ``broker``): the test's own."""
     return fresh_broker
@@ -130,11 +139,7 @@ def monitoring(url: str, **params: Any) -> dict[str, Any]:
 
 
 async def test_labels_over_rest_kafka_and_later_records_make_live_quality(
-    monitor: str,
-    fresh_broker: str,
-    supervisor: Supervisor,
-    project_dir: Path,
-    object_store_url: str,
+    monitor: str, fresh_broker: str, labels_ingest: str, object_store_url: str
 ) -> None:
     from millrace_common.objectstore import open_store
 
@@ -199,14 +204,8 @@ async def test_labels_over_rest_kafka_and_later_records_make_live_quality(
     await produce_events(fresh_broker, LABELS, [(k.dataset, k) for k in [*kafka_labels, repeated]])
     await produce_events(fresh_broker, FEATURES, [(r.entity_id, r) for r in rows])
 
-    port = start_ingest(
-        supervisor,
-        name=f"ingest-{secrets.token_hex(3)}",
-        broker=fresh_broker,
-        project_dir=project_dir,
-    )
     posted = httpx.post(
-        f"http://127.0.0.1:{port}/v1/datasets/machines/labels",
+        f"{labels_ingest}/v1/datasets/machines/labels",
         json={
             "labels": [
                 {
@@ -222,7 +221,7 @@ async def test_labels_over_rest_kafka_and_later_records_make_live_quality(
     )
     assert posted.status_code == 202, posted.text
     refused = httpx.post(
-        f"http://127.0.0.1:{port}/v1/datasets/machines/labels",
+        f"{labels_ingest}/v1/datasets/machines/labels",
         json={"labels": [{"entity_id": "m-1", "failure_within_1h": "yes"}]},
         timeout=30,
     )

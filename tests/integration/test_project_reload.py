@@ -71,7 +71,11 @@ def test_sighup_picks_up_a_new_dataset_and_feature_set(
     features: ProcessSpec,
     database_url: str,
 ) -> None:
-    ingest = next(name for name in supervisor.procs if name.startswith("ingest-"))
+    ingest = next(  # this test's ingest: other tests' may run on the same supervisor
+        name
+        for name, running in supervisor.procs.items()
+        if running.spec.ready_url == f"{ingest_url}/readyz"
+    )
     record = {"entity_id": f"p-{time.time_ns()}", "ts": "2026-05-01T00:00:00Z", "flow": 4.5}
     url = f"{ingest_url}/v1/datasets/pumps/records"
     assert httpx.post(url, json={"records": [record]}, timeout=10).status_code == 404
