@@ -1,7 +1,10 @@
 """The monitor's use cases: store what was served and the labels that came later, report
-a model's live quality, and act on it. A production version whose live quality is worse
-than its predecessor's by the spec's margin (``monitoring.rollback``) is rolled back,
-audited with the numbers that decided it."""
+a model's live quality, and act on it, each decision audited with the numbers that made
+it: production goes back to its predecessor when it does worse live by the spec's margin
+(``monitoring.rollback``); features is asked for a model when production's live quality
+falls under a threshold (``retrain.on_quality``); a canary ramps, takes production or is
+stopped by how its live loss compares with production's on the same time
+(``monitoring.canary``)."""
 
 from __future__ import annotations
 
