@@ -9,19 +9,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from millrace_common.errors import InvalidInput
-from millrace_common.project import DriftPolicy, RetrainPolicy, load_project
-from millrace_features.adapters.snapshots import Reference
-from millrace_features.drift import (
+from millrace_common.distribution import (
     EPSILON,
     bin_edges,
-    drift_reason,
     psi,
     psi_by_feature,
     reference_bins,
     reference_of,
     shares,
 )
+from millrace_common.errors import InvalidInput
+from millrace_common.project import DriftPolicy, RetrainPolicy, load_project
+from millrace_features.adapters.snapshots import Reference
+from millrace_features.drift import drift_reason
 from millrace_features.drift_check import DriftGate, DriftMeasurement, verdict
 from pydantic import ValidationError
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 from millrace_common.contracts import LabelObserved, PredictionLogged
@@ -127,3 +129,39 @@ def test_finished_days_are_archived_once_as_parquet_with_their_labels(
     assert archive.run(now=day + timedelta(days=3)) == [
         "monitoring/m/predictions/day=2026-12-01.parquet"
     ]
+
+
+def test_served_inputs_are_measured_against_the_versions_training_snapshot(
+    runtime: Runtime, client: TestClient, store: MemoryStore
+) -> None:
+    rng = np.random.default_rng(4)
+    snapshot = pa.table({"a": rng.normal(0, 1, 2000), "b": rng.normal(5, 1, 2000)})
+    buffer = io.BytesIO()
+    pq.write_table(snapshot, buffer)
+    store.put("datasets/fs/snap.parquet", buffer.getvalue())
+    lineage = {"snapshot": {"uri": store.uri("datasets/fs/snap.parquet")}}
+    body = registration("r1", 0.8, lineage=lineage)
+    assert client.post("/v1/models/m/versions", json=body).status_code == 201
+    # "a" served as trained; "b" shifted by two standard deviations
+    served = [
+        PredictionLogged(
+            request_id=f"q{i}",
+            model="m",
+            version=1,
+            alias="production",
+            inputs_sha256="0" * 64,
+            outputs=[{"label": 1, "probabilities": [0.0, 1.0]}],
+            latency_ms=1.0,
+            at=NOW - timedelta(minutes=1),
+            inputs=[[float(rng.normal(0, 1)), float(rng.normal(7, 1))]],
+        )
+        for i in range(500)
+    ]
+    runtime.monitoring.record(
+        predictions=[row for log in served for row in prediction_rows(log)], labels=[]
+    )
+    drift = client.get("/v1/models/m/monitoring").json()["drift"]["1"]
+    assert list(drift) == ["b", "a"]  # highest first
+    assert drift["b"] > 1.0 and drift["a"] < 0.1
+    page = client.get("/ui/models/m/monitoring").text
+    assert "PSI of the inputs served" in page and "b: PSI" in page

@@ -116,6 +116,9 @@ class PredictionLogged(Contract):
     """The edge site whose agent answered; None when a serving pod did."""
     entity_ids: list[str] | None = None
     """One per output row, when the request named entities (their online features)."""
+    inputs: list[list[float | None]] | None = None
+    """Each row's feature values, in the model's feature order (null: missing): what the
+    registry's monitor measures the drift of served inputs on."""
 
 
 class LabelObserved(Contract):

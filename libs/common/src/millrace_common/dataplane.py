@@ -317,7 +317,16 @@ class PendingLog:
             at=datetime.fromtimestamp(self.at, UTC),
             site=site,
             entity_ids=self.entity_ids,
+            inputs=_rows(self.matrix),
         )
+
+
+def _rows(matrix: np.ndarray) -> list[list[float | None]]:
+    """The feature values of each row, NaN (missing) as None."""
+    rows: list[list[float | None]] = matrix.astype(np.float64).tolist()
+    if np.isnan(matrix).any():
+        return [[None if v != v else v for v in row] for row in rows]
+    return rows
 
 
 def prediction_log(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from millrace_common.distribution import psi_by_feature
 from millrace_common.errors import Conflict, NotFound
 from millrace_common.project import DriftPolicy, Project
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,7 +19,7 @@ from millrace_features.adapters.snapshots import (
     latest_reference,
     recent_window,
 )
-from millrace_features.drift import drift_reason, is_drift_reason, psi_by_feature, rearms
+from millrace_features.drift import drift_reason, is_drift_reason, rearms
 
 
 @dataclass(frozen=True)

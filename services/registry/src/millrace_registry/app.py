@@ -28,6 +28,7 @@ from millrace_registry.config import Settings
 from millrace_registry.fleet import Fleet
 from millrace_registry.lifecycle import Lifecycle
 from millrace_registry.monitoring import Monitoring
+from millrace_registry.references import References
 from millrace_registry.run_artifacts import RunArtifacts
 from millrace_registry.runs import Runs
 from millrace_registry.runtime import (
@@ -80,6 +81,7 @@ def bootstrap(
         traffic=traffic,
         project=project,
         ask_retrain=features.ask_retrain,
+        references=References(factory=factory, store=store),
     )
     return Runtime(
         settings=settings,

@@ -37,6 +37,8 @@ class Served:
     label: Any = None
     value: float | None = None
     probabilities: list[float] | None = None
+    inputs: list[float | None] | None = None
+    """The row's feature values, in the model's feature order."""
 
 
 @dataclass(frozen=True, slots=True)

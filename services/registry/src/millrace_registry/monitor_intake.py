@@ -75,6 +75,7 @@ def _parse(record: ConsumerRecord, contract: type[Any]) -> Any:
 
 def prediction_rows(event: PredictionLogged) -> list[dict[str, Any]]:
     entities = event.entity_ids or []
+    inputs = event.inputs or []
     rows = []
     for i, output in enumerate(event.outputs):
         probabilities = output.get("probabilities")
@@ -91,6 +92,7 @@ def prediction_rows(event: PredictionLogged) -> list[dict[str, Any]]:
                 "label": output.get("label"),
                 "value": output.get("value"),
                 "probabilities": probabilities,
+                "inputs": inputs[i] if i < len(inputs) else None,
             }
         )
     return rows

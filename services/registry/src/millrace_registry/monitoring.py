@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from millrace_common.db import transaction
+from millrace_common.distribution import psi_by_feature
 from millrace_common.errors import Conflict, NotFound, Unavailable
 from millrace_common.project import (
     CanaryPolicy,
@@ -44,6 +45,7 @@ from millrace_registry.live_quality import (
     windows,
 )
 from millrace_registry.names import PRODUCTION
+from millrace_registry.references import References
 from millrace_registry.schemas import TrafficPolicy
 from millrace_registry.traffic import TrafficPolicies
 
@@ -62,6 +64,11 @@ LABELLED = Gauge(
     "millrace_monitor_labelled_predictions",
     "Predictions of the last window, and how many of them have a label",
     ["model", "version", "alias", "site", "kind"],
+)
+SERVED_PSI = Gauge(
+    "millrace_monitor_served_psi",
+    "PSI of the inputs served over the last window against the version's training snapshot",
+    ["model", "version", "feature"],
 )
 LABELS = Gauge(
     "millrace_monitor_labels",
@@ -112,6 +119,9 @@ class Report:
     comparisons: dict[str, Comparison]
     """Each other alias's labelled predictions (a canary, a shadow) against production's
     over the range."""
+    drift: dict[int, dict[str, float]]
+    """Each version's PSI per feature: the inputs it answered in the range against the
+    snapshot it was trained on, highest first."""
 
 
 @dataclass(frozen=True)
@@ -132,12 +142,14 @@ class Monitoring:
         traffic: TrafficPolicies,
         project: Callable[[], Project | None],
         ask_retrain: Callable[..., str] | None = None,
+        references: References | None = None,
     ) -> None:
         self._factory = factory
         self._lifecycle = lifecycle
         self._traffic = traffic
         self._project = project
         self._ask_retrain = ask_retrain
+        self._references = references
 
     # -- intake ----------------------------------------------------------------------
 
@@ -206,7 +218,24 @@ class Monitoring:
             windows=found,
             overall=totals(joined, task=policy.task, since=since, until=until),
             comparisons=_comparisons(policy.task, joined),
+            drift=self._drift(name, joined),
         )
+
+    def _drift(self, name: str, joined: Join) -> dict[int, dict[str, float]]:
+        if self._references is None:
+            return {}
+        by_version: dict[int, list[list[float | None]]] = {}
+        for served in [i.served for i in joined.labelled] + joined.unlabelled:
+            if served.inputs is not None:
+                by_version.setdefault(served.version, []).append(served.inputs)
+        found = {}
+        for version, rows in sorted(by_version.items()):
+            features, reference = self._references.of(name, version)
+            if reference is None:
+                continue
+            named = [dict(zip(features, row, strict=False)) for row in rows]
+            found[version] = psi_by_feature(reference, named)
+        return found
 
     def joined(self, name: str, *, since: datetime, until: datetime) -> Join:
         """The predictions made in [since, until), each with the label it got."""
@@ -223,6 +252,11 @@ class Monitoring:
                 until=until,
                 horizon=policy.horizon,
             )
+        if policy.dataset is None:
+            # a model the project does not declare: a label is its own only if it names
+            # one of its requests (another model's labels are not its unmatched ones)
+            asked = {s.request_id for s in served}
+            truths = [t for t in truths if t.request_id in asked]
         return join(served, truths, horizon=policy.horizon)
 
     # -- decisions -------------------------------------------------------------------
@@ -372,6 +406,9 @@ class Monitoring:
                 LIVE_QUALITY.labels(*labels, metric).set(value)
         for outcome in ("matched", "unmatched", "late", "duplicate"):
             LABELS.labels(name, outcome).set(getattr(report.labels, outcome))
+        for version, found in report.drift.items():
+            for feature, value in found.items():
+                SERVED_PSI.labels(name, str(version), feature).set(value)
 
     def _check_rollback(
         self, name: str, policy: Policy, rule: RollbackPolicy, *, now: datetime

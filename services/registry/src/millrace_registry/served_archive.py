@@ -107,6 +107,7 @@ def table(
             "label": _values([s.label for s in served]),
             "value": pa.array([s.value for s in served], pa.float64()),
             "probabilities": pa.array([s.probabilities for s in served], pa.list_(pa.float64())),
+            "inputs": pa.array([s.inputs for s in served], pa.list_(pa.float64())),
             "truth": _values([None if t is None else t.value for t in got]),
             "truth_event_id": [None if t is None else t.event_id for t in got],
             "truth_observed_at": pa.array(

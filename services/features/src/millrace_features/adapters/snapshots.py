@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from millrace_common.contracts import EVENT_TYPES, TRAIN_REQUESTS, SnapshotRef, TrainRequest
+from millrace_common.distribution import reference_of
 from millrace_common.feature_store import offline_rows
 from millrace_common.objectstore import ObjectStore, sha256_hex
 from millrace_common.outbox import add_event
@@ -21,7 +22,6 @@ from millrace_common.project import FeatureSet, ModelSpec
 from sqlalchemy.orm import Session, sessionmaker
 
 from millrace_features.adapters.tables import outbox, snapshots
-from millrace_features.drift import reference_of
 from millrace_features.retrain_policy import LastSnapshot
 
 

@@ -70,6 +70,7 @@ def served(session: Session, *, model: str, since: datetime, until: datetime) ->
             label=r.label,
             value=r.value,
             probabilities=r.probabilities,
+            inputs=r.inputs,
         )
         for r in session.execute(query.order_by(t.at))
     ]

@@ -173,6 +173,7 @@ served_predictions = sa.Table(
     sa.Column("label", sa.JSON),
     sa.Column("value", sa.Float),
     sa.Column("probabilities", sa.JSON),
+    sa.Column("inputs", sa.JSON),
     schema=SCHEMA,
 )
 

@@ -78,6 +78,10 @@ class MonitoringOut(BaseModel):
     comparisons: dict[str, ComparisonOut] = Field(
         description="each other alias against production, by alias"
     )
+    drift: dict[str, dict[str, float]] = Field(
+        description="by version: each feature's PSI, the inputs it answered in the range "
+        "against the snapshot it was trained on (0: the same; above 0.2: a significant shift)"
+    )
 
     @classmethod
     def of(cls, report: Report) -> MonitoringOut:
@@ -96,6 +100,7 @@ class MonitoringOut(BaseModel):
                 alias: ComparisonOut.model_validate(c.as_dict())
                 for alias, c in report.comparisons.items()
             },
+            drift={str(version): found for version, found in report.drift.items()},
         )
 
 

@@ -13,6 +13,8 @@ from millrace_registry.live_quality import WindowQuality
 
 WIDTH, HEIGHT = 760, 260
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 26, 34
+SIGNIFICANT = 0.2
+"""The PSI above which a shift is significant, by the usual rule of thumb."""
 COLOURS = ("#0969da", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#0550ae", "#6e7781")
 
 
@@ -191,3 +193,31 @@ def quality_by_version(overall: Sequence[WindowQuality], metric: str) -> BarChar
 
 def _when(at: datetime) -> str:
     return at.strftime("%m-%d %H:%M")
+
+
+def drift_by_feature(psi: dict[str, float], version: int) -> BarChart | None:
+    """Each feature's PSI for one version, highest first (the line at 0.2: a significant
+    shift)."""
+    if not psi:
+        return None
+    high = max(0.25, max(psi.values()) * 1.1)
+
+    def y_of(value: float) -> float:
+        return HEIGHT - BOTTOM - value / high * (HEIGHT - TOP - BOTTOM)
+
+    slot = (WIDTH - LEFT - RIGHT) / len(psi)
+    bars = [
+        Bar(
+            x=LEFT + i * slot + slot * 0.15,
+            y=y_of(value),
+            width=slot * 0.7,
+            height=max(0.5, y_of(0.0) - y_of(value)),
+            colour=COLOURS[1] if value > SIGNIFICANT else COLOURS[0],
+            label=name,
+            text=f"{name}: PSI {value:.3f} (v{version}'s served inputs against its snapshot)",
+        )
+        for i, (name, value) in enumerate(psi.items())
+    ]
+    ticks = [Tick(y_of(high * i / 4), f"{high * i / 4:.2g}") for i in range(5)]
+    title = f"v{version}: PSI of the inputs served, per feature (above {SIGNIFICANT:g}: a shift)"
+    return BarChart(Frame(WIDTH, HEIGHT, [], ticks, title), bars)

@@ -217,6 +217,11 @@ async def monitoring_page(
         report=MonitoringOut.of(report),
         over_time=charts.quality_over_time(report.windows, chosen),
         by_version=charts.quality_by_version(report.overall, chosen),
+        drift=[
+            chart
+            for version, psi in sorted(report.drift.items(), reverse=True)
+            if (chart := charts.drift_by_feature(psi, version)) is not None
+        ],
         metric=chosen,
         metrics=found or [chosen],
         since=start.isoformat(timespec="seconds"),
