@@ -102,14 +102,15 @@ def join(served: Sequence[Served], truths: Iterable[Truth], *, horizon: float) -
             chosen[(s.version, s.request_id, s.row)] = truth
             used.add(truth.event_id)
 
-    timeline: dict[str, list[Truth]] = defaultdict(list)
+    # each entity's labels by event time (then observed time): (ts, observed, label)
+    timeline: dict[str, list[tuple[float, datetime, Truth]]] = defaultdict(list)
     for truth in ordered:
         if truth.request_id is None and truth.entity_id is not None and truth.ts is not None:
-            timeline[truth.entity_id].append(truth)
+            timeline[truth.entity_id].append((truth.ts.timestamp(), truth.at, truth))
     times: dict[str, list[float]] = {}
     for entity, labels in timeline.items():
-        labels.sort(key=lambda t: (t.ts, t.at))  # type: ignore[arg-type, return-value]
-        times[entity] = [t.ts.timestamp() for t in labels]  # type: ignore[union-attr]
+        labels.sort(key=lambda item: (item[0], item[1]))
+        times[entity] = [ts for ts, _at, _truth in labels]
     for s in served:
         key = (s.version, s.request_id, s.row)
         if key in chosen or s.entity_id is None or s.entity_id not in timeline:
@@ -117,7 +118,7 @@ def join(served: Sequence[Served], truths: Iterable[Truth], *, horizon: float) -
         at = s.at.timestamp()
         i = bisect.bisect_right(times[s.entity_id], at) - 1
         if i >= 0 and at - times[s.entity_id][i] <= horizon:
-            truth = timeline[s.entity_id][i]
+            truth = timeline[s.entity_id][i][2]
             chosen[key] = truth
             used.add(truth.event_id)
 
