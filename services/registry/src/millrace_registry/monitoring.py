@@ -46,7 +46,7 @@ from millrace_registry.live_quality import (
 )
 from millrace_registry.names import PRODUCTION
 from millrace_registry.references import References
-from millrace_registry.schemas import TrafficPolicy
+from millrace_registry.schemas import TrafficMode, TrafficPolicy
 from millrace_registry.traffic import TrafficPolicies
 
 log = structlog.get_logger(__name__)
@@ -384,10 +384,10 @@ class Monitoring:
         return reason
 
     def _set_traffic(
-        self, name: str, mode: str, alias: str, percent: float | None, reason: str
+        self, name: str, mode: TrafficMode, alias: str, percent: float | None, reason: str
     ) -> None:
         policy = TrafficPolicy(
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             challenger_alias=alias,
             percent=percent,
             reason=reason[:2000],
