@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import secrets
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -24,15 +22,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from millrace_cli.platform import PlatformConfig, start_platform
-from millrace_cli.processes import Supervisor, free_port
 from millrace_cli.simulator import LabelRule, factory_records, fails_soon, fails_young, take
 
-from tests.support.databases import create_database, drop_database
 from tests.support.features import count_rows
 from tests.support.paths import FACTORY
-from tests.support.platform import Platform
-from tests.support.s3 import start_s3
+from tests.support.platform import Platform, project_repository, running_platform
 from tests.support.waiting import wait_until
 
 MODEL = "machine-failure"
@@ -59,42 +53,17 @@ def loop_project(folder: Path) -> Path:
         # wide: the version before a retrained one served the old world too
         "rollback": {"margin": 0.3, "min_labelled": 60},
     }
-    (folder / "millrace.yaml").write_text(yaml.safe_dump(spec))
-    git = ["git", "-C", str(folder), "-c", "user.name=e2e", "-c", "user.email=e2e@millrace"]
-    for args in (["init", "-q"], ["add", "millrace.yaml"], ["commit", "-qm", "loop"]):
-        subprocess.run([*git, *args], check=True)
-    return folder
+    return project_repository(folder, spec)
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    workdir = tmp_path_factory.mktemp("loop")
-    s3, s3_endpoint = start_s3()
-    database = create_database()
-    ports = {
-        name: free_port()
-        for name in ("broker", "ingest", "registry", "serving", "features", "trainer", "edge-agent")
-    }
-    config = PlatformConfig(
-        database_url=database,
-        object_store=f"s3://loop-{secrets.token_hex(3)}?endpoint={s3_endpoint}&region=us-east-1",
-        project=loop_project(tmp_path_factory.mktemp("project")),
-        workdir=workdir,
-        ports=ports,
-        env={
-            "MILLRACE_REGISTRY_MONITOR_INTERVAL": "1",
-            "MILLRACE_SERVING_TRAFFIC_INTERVAL": "1",
-        },
-    )
-    supervisor = Supervisor(workdir / "logs")
-    try:
-        start_platform(supervisor, config)
-        yield Platform(config, supervisor, s3)
-    finally:
-        supervisor.stop_all()
-        with contextlib.suppress(Exception):
-            s3.stop()
-        drop_database(database)
+    """The platform for the loop's project; the monitor checks and serving reads traffic
+    policies every second."""
+    project = loop_project(tmp_path_factory.mktemp("project"))
+    env = {"MILLRACE_REGISTRY_MONITOR_INTERVAL": "1", "MILLRACE_SERVING_TRAFFIC_INTERVAL": "1"}
+    with running_platform(tmp_path_factory.mktemp("loop"), project, env=env) as platform:
+        yield platform
 
 
 @dataclass

@@ -132,6 +132,24 @@ def logged(
     )
 
 
+def truth(request_id: str, value: int, *, at: datetime | None = None) -> LabelObserved:
+    """The label of one request (its event id is the request's), observed ``at`` (now)."""
+    return LabelObserved(
+        event_id=request_id,
+        dataset="machines",
+        field="failure_within_1h",
+        value=value,
+        request_id=request_id,
+        at=at or datetime.now(UTC),
+    )
+
+
+async def serve(broker: str, served: list[PredictionLogged], labels: list[LabelObserved]) -> None:
+    """Prediction logs on ``predictions`` as serving sends them, then their labels."""
+    await produce_events(broker, PREDICTIONS, [(p.model, p) for p in served])
+    await produce_events(broker, LABELS, [(k.dataset, k) for k in labels])
+
+
 def monitoring(url: str, **params: Any) -> dict[str, Any]:
     answer = httpx.get(f"{url}/v1/models/{MODEL}/monitoring", params=params, timeout=30)
     answer.raise_for_status()
@@ -278,14 +296,14 @@ async def test_production_worse_live_than_its_predecessor_is_rolled_back(
     step = (v2_since - v1_since) / 31
     served, labels = [], []
     for i in range(30):
-        truth = i % 2
+        actual = i % 2
         served.append(
             logged(
                 f"old-{i}",
                 version=1,
                 at=v1_since + step * (i + 1),
-                label=truth,
-                p1=0.9 if truth else 0.1,
+                label=actual,
+                p1=0.9 if actual else 0.1,
             )
         )
         served.append(
@@ -293,23 +311,12 @@ async def test_production_worse_live_than_its_predecessor_is_rolled_back(
                 f"new-{i}",
                 version=2,
                 at=v2_since + timedelta(milliseconds=10 * (i + 1)),
-                label=truth if i < 10 else 1 - truth,
+                label=actual if i < 10 else 1 - actual,
                 p1=0.5,
             )
         )
-        for side in ("old", "new"):
-            labels.append(
-                LabelObserved(
-                    event_id=f"{side}-{i}",
-                    dataset="machines",
-                    field="failure_within_1h",
-                    value=truth,
-                    request_id=f"{side}-{i}",
-                    at=datetime.now(UTC),
-                )
-            )
-    await produce_events(fresh_broker, PREDICTIONS, [(p.model, p) for p in served])
-    await produce_events(fresh_broker, LABELS, [(k.dataset, k) for k in labels])
+        labels += [truth(f"{side}-{i}", actual) for side in ("old", "new")]
+    await serve(fresh_broker, served, labels)
 
     def production() -> int:
         model = httpx.get(f"{monitor}/v1/models/{MODEL}", timeout=30).json()
@@ -354,28 +361,17 @@ async def serve_labelled(
     start = datetime.fromisoformat(since)
     served, labels = [], []
     for i in range(n):
-        truth = i % 2
+        actual = i % 2
         at = start + timedelta(milliseconds=5 * (i + 1))
         served.append(
-            logged(f"{tag}-p-{i}", version=1, at=at, label=truth, p1=0.8 if truth else 0.2)
+            logged(f"{tag}-p-{i}", version=1, at=at, label=actual, p1=0.8 if actual else 0.2)
         )
-        guess = truth if i < canary_right else 1 - truth
+        guess = actual if i < canary_right else 1 - actual
         served.append(
             logged(f"{tag}-c-{i}", version=2, at=at, label=guess, p1=0.6, alias="challenger")
         )
-        for side in ("p", "c"):
-            labels.append(
-                LabelObserved(
-                    event_id=f"{tag}-{side}-{i}",
-                    dataset="machines",
-                    field="failure_within_1h",
-                    value=truth,
-                    request_id=f"{tag}-{side}-{i}",
-                    at=datetime.now(UTC),
-                )
-            )
-    await produce_events(broker, PREDICTIONS, [(p.model, p) for p in served])
-    await produce_events(broker, LABELS, [(k.dataset, k) for k in labels])
+        labels += [truth(f"{tag}-{side}-{i}", actual) for side in ("p", "c")]
+    await serve(broker, served, labels)
 
 
 async def test_a_canary_as_good_as_production_ramps_then_takes_production(
@@ -454,7 +450,7 @@ async def test_live_quality_under_the_threshold_asks_features_for_a_model_once(
             timeout=30,
         )
         assert created.status_code == 201, created.text
-        # production right on 10 of 30 in the last hour: f1 far under 0.8
+        # production actual on 10 of 30 in the last hour: f1 far under 0.8
         now = datetime.now(UTC)
         served = [
             logged(
@@ -466,19 +462,8 @@ async def test_live_quality_under_the_threshold_asks_features_for_a_model_once(
             )
             for i in range(30)
         ]
-        labels = [
-            LabelObserved(
-                event_id=f"q-{i}",
-                dataset="machines",
-                field="failure_within_1h",
-                value=i % 2,
-                request_id=f"q-{i}",
-                at=now,
-            )
-            for i in range(30)
-        ]
-        await produce_events(fresh_broker, PREDICTIONS, [(p.model, p) for p in served])
-        await produce_events(fresh_broker, LABELS, [(k.dataset, k) for k in labels])
+        labels = [truth(f"q-{i}", i % 2, at=now) for i in range(30)]
+        await serve(fresh_broker, served, labels)
 
         def asked() -> list[dict[str, Any]]:
             audit = httpx.get(f"{url}/v1/models/{MODEL}/audit", timeout=30).json()

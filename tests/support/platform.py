@@ -3,17 +3,23 @@ test, and the project it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+import secrets
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
-from millrace_cli.platform import DEFAULT_PORTS, PlatformConfig
-from millrace_cli.processes import Supervisor, ephemeral_ports, port_open
+from millrace_cli.platform import DEFAULT_PORTS, PlatformConfig, start_platform
+from millrace_cli.processes import Supervisor, ephemeral_ports, free_port, port_open
 from moto.server import ThreadedMotoServer
 
+from tests.support.databases import create_database, drop_database
 from tests.support.paths import FACTORY
+from tests.support.s3 import start_s3
 
 RETRAIN_EVERY = 2000
 
@@ -33,11 +39,48 @@ def factory_project(tmp: Path) -> Path:
     labelled rows (and no sooner limit: the tests wait for successive versions)."""
     spec = yaml.safe_load((FACTORY / "millrace.yaml").read_text())
     spec["models"]["machine-failure"]["retrain"] = {"every_n_labelled_rows": RETRAIN_EVERY}
-    (tmp / "millrace.yaml").write_text(yaml.safe_dump(spec))
-    git = ["git", "-C", str(tmp), "-c", "user.name=e2e", "-c", "user.email=e2e@millrace"]
-    for args in (["init", "-q"], ["add", "millrace.yaml"], ["commit", "-qm", "factory"]):
+    return project_repository(tmp, spec)
+
+
+def project_repository(folder: Path, spec: dict[str, Any]) -> Path:
+    """``spec`` as the ``millrace.yaml`` of a git repository of its own (lineage records
+    the project's commit)."""
+    (folder / "millrace.yaml").write_text(yaml.safe_dump(spec))
+    git = ["git", "-C", str(folder), "-c", "user.name=e2e", "-c", "user.email=e2e@millrace"]
+    for args in (["init", "-q"], ["add", "millrace.yaml"], ["commit", "-qm", "project"]):
         subprocess.run([*git, *args], check=True)
-    return tmp
+    return folder
+
+
+@contextlib.contextmanager
+def running_platform(
+    workdir: Path, project: Path, *, env: dict[str, str] | None = None
+) -> Iterator[Platform]:
+    """Tansu, a database of its own, S3 (moto's server) and the central services on free
+    ports, for ``project``; everything stopped and dropped at the end."""
+    s3, s3_endpoint = start_s3()
+    database = create_database()
+    ports = {
+        name: free_port()
+        for name in ("broker", "ingest", "registry", "serving", "features", "trainer", "edge-agent")
+    }
+    config = PlatformConfig(
+        database_url=database,
+        object_store=f"s3://e2e-{secrets.token_hex(3)}?endpoint={s3_endpoint}&region=us-east-1",
+        project=project,
+        workdir=workdir,
+        ports=ports,
+        env=env or {},
+    )
+    supervisor = Supervisor(workdir / "logs")
+    try:
+        start_platform(supervisor, config)
+        yield Platform(config, supervisor, s3)
+    finally:
+        supervisor.stop_all()
+        with contextlib.suppress(Exception):  # a test may have stopped it already
+            s3.stop()
+        drop_database(database)
 
 
 def free_offset() -> int:
