@@ -56,3 +56,9 @@ class Settings(CommonSettings):
         "are archived to the object store as Parquet (monitoring/<model>/predictions/); late "
         "labels have this long to arrive.",
     )
+    monitor_feature_labels: bool = Field(
+        True,
+        description="Take the labelled rows of `features` as labels (a label present on a later "
+        "record): the monitor stores each one. Off when labels come only over REST or on "
+        "`labels`, or when the stream's labelled rows outrun the registry's database.",
+    )

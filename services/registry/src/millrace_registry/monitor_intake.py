@@ -32,6 +32,7 @@ from millrace_registry.monitoring import Monitoring
 log = structlog.get_logger(__name__)
 CONSUMER = "registry-monitor"
 TOPICS = (PREDICTIONS, LABELS, FEATURES)
+"""What the monitor may read; without feature labels it leaves ``features`` alone."""
 
 
 @dataclass
@@ -129,6 +130,8 @@ class MonitorIntake:
     producer: Producer
     project: Callable[[], Project | None]
     group_id: str = CONSUMER
+    feature_labels: bool = True
+    """Read ``features`` for labels present on later records (every labelled row is one)."""
     max_records: int = 2000
     retry_cap: float = 10.0
     _assigned: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -138,8 +141,9 @@ class MonitorIntake:
         return self._assigned
 
     async def run(self) -> None:
+        topics = TOPICS if self.feature_labels else (PREDICTIONS, LABELS)
         consumer = AIOKafkaConsumer(
-            *TOPICS,
+            *topics,
             bootstrap_servers=self.bootstrap,
             **client_options(),
             group_id=self.group_id,

@@ -205,6 +205,7 @@ class Runtime:
             producer=self.producer,
             project=self.project,
             group_id=self.settings.monitor_group,
+            feature_labels=self.settings.monitor_feature_labels,
         )
         intake = asyncio.create_task(self._intake_forever(self.intake), name="monitor-intake")
         purged_at = 0.0
