@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from millrace_common.contracts import EVENT_TYPES, LABELS, LabelObserved
-from millrace_common.messaging import Envelope, dumps
+from millrace_common.contracts import LABELS, LabelObserved
 
 from millrace_ingest.adapters.broker import Broker
+from millrace_ingest.adapters.events_topic import publish_events
 
 
 async def publish_labels(broker: Broker, labels: list[LabelObserved], *, traceparent: str) -> None:
-    items = [
-        (
-            f"{label.dataset}:{label.entity_id or label.request_id}",
-            dumps(label),
-            Envelope(
-                id=label.event_id,
-                type=EVENT_TYPES[LABELS],
-                source=broker.source,
-                time=label.at.isoformat(),
-                traceparent=traceparent,
-            ),
-        )
+    events = [
+        (f"{label.dataset}:{label.entity_id or label.request_id}", label, label.event_id, label.at)
         for label in labels
     ]
-    await broker.send_many(LABELS, items)
+    await publish_events(broker, LABELS, events, traceparent=traceparent)
