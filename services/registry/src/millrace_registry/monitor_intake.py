@@ -134,11 +134,6 @@ class MonitorIntake:
     """Read ``features`` for labels present on later records (every labelled row is one)."""
     max_records: int = 2000
     retry_cap: float = 10.0
-    _assigned: asyncio.Event = field(default_factory=asyncio.Event, init=False)
-
-    @property
-    def assigned(self) -> asyncio.Event:
-        return self._assigned
 
     async def run(self) -> None:
         topics = TOPICS if self.feature_labels else (PREDICTIONS, LABELS)
@@ -156,8 +151,6 @@ class MonitorIntake:
         try:
             while True:
                 polled = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
-                if consumer.assignment():
-                    self._assigned.set()
                 records = [r for batch in polled.values() for r in batch]
                 if not records:
                     continue

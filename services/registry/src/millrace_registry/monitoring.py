@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from millrace_registry.adapters import monitor_store as store
 from millrace_registry.adapters import repository as repo
+from millrace_registry.adapters.rows import utc
 from millrace_registry.lifecycle import Lifecycle
 from millrace_registry.live_quality import (
     Comparison,
@@ -299,7 +300,7 @@ class Monitoring:
             return None
         cooldown = max(policy.window, float(policy.retrain.at_most_every_seconds))
         for entry in entries:
-            at = entry["at"] if entry["at"].tzinfo else entry["at"].replace(tzinfo=UTC)
+            at = utc(entry["at"])
             if entry["action"] == "retrain_requested" and (now - at).total_seconds() < cooldown:
                 return None
         since = now - timedelta(seconds=policy.window)
@@ -341,11 +342,7 @@ class Monitoring:
             production = repo.alias_version(session, name=name, alias=PRODUCTION)
         if challenger is None or production is None or challenger == production:
             return None
-        since = (
-            traffic.updated_at
-            if traffic.updated_at.tzinfo
-            else traffic.updated_at.replace(tzinfo=UTC)
-        )
+        since = utc(traffic.updated_at)
         joined = self._join(name, policy, since=since, until=now)
         sides = {
             side: [i for i in joined.labelled if (i.served.alias, i.served.version) == key]
@@ -470,7 +467,7 @@ class Monitoring:
         for entry in entries:
             if entry["alias"] != PRODUCTION or entry["to_version"] is None:
                 continue
-            since = entry["at"] if entry["at"].tzinfo else entry["at"].replace(tzinfo=UTC)
+            since = utc(entry["at"])
             rolled_back = entry["actor"] == MONITOR and entry["reason"].startswith(ROLLBACK)
             tenures.append(Tenure(entry["to_version"], since, until, rolled_back))
             until = since

@@ -19,6 +19,7 @@ import structlog
 from millrace_common.objectstore import ObjectStore
 from sqlalchemy.orm import Session, sessionmaker
 
+from millrace_registry.adapters.rows import utc
 from millrace_registry.adapters.tables import served_predictions
 from millrace_registry.live_quality import Served, Truth
 from millrace_registry.monitoring import Monitoring
@@ -67,7 +68,7 @@ class ServedArchive:
         with self._factory() as session:
             found = session.execute(sa.select(t.model, sa.func.min(t.at)).group_by(t.model)).all()
         return [
-            (model, datetime.combine(_utc(first).date(), time(), UTC))
+            (model, datetime.combine(utc(first).date(), time(), UTC))
             for model, first in found
             if first is not None
         ]
@@ -122,7 +123,3 @@ def _values(values: list[Any]) -> pa.Array:
     if all(v is None or isinstance(v, int | float) for v in values):
         return pa.array([None if v is None else float(v) for v in values], pa.float64())
     return pa.array([None if v is None else str(v) for v in values], pa.string())
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from millrace_registry.adapters.repository import dialect_insert
+from millrace_registry.adapters.rows import utc
 from millrace_registry.adapters.tables import label_counts, observed_labels, served_predictions
 from millrace_registry.live_quality import Served, Truth
 
@@ -66,7 +67,7 @@ def served(session: Session, *, model: str, since: datetime, until: datetime) ->
             alias=r.alias,
             site=r.site,
             entity_id=r.entity_id,
-            at=_aware(r.at),
+            at=utc(r.at),
             label=r.label,
             value=r.value,
             probabilities=r.probabilities,
@@ -105,11 +106,11 @@ def truths(
         Truth(
             event_id=r.event_id,
             value=r.value,
-            at=_aware(r.at),
+            at=utc(r.at),
             request_id=r.request_id,
             row=r.row,
             entity_id=r.entity_id,
-            ts=_aware(r.ts) if r.ts is not None else None,
+            ts=utc(r.ts) if r.ts is not None else None,
         )
         for r in session.execute(sa.select(observed_labels).where(condition))
     ]
@@ -133,8 +134,3 @@ def duplicates(session: Session, *, dataset: str | None) -> int:
     if dataset is not None:
         query = query.where(label_counts.c.dataset == dataset)
     return int(session.execute(query).scalar_one())
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite gives naive datetimes back: they were stored in UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

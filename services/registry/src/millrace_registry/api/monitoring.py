@@ -13,6 +13,7 @@ from millrace_common.http import errors
 from millrace_common.project import window_seconds
 from pydantic import BaseModel, Field
 
+from millrace_registry.adapters.rows import utc
 from millrace_registry.deps import MonitoringDep
 from millrace_registry.live_quality import WindowQuality
 from millrace_registry.monitoring import Report
@@ -117,8 +118,8 @@ async def get_monitoring(
     ] = None,
 ) -> MonitoringOut:
     """Live quality of the predictions made in [since, until)."""
-    until = _aware(until) if until is not None else datetime.now(UTC)
-    since = _aware(since) if since is not None else until - DEFAULT_RANGE
+    until = utc(until) if until is not None else datetime.now(UTC)
+    since = utc(since) if since is not None else until - DEFAULT_RANGE
     if since >= until:
         raise InvalidInput("since must be before until", field="since")
     seconds = window_length(window) if window is not None else None
@@ -136,7 +137,3 @@ def window_length(text: str) -> float:
     if seconds == 0:
         raise InvalidInput("window must be longer than 0s", field="window")
     return float(seconds)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from millrace_common.errors import InvalidInput
 
+from millrace_registry.adapters.rows import utc
 from millrace_registry.api.monitoring import DEFAULT_RANGE, MonitoringOut, window_length
 from millrace_registry.catalog import Catalog
 from millrace_registry.deps import CatalogDep, MonitoringDep, RunsDep, TrafficDep
@@ -197,9 +198,7 @@ async def monitoring_page(
     """Live quality: the metric per window and by version as charts (inline SVG), the
     versions' numbers, and each other alias against production."""
     until = datetime.now(UTC)
-    start = (
-        since.replace(tzinfo=since.tzinfo or UTC) if since is not None else until - DEFAULT_RANGE
-    )
+    start = utc(since) if since is not None else until - DEFAULT_RANGE
     if start >= until:
         raise InvalidInput("since must be before now", field="since")
     seconds = window_length(window) if window else None
