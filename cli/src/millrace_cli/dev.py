@@ -178,7 +178,7 @@ def _simulate(
         httpx.Client(
             base_url=config.url("ingest"), timeout=30, headers=config.headers("simulator")
         ) as ingest,
-        httpx.Client(base_url=config.url("registry"), timeout=5, headers=config.headers()) as rc,
+        httpx.Client(base_url=config.url("serving"), timeout=5, headers=config.headers()) as sc,
     ):
         while True:
             response = ingest.post(
@@ -187,7 +187,7 @@ def _simulate(
             if response.status_code >= 400:
                 raise CliError(f"millrace dev: ingest answered {error_line(response)}")
             sent += batch
-            version = production_version(rc, MODEL)
+            version = production_version(sc, MODEL)
             if version is not None and version != announced:
                 if announced is None:
                     _start_edge_site(config, supervisor)
@@ -202,13 +202,20 @@ def _simulate(
             time.sleep(interval)
 
 
-def production_version(registry: httpx.Client, model: str) -> int | None:
-    """The model's production version now, or None (none yet, or the registry away)."""
+def production_version(serving: httpx.Client, model: str) -> int | None:
+    """The production version serving answers with now, or None (none yet, or serving
+    away). Serving's, not the registry's: the registry answers a promotion a moment before
+    serving has loaded it, and a prediction asked for in between is a 404."""
     try:
-        response = registry.get(f"/v1/models/{model}/aliases/production")
+        response = serving.get("/v1/models")
     except httpx.HTTPError:
         return None
-    return int(response.json()["version"]) if response.status_code == 200 else None
+    if response.status_code != 200:
+        return None
+    found = [
+        m["version"] for m in response.json() if (m["name"], m["alias"]) == (model, "production")
+    ]
+    return int(found[0]) if found else None
 
 
 def _announce(console: Console, config: PlatformConfig, version: int, sent: int) -> None:

@@ -78,10 +78,10 @@ def _watch(
 ) -> None:
     """Until Ctrl-C: say each model's new production version; stop when a service exits."""
     announced: dict[str, int] = {}
-    with httpx.Client(base_url=config.url("registry"), timeout=5, headers=config.headers()) as rc:
+    with httpx.Client(base_url=config.url("serving"), timeout=5, headers=config.headers()) as sc:
         while True:
             for name in spec.models:
-                version = production_version(rc, name)
+                version = production_version(sc, name)
                 if version is not None and announced.get(name) != version:
                     announced[name] = version
                     _announce(console, config, name, version)
